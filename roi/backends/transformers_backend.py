@@ -1,0 +1,100 @@
+"""Local causal LMs with PyTorch and transformers: greedy decoding, stop at the end of the answer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from roi.backends import GenerationRequest, GenerationResult, Status
+from roi.backends.local_models import resolve_model_dir
+from roi.errors import RunFailed
+from roi.pilot import ModelSpec
+
+
+def pick_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RunFailed("device 'cuda' was asked for but PyTorch sees no CUDA device")
+    return requested
+
+
+def pick_dtype(requested: str, device: str) -> Any:
+    import torch
+
+    if requested != "auto":
+        return getattr(torch, requested)
+    if device == "cuda":
+        # Half precision halves memory traffic; bfloat16 keeps float32's range where the GPU has it.
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """The text before the first stop string."""
+    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=len(text))
+    return text[:cut]
+
+
+class TransformersBackend:
+    def __init__(self, spec: ModelSpec, base_dir: Path, status: Status) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.spec = spec
+        self.model_dir = resolve_model_dir(spec.model, base_dir, status)
+        self.device = pick_device(spec.device)
+        self.dtype = pick_dtype(spec.dtype, self.device)
+        status(f"Loading {spec.name} from {self.model_dir} on {self.device} ({str(self.dtype).split('.')[-1]})")
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(str(self.model_dir), dtype=self.dtype, local_files_only=True)
+        self.model = model.to(self.device)  # type: ignore[arg-type]
+        self.model.eval()
+        self._torch = torch
+
+    def count_tokens(self, text: str) -> int | None:
+        return len(self.tokenizer(text, add_special_tokens=True).input_ids)
+
+    def describe(self) -> dict[str, str]:
+        import transformers
+
+        return {
+            "torch": self._torch.__version__,
+            "transformers": transformers.__version__,
+            "device": self.device,
+            "dtype": str(self.dtype).split(".")[-1],
+            "model_dir": str(self.model_dir),
+            "threads": str(self._torch.get_num_threads()),
+        }
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> Iterator[GenerationResult]:
+        for request in requests:
+            yield self._one(request)
+
+    def _one(self, request: GenerationRequest) -> GenerationResult:
+        torch = self._torch
+        started = time.perf_counter()
+        encoded = self.tokenizer(request.prompt, return_tensors="pt").to(self.device)
+        prompt_len = int(encoded.input_ids.shape[1])
+        with torch.inference_mode():
+            output = self.model.generate(
+                **encoded,
+                max_new_tokens=request.max_new_tokens,
+                do_sample=False,
+                stop_strings=list(request.stop),
+                tokenizer=self.tokenizer,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        new_tokens = output[0, prompt_len:]
+        text = str(self.tokenizer.decode(new_tokens, skip_special_tokens=True))
+        latency = time.perf_counter() - started
+        return GenerationResult(
+            request.key, cut_at_stop(text, request.stop), prompt_len, int(new_tokens.shape[0]), latency
+        )
+
+    def close(self) -> None:
+        del self.model

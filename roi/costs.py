@@ -1,0 +1,26 @@
+"""What one call costs: token prices for API models, machine time for local ones; None when unknown."""
+
+from __future__ import annotations
+
+from roi.pilot import ModelSpec
+
+
+def call_cost_usd(
+    spec: ModelSpec,
+    *,
+    latency_s: float | None,
+    prompt_tokens: int | None,
+    output_tokens: int | None,
+    cached_prompt_tokens: int | None = None,
+) -> float | None:
+    if spec.backend == "transformers":
+        if spec.cost is None or latency_s is None:
+            return None
+        return latency_s * spec.cost.usd_per_hour / 3600.0
+    price = spec.price
+    if price is None or prompt_tokens is None or output_tokens is None:
+        return None
+    cached = cached_prompt_tokens or 0
+    cached_price = price.cached_input_per_1m if price.cached_input_per_1m is not None else price.input_per_1m
+    dollars = (prompt_tokens - cached) * price.input_per_1m + cached * cached_price
+    return (dollars + output_tokens * price.output_per_1m) / 1e6

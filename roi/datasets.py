@@ -1,0 +1,117 @@
+"""Few-shot examples and eval items from CSV, JSONL or an inline list: `input`, `output`, optional `id`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+from roi.errors import Problem, RoiError
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    input: str
+    output: str
+
+
+def load_examples(path: Path, where: Problem) -> list[Example]:
+    """Load a data file named by the pilot field `where` points at; problems name both places."""
+
+    def fail(message: str, line: int | None = None) -> RoiError:
+        located = f"{path}:{line}: {message}" if line else f"{path}: {message}"
+        return RoiError([replace(where, message=located)])
+
+    text = _read(path, fail)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        rows = _csv_rows(text, fail)
+    elif suffix in (".jsonl", ".ndjson"):
+        rows = _jsonl_rows(text, fail)
+    else:
+        raise fail("unsupported data file type; use .csv or .jsonl (columns/keys: input, output)")
+    if not rows:
+        raise fail("no data rows")
+    return _examples(rows, fail)
+
+
+def _read(path: Path, fail: _Fail) -> str:
+    if not path.exists():
+        raise fail("data file not found")
+    if path.is_dir():
+        raise fail("is a directory, not a data file")
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except PermissionError:
+        raise fail("cannot read the data file (permission denied)") from None
+    except UnicodeDecodeError as err:
+        raise fail(f"not UTF-8 text (byte {err.start})") from None
+
+
+Row = tuple[int, dict[str, object]]
+
+
+class _Fail(Protocol):
+    def __call__(self, message: str, line: int | None = None) -> RoiError: ...
+
+
+def _csv_rows(text: str, fail: _Fail) -> list[Row]:
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+        header = reader.fieldnames or []
+        missing = [c for c in ("input", "output") if c not in header]
+        if missing:
+            raise fail(f"missing column(s) {', '.join(missing)}; the header must name input and output", 1)
+        rows: list[Row] = []
+        for record in reader:
+            if None in record:
+                raise fail("more fields than the header has", reader.line_num)
+            if any(v is None for v in record.values()):
+                raise fail("fewer fields than the header has", reader.line_num)
+            rows.append((reader.line_num, dict(record)))
+        return rows
+    except csv.Error as err:
+        raise fail(f"malformed CSV: {err}") from None
+
+
+def _jsonl_rows(text: str, fail: _Fail) -> list[Row]:
+    rows: list[Row] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise fail(f"malformed JSON: {err.msg}", number) from None
+        if not isinstance(record, dict):
+            raise fail("each line must be a JSON object with input and output", number)
+        missing = [k for k in ("input", "output") if k not in record]
+        if missing:
+            raise fail(f"missing key(s) {', '.join(missing)}", number)
+        rows.append((number, record))
+    return rows
+
+
+def _examples(rows: list[Row], fail: _Fail) -> list[Example]:
+    examples: list[Example] = []
+    seen: set[str] = set()
+    for index, (line, record) in enumerate(rows):
+        values = {}
+        for key in ("input", "output"):
+            value = record.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = str(value)
+            if not isinstance(value, str) or not value.strip():
+                raise fail(f"'{key}' must be a non-empty string", line)
+            values[key] = value.strip()
+        raw_id = record.get("id")
+        item_id = str(raw_id).strip() if raw_id not in (None, "") else str(index + 1)
+        if item_id in seen:
+            raise fail(f"duplicate id {item_id!r}", line)
+        seen.add(item_id)
+        examples.append(Example(item_id, values["input"], values["output"]))
+    return examples

@@ -1,0 +1,140 @@
+"""Figures of a run from the store: per task x mode x model, and per model x mode.
+
+Attribution rules (also in the README):
+- latency per item is the wall time of the call that answered it: in a mixed call every query
+  waits for the whole call, as it would in production;
+- tokens and cost per item are the call's tokens and cost divided by the items it answered;
+- cost is None (unknown) when any call it sums has no known cost; it is never shown as 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from roi.stats import PairedDiff, Rate, paired_difference, percentile, wilson
+
+
+@dataclass(frozen=True)
+class CellSummary:
+    model: str
+    task: str
+    mode: str
+    accuracy: Rate
+    unparseable: Rate
+    swaps: Rate
+    other_task_space: Rate
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+    latency_max_s: float | None
+    prompt_tokens_per_item: float | None
+    output_tokens_per_item: float | None
+    cost_per_item_usd: float | None
+    vs_single: PairedDiff | None  # mixed minus single on the same items (mixed rows only)
+
+
+@dataclass(frozen=True)
+class ModeSummary:
+    model: str
+    mode: str
+    calls: int
+    failed_calls: int
+    items: int
+    compute_s: float  # sum of call latencies
+    items_per_s: float | None
+    prompt_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    pilot: str
+    item_limit: int | None
+    cells: list[CellSummary]
+    modes: list[ModeSummary]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _known_sum(series: pd.Series) -> float | None:
+    return None if series.isna().any() or series.empty else float(series.sum())
+
+
+def _per_item(frame: pd.DataFrame, column: str) -> float | None:
+    values = frame[column] / frame["n_items"]
+    return None if values.isna().any() or values.empty else float(values.mean())
+
+
+def _cell(items: pd.DataFrame, single: pd.DataFrame | None, model: str, task: str, mode: str, seed: int) -> CellSummary:
+    n = len(items)
+    lat = items["latency_s"].to_numpy()
+    vs_single = None
+    if mode == "mixed" and single is not None:
+        paired = single.merge(items, on="item_id", suffixes=("_single", "_mixed"))
+        vs_single = paired_difference(
+            paired["correct_single"].to_numpy(), paired["correct_mixed"].to_numpy(), seed=seed
+        )
+    return CellSummary(
+        model=model,
+        task=task,
+        mode=mode,
+        accuracy=wilson(int(items["correct"].sum()), n),
+        unparseable=wilson(int((items["parsed"] == 0).sum()), n),
+        swaps=wilson(int(items["swap_with"].notna().sum()), n),
+        other_task_space=wilson(int(items["other_task_space"].notna().sum()), n),
+        latency_p50_s=percentile(lat, 50),
+        latency_p95_s=percentile(lat, 95),
+        latency_max_s=float(lat.max()) if n else None,
+        prompt_tokens_per_item=_per_item(items, "prompt_tokens"),
+        output_tokens_per_item=_per_item(items, "output_tokens"),
+        cost_per_item_usd=_per_item(items, "cost_usd"),
+        vs_single=vs_single,
+    )
+
+
+def _mode(calls: pd.DataFrame, items: pd.DataFrame, model: str, mode: str) -> ModeSummary:
+    ok = calls[calls["error"].isna()]
+    compute_s = float(ok["latency_s"].sum())
+    lat = items["latency_s"].to_numpy()
+    tokens = {c: _known_sum(ok[c]) for c in ("prompt_tokens", "output_tokens")}
+    return ModeSummary(
+        model=model,
+        mode=mode,
+        calls=len(calls),
+        failed_calls=int(calls["error"].notna().sum()),
+        items=len(items),
+        compute_s=compute_s,
+        items_per_s=len(items) / compute_s if compute_s > 0 else None,
+        prompt_tokens=None if tokens["prompt_tokens"] is None else int(tokens["prompt_tokens"]),
+        output_tokens=None if tokens["output_tokens"] is None else int(tokens["output_tokens"]),
+        cost_usd=_known_sum(ok["cost_usd"]),
+        latency_p50_s=percentile(lat, 50),
+        latency_p95_s=percentile(lat, 95),
+    )
+
+
+def summarize(
+    run_id: str, pilot: str, item_limit: int | None, items: pd.DataFrame, calls: pd.DataFrame, seed: int = 0
+) -> RunSummary:
+    """All figures of the end table from the store's item and call frames."""
+    cells: list[CellSummary] = []
+    modes: list[ModeSummary] = []
+    for (model, mode), group in calls.groupby(["model", "mode"], sort=False):
+        modes.append(_mode(group, items[(items["model"] == model) & (items["mode"] == mode)], str(model), str(mode)))
+    for (model, task, mode), group in items.groupby(["model", "task", "mode"], sort=False):
+        single = items[(items["model"] == model) & (items["task"] == task) & (items["mode"] == "single")]
+        cells.append(_cell(group, single if len(single) else None, str(model), str(task), str(mode), seed))
+    cells.sort(key=lambda c: (c.model, c.task, c.mode != "single"))
+    return RunSummary(run_id, pilot, item_limit, cells, modes)
+
+
+def accuracy_vector(items: pd.DataFrame) -> np.ndarray:
+    return items["correct"].to_numpy(dtype=float)

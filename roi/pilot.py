@@ -1,0 +1,428 @@
+"""The pilot file: its schema (pydantic, strict) and the loader that turns YAML into a `LoadedPilot`.
+
+Every problem found is reported with the file, the line (where YAML gives one) and the field path.
+Loading never writes anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from roi.datasets import Example, load_examples
+from roi.errors import Problem, RoiError
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+NonNegative = Annotated[float, Field(ge=0.0)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- models
+
+
+class LocalCost(Strict):
+    usd_per_hour: NonNegative
+
+
+class Price(Strict):
+    """API prices in USD per million tokens."""
+
+    input_per_1m: NonNegative
+    cached_input_per_1m: NonNegative | None = None
+    output_per_1m: NonNegative
+
+
+_OPENAI_ONLY = ("base_url", "api_key_env", "price")
+
+
+class ModelSpec(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    backend: Literal["transformers", "openai"]
+    model: str = Field(min_length=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    cost: LocalCost | None = None
+    base_url: str | None = None
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    endpoint: Literal["chat", "completions"] = "chat"
+    max_concurrency: int = Field(default=4, ge=1, le=256)
+    timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    max_retries: int = Field(default=4, ge=0, le=20)
+    price: Price | None = None
+
+    @model_validator(mode="after")
+    def _fields_fit_backend(self) -> ModelSpec:
+        if self.backend == "transformers":
+            wrong = [f for f in _OPENAI_ONLY if getattr(self, f) is not None]
+            if wrong:
+                raise ValueError(f"{', '.join(wrong)} only apply to backend 'openai'")
+        elif self.cost is not None:
+            raise ValueError("cost.usd_per_hour applies to local models; API models use price")
+        return self
+
+
+# ---------------------------------------------------------------- scorers
+
+
+class ExactScorer(Strict):
+    type: Literal["exact"]
+    case_sensitive: bool = False
+    strip_punctuation: bool = False
+    collapse_whitespace: bool = True
+
+
+class ChoiceScorer(Strict):
+    type: Literal["choice"]
+    choices: list[str] = Field(min_length=2)
+    case_sensitive: bool = False
+
+    @field_validator("choices")
+    @classmethod
+    def _distinct(cls, choices: list[str]) -> list[str]:
+        lowered = [c.strip().lower() for c in choices]
+        if any(not c for c in lowered):
+            raise ValueError("choices must not be empty strings")
+        if len(set(lowered)) != len(lowered):
+            raise ValueError("choices must be distinct (ignoring case)")
+        return choices
+
+
+class NumericScorer(Strict):
+    type: Literal["numeric"]
+    tolerance: NonNegative = 0.0
+    relative_tolerance: NonNegative = 0.0
+
+
+class RegexScorer(Strict):
+    """The item's expected output is a regular expression the whole answer must match."""
+
+    type: Literal["regex"]
+    ignore_case: bool = True
+
+
+class ContainsScorer(Strict):
+    type: Literal["contains"]
+    case_sensitive: bool = False
+
+
+ScorerSpec = Annotated[
+    ExactScorer | ChoiceScorer | NumericScorer | RegexScorer | ContainsScorer, Field(discriminator="type")
+]
+
+
+class ExampleRow(Strict):
+    input: str = Field(min_length=1)
+    output: str = Field(min_length=1)
+    id: str | None = None
+
+
+class TaskSpec(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    instruction: str = Field(min_length=1)
+    examples: str | list[ExampleRow]
+    eval: str | list[ExampleRow]
+    scorer: ScorerSpec
+    monthly_volume: int = Field(default=0, ge=0)
+    cost_per_error_usd: NonNegative = 0.0
+    max_answer_tokens: int = Field(default=16, ge=1, le=512)
+
+    @field_validator("scorer", mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"type": value} if isinstance(value, str) else value
+
+
+# ---------------------------------------------------------------- modes, economics, gates
+
+
+class SingleMode(Strict):
+    enabled: bool = True
+    shots: int = Field(default=4, ge=0, le=64)
+
+
+class MixedMode(Strict):
+    enabled: bool = True
+    shots_per_task: int = Field(default=2, ge=0, le=64)
+    tasks_per_call: int | Literal["all"] = "all"
+
+    @field_validator("tasks_per_call")
+    @classmethod
+    def _at_least_two(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 2:
+            raise ValueError("a mixed call holds at least 2 tasks (or 'all')")
+        return value
+
+
+class Modes(Strict):
+    single: SingleMode = SingleMode()
+    mixed: MixedMode = MixedMode()
+
+
+class Economics(Strict):
+    pilot_investment_usd: NonNegative = 0.0
+    horizon_months: int = Field(default=12, ge=1, le=120)
+
+
+class Gates(Strict):
+    """Thresholds for the staged rollout. Fractions are 0..1."""
+
+    max_accuracy_drop: Fraction = 0.05
+    min_cost_saving: Fraction = 0.2
+    max_p95_latency_s: float = Field(default=10.0, gt=0)
+    max_swap_rate: Fraction = 0.02
+    max_unparseable_rate: Fraction = 0.05
+    min_items_per_task: int = Field(default=30, ge=1)
+
+
+class ReportSettings(Strict):
+    language: Literal["en", "ja"] = "en"
+
+
+class Pilot(Strict):
+    pilot: str = Field(pattern=NAME_PATTERN)
+    business_unit: str = Field(min_length=1)
+    owner: str = Field(min_length=1)
+    description: str = ""
+    models: list[ModelSpec] = Field(min_length=1)
+    tasks: list[TaskSpec] = Field(min_length=1)
+    modes: Modes = Modes()
+    economics: Economics = Economics()
+    gates: Gates = Gates()
+    report: ReportSettings = ReportSettings()
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Pilot:
+        for kind, names in (("model", [m.name for m in self.models]), ("task", [t.name for t in self.tasks])):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"duplicate {kind} name(s): {', '.join(dupes)}")
+        if not (self.modes.single.enabled or self.modes.mixed.enabled):
+            raise ValueError("modes: enable at least one of single and mixed")
+        if self.modes.mixed.enabled and len(self.tasks) < 2:
+            raise ValueError("mixed mode needs at least 2 tasks (or set modes.mixed.enabled: false)")
+        return self
+
+
+# ---------------------------------------------------------------- loaded pilot
+
+
+@dataclass(frozen=True)
+class TaskData:
+    spec: TaskSpec
+    examples: list[Example]
+    eval_items: list[Example]
+
+
+@dataclass(frozen=True)
+class LoadedPilot:
+    spec: Pilot
+    path: Path
+    sha256: str
+    tasks: list[TaskData]
+
+    @property
+    def name(self) -> str:
+        return self.spec.pilot
+
+    def task(self, name: str) -> TaskData:
+        return next(t for t in self.tasks if t.spec.name == name)
+
+
+def load_pilot(path: str | Path) -> LoadedPilot:
+    """Read, validate and load a pilot file and its data files. Raises `RoiError` on any problem."""
+    path = Path(path)
+    text = _read_text(path)
+    raw = _parse_yaml(text, path)
+    spec = _validate(raw, text, path)
+    tasks = [_load_task(spec, i, path, text) for i in range(len(spec.tasks))]
+    _check_regex_golds(tasks, path)
+    return LoadedPilot(spec, path, hashlib.sha256(text.encode()).hexdigest(), tasks)
+
+
+def _read_text(path: Path) -> str:
+    shown = str(path)
+    if not path.exists():
+        raise RoiError([Problem("file not found", shown)])
+    if path.is_dir():
+        raise RoiError([Problem("is a directory, not a pilot file", shown)])
+    try:
+        return path.read_bytes().decode("utf-8")
+    except PermissionError:
+        raise RoiError([Problem("cannot read the file (permission denied)", shown)]) from None
+    except UnicodeDecodeError as err:
+        raise RoiError([Problem(f"not UTF-8 text (byte {err.start})", shown)]) from None
+
+
+def _parse_yaml(text: str, path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.constructor.ConstructorError as err:
+        line = err.problem_mark.line + 1 if err.problem_mark else None
+        raise RoiError(
+            [Problem(f"YAML tags are not allowed (safe loading only): {err.problem}", str(path), line)]
+        ) from None
+    except yaml.MarkedYAMLError as err:
+        line = err.problem_mark.line + 1 if err.problem_mark else None
+        raise RoiError([Problem(f"YAML syntax error: {err.problem}", str(path), line)]) from None
+    except yaml.YAMLError as err:
+        raise RoiError([Problem(f"YAML error: {err}", str(path))]) from None
+    if data is None:
+        raise RoiError(
+            [Problem("the file is empty; a pilot is a YAML mapping (pilot:, models:, tasks:, ...)", str(path))]
+        )
+    if not isinstance(data, dict):
+        raise RoiError([Problem(f"the top level must be a mapping, not a {type(data).__name__}", str(path), 1)])
+    return data
+
+
+def _validate(raw: dict[str, Any], text: str, path: Path) -> Pilot:
+    try:
+        return Pilot.model_validate(raw)
+    except ValidationError as err:
+        lines = line_index(text)
+        problems = []
+        for e in err.errors():
+            loc = _clean_loc(e["loc"])
+            problems.append(Problem(_message(e), str(path), _line_of(lines, loc), format_loc(loc) or None))
+        raise RoiError(problems) from None
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
+    # pydantic adds the union member's tag (e.g. 'choice') and validator names to the path; drop them.
+    tags = {
+        "exact",
+        "choice",
+        "numeric",
+        "regex",
+        "contains",
+        "str",
+        "list[ExampleRow]",
+        "int",
+        "literal['all']",
+    }
+    return tuple(p for p in loc if not (isinstance(p, str) and (p in tags or p.startswith("function-"))))
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key (check spelling; unknown keys are errors)"
+    if kind == "missing":
+        return "required key is missing"
+    msg = str(error["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def format_loc(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def line_index(text: str) -> dict[tuple[str | int, ...], int]:
+    """Map each field path of a YAML document to its 1-based line."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    index: dict[tuple[str | int, ...], int] = {}
+
+    def walk(node: yaml.Node, loc: tuple[str | int, ...]) -> None:
+        index[loc] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                child = (*loc, str(key.value))
+                index[child] = key.start_mark.line + 1
+                walk(value, child)
+                index[child] = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*loc, i))
+
+    if root is not None:
+        walk(root, ())
+    return index
+
+
+def _line_of(lines: dict[tuple[str | int, ...], int], loc: tuple[str | int, ...]) -> int | None:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _load_task(spec: Pilot, index: int, path: Path, text: str) -> TaskData:
+    task = spec.tasks[index]
+    lines = line_index(text)
+    base = path.parent
+    examples = _load_field(task.examples, base, path, lines, ("tasks", index, "examples"))
+    eval_items = _load_field(task.eval, base, path, lines, ("tasks", index, "eval"))
+    needed = max(
+        spec.modes.single.shots if spec.modes.single.enabled else 0,
+        spec.modes.mixed.shots_per_task if spec.modes.mixed.enabled else 0,
+    )
+    if needed > len(examples):
+        loc = ("tasks", index, "examples")
+        raise RoiError(
+            [
+                Problem(
+                    f"{needed} shots asked for (modes) but task '{task.name}' has only {len(examples)} examples",
+                    str(path),
+                    _line_of(lines, loc),
+                    format_loc(loc),
+                )
+            ]
+        )
+    return TaskData(task, examples, eval_items)
+
+
+def _load_field(
+    value: str | list[ExampleRow],
+    base: Path,
+    path: Path,
+    lines: dict[tuple[str | int, ...], int],
+    loc: tuple[str | int, ...],
+) -> list[Example]:
+    where = Problem("", str(path), _line_of(lines, loc), format_loc(loc))
+    if isinstance(value, str):
+        return load_examples(base / value, where)
+    if not value:
+        raise RoiError([Problem("the list is empty", where.file, where.line, where.field)])
+    return [Example(r.id or str(i + 1), r.input, r.output) for i, r in enumerate(value)]
+
+
+def _check_regex_golds(tasks: list[TaskData], path: Path) -> None:
+    for i, task in enumerate(tasks):
+        if not isinstance(task.spec.scorer, RegexScorer):
+            continue
+        for item in task.eval_items:
+            try:
+                re.compile(item.output)
+            except re.error as err:
+                raise RoiError(
+                    [
+                        Problem(
+                            f"item {item.id}: expected output {item.output!r} is not a valid regex ({err})",
+                            str(path),
+                            None,
+                            f"tasks[{i}].eval",
+                        )
+                    ]
+                ) from None
+
+
+def shots_for(task: TaskData, count: int) -> list[Example]:
+    """The few-shot examples a prompt shows: the first `count` examples, in file order."""
+    return task.examples[:count]

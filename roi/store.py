@@ -1,0 +1,248 @@
+"""The run store: SQLite (WAL), one transaction per finished call, schema changes as migrations.
+
+Tables (see docs/store.md): `runs` (one row per run), `calls` (every model call: prompt, raw output,
+tokens, latency, cost, error), `items` (every scored eval item of every call).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+Migration = Callable[[sqlite3.Connection], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+@migration
+def m001_initial(db: sqlite3.Connection) -> None:
+    run_script(
+        db,
+        """
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        pilot TEXT NOT NULL,
+        pilot_path TEXT NOT NULL,
+        pilot_sha256 TEXT NOT NULL,
+        pilot_json TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL,          -- running | complete | failed
+        item_limit INTEGER,
+        environment_json TEXT NOT NULL DEFAULT '{}',
+        summary_json TEXT
+    );
+    CREATE TABLE calls (
+        run_id TEXT NOT NULL REFERENCES runs(run_id),
+        call_id TEXT NOT NULL,         -- model/mode/... : stable across runs of one pilot
+        model TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        raw_output TEXT,
+        prompt_tokens INTEGER,
+        cached_prompt_tokens INTEGER,
+        output_tokens INTEGER,
+        latency_s REAL NOT NULL,
+        backoff_s REAL NOT NULL DEFAULT 0,
+        retries INTEGER NOT NULL DEFAULT 0,
+        cost_usd REAL,                 -- NULL: unknown, never 0 for unknown
+        n_items INTEGER NOT NULL,
+        error TEXT,
+        finished_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, call_id)
+    );
+    CREATE TABLE items (
+        run_id TEXT NOT NULL,
+        call_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        task TEXT NOT NULL,
+        item_id TEXT NOT NULL,
+        position INTEGER NOT NULL,     -- the query's place in its call (1-based)
+        input TEXT NOT NULL,
+        gold TEXT NOT NULL,
+        answer TEXT,                   -- parsed answer; NULL when unparseable or the call failed
+        parsed INTEGER NOT NULL,
+        correct INTEGER NOT NULL,
+        swap_with TEXT,                -- task whose query's gold answer this query got (same call)
+        other_task_space TEXT,         -- task whose answer space the answer falls in, if not its own
+        PRIMARY KEY (run_id, model, mode, task, item_id),
+        FOREIGN KEY (run_id, call_id) REFERENCES calls(run_id, call_id)
+    );
+    CREATE INDEX items_by_call ON items(run_id, call_id);
+    """,
+    )
+
+
+def run_script(db: sqlite3.Connection, script: str) -> None:
+    """Run the statements of `script` inside the caller's transaction (executescript would commit)."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            db.execute(statement)
+            statement = ""
+    if statement.strip():
+        raise ValueError(f"incomplete SQL statement: {statement.strip()[:60]}")
+
+
+@dataclass(frozen=True)
+class CallRow:
+    call_id: str
+    model: str
+    mode: str
+    prompt: str
+    raw_output: str | None
+    prompt_tokens: int | None
+    cached_prompt_tokens: int | None
+    output_tokens: int | None
+    latency_s: float
+    backoff_s: float
+    retries: int
+    cost_usd: float | None
+    n_items: int
+    error: str | None
+    finished_at: str
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    call_id: str
+    model: str
+    mode: str
+    task: str
+    item_id: str
+    position: int
+    input: str
+    gold: str
+    answer: str | None
+    parsed: bool
+    correct: bool
+    swap_with: str | None
+    other_task_space: str | None
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) and migrate the store."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    _migrate(db)
+    return db
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    db.execute("CREATE TABLE IF NOT EXISTS _roi_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    done = {r[0] for r in db.execute("SELECT name FROM _roi_migrations")}
+    for name, fn in MIGRATIONS:
+        if name in done:
+            continue
+        with transaction(db):
+            fn(db)
+            db.execute("INSERT INTO _roi_migrations VALUES (?, datetime('now'))", (name,))
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def insert_run(
+    db: sqlite3.Connection,
+    *,
+    run_id: str,
+    pilot: str,
+    pilot_path: str,
+    pilot_sha256: str,
+    pilot_json: str,
+    started_at: str,
+    item_limit: int | None,
+    environment: dict[str, Any],
+) -> None:
+    with transaction(db):
+        db.execute(
+            "INSERT INTO runs (run_id, pilot, pilot_path, pilot_sha256, pilot_json, started_at, status,"
+            " item_limit, environment_json) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+            (
+                run_id,
+                pilot,
+                pilot_path,
+                pilot_sha256,
+                pilot_json,
+                started_at,
+                item_limit,
+                json.dumps(environment, sort_keys=True),
+            ),
+        )
+
+
+def record_call(db: sqlite3.Connection, run_id: str, call: CallRow, items: list[ItemRow]) -> None:
+    """Store a finished call and its scored items atomically: both or neither survive a crash."""
+    with transaction(db):
+        row = asdict(call)
+        db.execute(
+            f"INSERT OR REPLACE INTO calls (run_id, {', '.join(row)}) VALUES (?{', ?' * len(row)})",
+            (run_id, *row.values()),
+        )
+        for item in items:
+            values = asdict(item)
+            db.execute(
+                f"INSERT OR REPLACE INTO items (run_id, {', '.join(values)}) VALUES (?{', ?' * len(values)})",
+                (run_id, *values.values()),
+            )
+
+
+def finished_call_ids(db: sqlite3.Connection, run_id: str) -> set[str]:
+    """Calls of a run that completed without error (a resume repeats only the others)."""
+    rows = db.execute("SELECT call_id FROM calls WHERE run_id = ? AND error IS NULL", (run_id,))
+    return {r[0] for r in rows}
+
+
+def finish_run(
+    db: sqlite3.Connection, run_id: str, *, status: str, finished_at: str, summary: dict[str, Any] | None
+) -> None:
+    with transaction(db):
+        db.execute(
+            "UPDATE runs SET status = ?, finished_at = ?, summary_json = ? WHERE run_id = ?",
+            (status, finished_at, json.dumps(summary) if summary is not None else None, run_id),
+        )
+
+
+def get_run(db: sqlite3.Connection, run_id: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    return row
+
+
+def items_frame(db: sqlite3.Connection, run_id: str) -> pd.DataFrame:
+    """Scored items joined with their call's latency, tokens and cost."""
+    return pd.read_sql_query(
+        "SELECT i.*, c.latency_s, c.prompt_tokens, c.cached_prompt_tokens, c.output_tokens, c.cost_usd,"
+        " c.n_items, c.error FROM items i JOIN calls c USING (run_id, call_id)"
+        " WHERE i.run_id = ? ORDER BY i.model, i.mode, i.task, i.item_id",
+        db,
+        params=(run_id,),
+    )
+
+
+def calls_frame(db: sqlite3.Connection, run_id: str) -> pd.DataFrame:
+    return pd.read_sql_query("SELECT * FROM calls WHERE run_id = ? ORDER BY call_id", db, params=(run_id,))

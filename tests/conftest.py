@@ -1,0 +1,30 @@
+"""Shared fixtures. The embedded model is converted once per cache folder (ROI_CACHE_DIR, else the
+user cache) and shared by every test that needs it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PILOTS = REPO / "pilots"
+
+
+@pytest.fixture(scope="session")
+def embedded_model_dir() -> Path:
+    from roi.backends.local_models import resolve_model_dir
+
+    return resolve_model_dir("embedded", REPO, print)
+
+
+@pytest.fixture
+def write_file(tmp_path: Path) -> Callable[[str, str], Path]:
+    def write(name: str, text: str) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
