@@ -28,7 +28,8 @@ def validate(pilot: PilotArg) -> None:
     loaded = load_pilot(pilot)
     items = sum(len(t.eval_items) for t in loaded.tasks)
     console.out.print(
-        f"{pilot}: OK — {len(loaded.tasks)} tasks, {items} eval items, {len(loaded.spec.models)} model(s)"
+        f"{pilot}: OK — {len(loaded.tasks)} tasks, {items} eval items, {len(loaded.spec.models)} model(s)",
+        soft_wrap=True,
     )
 
 
@@ -63,10 +64,11 @@ def main() -> None:
         raise SystemExit(130) from None
     except typer.Exit as done:
         raise SystemExit(done.exit_code) from None
-    except Exception as error:  # click usage errors
-        import click
-
-        if isinstance(error, click.exceptions.ClickException):
-            error.show()
-            raise SystemExit(2) from None
-        raise
+    except typer.Abort:
+        raise SystemExit(1) from None
+    except typer.TyperException as error:  # usage errors (typer vendors click's exceptions)
+        show = getattr(error, "show", None)
+        if show is None:
+            raise
+        show()
+        raise SystemExit(2) from None

@@ -1,0 +1,3 @@
+from roi.cli import main
+
+main()

@@ -1,0 +1,73 @@
+"""The installed `roi` command, run as users run it, on the real embedded model."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import PILOTS, REPO
+
+ROI = [sys.executable, "-m", "roi"]
+
+
+def roi(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run([*ROI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_bad_pilot_exits_2_without_traceback(tmp_path: Path) -> None:
+    pilot = tmp_path / "bad.yaml"
+    pilot.write_text("pilot: x\nbusiness_unit: u\nowner: o\nmodels: []\ntasks: []\nfoo: 1\n")
+    for command in ("validate", "run"):
+        result = roi(command, str(pilot), cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        assert f"{pilot}:4 models" in result.stderr and f"{pilot}:6 foo: unknown key" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]  # nothing written, no reports/
+
+
+def test_usage_error_exits_2() -> None:
+    result = roi("run")
+    assert result.returncode == 2
+    assert "Missing argument" in result.stderr
+
+
+def test_help_lists_commands_and_exit_codes() -> None:
+    result = roi("--help")
+    assert result.returncode == 0
+    for word in ("run", "validate", "Exit codes"):
+        assert word in result.stdout
+
+
+@pytest.mark.model
+def test_run_demo_end_to_end_on_the_embedded_model(tmp_path: Path) -> None:
+    result = roi("run", str(PILOTS / "superposition-demo.yaml"), "--limit", "2", "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "mixed − single" in result.stdout and "capital" in result.stdout
+    db = sqlite3.connect(tmp_path / "out" / "roi.db")
+    (run_id, status, env), = db.execute("SELECT run_id, status, environment_json FROM runs").fetchall()
+    assert status == "complete"
+    assert json.loads(env)["gemma-270m"]["device"] == "cpu"
+    calls = db.execute("SELECT mode, count(*), sum(prompt_tokens > 0), sum(output_tokens > 0), "
+                       "sum(latency_s > 0), sum(cost_usd > 0) FROM calls GROUP BY mode ORDER BY mode").fetchall()
+    assert calls == [("mixed", 2, 2, 2, 2, 2), ("single", 8, 8, 8, 8, 8)]
+    answers = dict(db.execute("SELECT task || '/' || input, answer FROM items WHERE mode = 'single'").fetchall())
+    # Greedy decoding on fixed weights: the embedded model's real answers, stable run to run.
+    assert answers["capital/Greece"] == "Athens"
+    assert answers["upper/table"] == "TABLE"
+    raw = db.execute("SELECT raw_output FROM calls WHERE mode = 'mixed'").fetchall()
+    assert all("A[2]" in r[0] for r in raw)  # the model kept the mixed answer format
+    run_dir = tmp_path / "out" / "superposition-demo" / run_id
+    summary = json.loads((run_dir / "summary.json").read_text())
+    cells = {(c["task"], c["mode"]): c for c in summary["cells"]}
+    assert len(cells) == 8
+    mixed = cells[("capital", "mixed")]
+    assert mixed["accuracy"]["n"] == 2 and mixed["vs_single"]["n"] == 2
+    assert mixed["latency_p50_s"] > 0 and mixed["cost_per_item_usd"] > 0
+    assert (run_dir / "items.csv").read_text().count("\n") == 16 + 1
