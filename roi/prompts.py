@@ -140,7 +140,8 @@ def mixed_calls(
                 suffix=_block(pairs) + "\n" + answer_head(1, queries[0].task, queries[0].item.input),
                 queries=tuple(queries),
                 max_new_tokens=budget,
-                stop=("\n\n", "\nQ["),
+                # A small model happily invents an answer line past the last query: stop there.
+                stop=("\n\n", "\nQ[", f"\nA[{len(queries) + 1}]"),
             )
         )
     return calls

@@ -35,6 +35,11 @@ def offline() -> None:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    from transformers.utils import logging as hf_logging
+
+    # roi prints its own status lines; transformers' tqdm bars would tangle with the Rich progress bar.
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
 
 
 def embedded_gguf() -> tuple[Path, str]:
