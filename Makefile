@@ -1,30 +1,35 @@
-# Two commands on a fresh machine: `make demo` (main job on the embedded model), `make test`.
+# Two commands on a fresh machine: `make demo` (main job on the embedded model) and `make test`.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint install
+.PHONY: demo test lint install install-dev
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
-	# torch pinned to the CPU wheel first, so nothing pulls a multi-GB CUDA build.
+
+# torch is installed first, pinned to the CPU wheel, so no dependency pulls a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install -e .
+	touch $@
+
+# The dev extra builds llama-cpp-python[server] from source (about seven minutes on 2 cores).
+$(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/pip install -e '.[dev]'
-	touch $(STAMP)
+	touch $@
 
-install: $(STAMP)
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
 
-demo: $(STAMP)
+demo: $(VENV)/.installed
 	$(BIN)/roi run pilots/superposition-demo.yaml
 
-lint: $(STAMP)
+lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) lint
+test: lint
 	$(BIN)/pytest -q -rs
-
-check: test
