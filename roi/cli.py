@@ -1,19 +1,32 @@
-"""The `roi` command: a thin shell over the library. Exit codes: 0 ok, 1 failed to run, 2 bad input."""
+"""The `roi` command: a thin shell over the library. Exit codes: 0 ok, 1 failed to run, 2 bad input,
+3 run complete but the decision dropped a stage or a gate regressed against the baseline."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from roi import console
-from roi.errors import RoiError, RunFailed
+from roi import baseline, console, store
+from roi import compare as comparing
+from roi import history as past
+from roi.errors import Problem, RoiError, RunFailed
+from roi.events import EventLog, ignore
 from roi.pilot import load_pilot
-from roi.runner import RunOptions, run_pilot
+from roi.planning import plan_pilot
+from roi.report import rebuild_report
+from roi.runner import DB_NAME, RunOptions, RunResult, run_pilot
 
 app = typer.Typer(
-    help="Evidence for mixed (task-superposition) prompting. Exit codes: 0 ok; 1 failed to run; 2 bad input or usage.",
+    help=(
+        "Evidence for mixed (task-superposition) prompting.\n\n"
+        "Exit codes: 0 run complete and no gate regressed (or command ok); 1 failed to run (including: the pilot "
+        "is already running); 2 bad input or usage; 3 run complete but the decision dropped a stage or a gate "
+        "regressed against the accepted baseline (see roi accept)."
+    ),
     pretty_exceptions_show_locals=False,  # a traceback with locals could print an API key
     no_args_is_help=True,
     add_completion=False,
@@ -39,20 +52,166 @@ def run(
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N eval items of each task.")] = None,
     out: Annotated[Path, typer.Option(help="Folder for roi.db and run folders.")] = Path("reports"),
     resume: Annotated[str | None, typer.Option(help="Continue this run id, skipping finished calls.")] = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option("--max-cost", min=0, help="Stop before the run's spend (USD) would pass this; keep what is done."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="Print only a one-line result (for cron).")] = False,
+    log_json: Annotated[
+        Path | None, typer.Option("--log-json", help="Append structured events (JSON lines) to this file.")
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="If the pilot is already running, wait for it to end.")] = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Call the models even when the response cache holds the answer.")
+    ] = False,
 ) -> None:
-    """Run single and mixed prompting side by side on every model of the pilot."""
+    """Run single and mixed prompting side by side on every model of the pilot.
+
+    A re-run after a crash resumes the unfinished run of the pilot. Exit 3: the decision dropped a stage
+    or a gate regressed against the baseline."""
+    log = EventLog(log_json) if log_json is not None else None
+    try:
+        emit = log.emit if log is not None else ignore
+        options = RunOptions(out, limit, resume, max_cost_usd=max_cost, wait=wait, fresh=fresh, emit=emit)
+        result = _run(pilot, options, quiet)
+    except BaseException as error:
+        if log is not None:
+            log.emit("run_failed", error=type(error).__name__, message=str(error)[:500])
+        raise
+    finally:
+        if log is not None:
+            log.close()
+    check = result.check
+    if quiet:
+        console.quiet_line(_one_line(result))
+    else:
+        console.show_summary(result.summary, str(result.run_dir))
+        if result.stopped is not None:
+            console.show_stop(result.stopped, result.run_id)
+        if result.decision is not None:
+            console.show_decision(result.decision, str(result.run_dir / "report.html"))
+        if check is not None:
+            console.show_check(check)
+    if check is not None and check.regressed:
+        raise typer.Exit(3)
+
+
+def _run(pilot: Path, options: RunOptions, quiet: bool) -> RunResult:
     loaded = load_pilot(pilot)
+    if quiet:
+        return run_pilot(loaded, options)
     with console.run_progress() as (_, update):
-        result = run_pilot(
-            loaded,
-            RunOptions(out_dir=out, limit=limit, resume=resume, on_progress=update, status=console.status),
+        options.on_progress, options.status = update, console.status
+        return run_pilot(loaded, options)
+
+
+def _one_line(result: RunResult) -> str:
+    d, check = result.decision, result.check
+    decision = "no decision" if d is None else f"{d.model} stage {d.stage} {d.stage_name} ({d.outcome})"
+    if check is None or check.reference is None:
+        drift = "no baseline"
+    elif check.regressions:
+        drift = f"{len(check.regressions)} regression(s) vs {check.reference}: " + "; ".join(
+            r.describe() for r in check.regressions
         )
-    console.show_summary(result.summary, str(result.run_dir))
+    else:
+        drift = f"no regression vs {check.reference}"
+    stopped = f"; {result.stopped}" if result.stopped else ""
+    code = 3 if check is not None and check.regressed else 0
+    return f"{result.summary.pilot} {result.run_id}: {decision}; {drift}{stopped}; exit {code}; {result.run_dir}"
+
+
+@app.command()
+def plan(
+    pilot: PilotArg,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N eval items of each task.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder of roi.db: earlier runs there give time estimates.")] = Path(
+        "reports"
+    ),
+) -> None:
+    """Calls, tokens, cost and time a run would take, per model and mode, without calling any model."""
+    console.show_plan(plan_pilot(load_pilot(pilot), limit, out / DB_NAME))
+
+
+@app.command()
+def report(
+    run_id: Annotated[str, typer.Argument(help="The run id (the name of its run folder).")],
+    out: Annotated[Path, typer.Option(help="Folder holding roi.db (as given to roi run --out).")] = Path("reports"),
+    language: Annotated[str | None, typer.Option(help="en or ja (default: the pilot's report.language).")] = None,
+) -> None:
+    """Rebuild a run's report.html and report.json from the store."""
+    files = rebuild_report(out, run_id, language)
+    console.show_decision(files.decision, str(files.html))
+
+
+OutOption = Annotated[Path, typer.Option(help="Folder holding roi.db (as given to roi run --out).")]
+
+
+def _store(out: Path) -> sqlite3.Connection:
+    path = out / DB_NAME
+    if not path.is_file():
+        raise RoiError([Problem(f"no run store here (looked for {path})", str(out), None, "--out")])
+    return store.connect(path)
+
+
+@app.command()
+def history(
+    pilot: Annotated[str | None, typer.Argument(help="A pilot name or pilot file (default: every pilot).")] = None,
+    out: OutOption = Path("reports"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    last: Annotated[int | None, typer.Option(min=1, help="Only the N newest runs.")] = None,
+) -> None:
+    """Past runs, newest first: date, models, decision and headline figures; ★ marks the baseline."""
+    name = load_pilot(Path(pilot)).name if pilot and pilot.endswith((".yaml", ".yml")) else pilot
+    db = _store(out)
+    try:
+        rows = past.history(db, name, last)
+    finally:
+        db.close()
+    if as_json:
+        console.out.print_json(json.dumps(past.to_json(rows), default=str))
+    else:
+        console.show_history(rows)
+
+
+@app.command()
+def compare(
+    run_a: Annotated[str, typer.Argument(help="The earlier run id (A).")],
+    run_b: Annotated[str, typer.Argument(help="The later run id (B); differences are B minus A.")],
+    out: OutOption = Path("reports"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Per model x task x mode changes between two runs, paired on the items both answered."""
+    db = _store(out)
+    try:
+        result = comparing.compare_runs(db, run_a, run_b)
+    finally:
+        db.close()
+    if as_json:
+        console.out.print_json(json.dumps(result.to_dict(), default=str))
+    else:
+        console.show_comparison(result)
+
+
+@app.command()
+def accept(
+    run_id: Annotated[str, typer.Argument(help="The complete run to accept as its pilot's baseline.")],
+    out: OutOption = Path("reports"),
+) -> None:
+    """Accept a run as its pilot's baseline: later runs are compared with it (exit 3 on a regression)."""
+    db = _store(out)
+    try:
+        pilot = baseline.accept(db, run_id)
+    finally:
+        db.close()
+    console.quiet_line(f"Run {run_id} is now the baseline of pilot {pilot}.")
 
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns typer.Exit's code here instead of raising
+        if isinstance(code, int) and code != 0:
+            raise SystemExit(code)
     except RoiError as error:
         console.user_error(error)
         raise SystemExit(2) from None

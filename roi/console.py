@@ -17,8 +17,14 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from roi.baseline import BaselineCheck
+from roi.compare import Comparison
+from roi.decision import Decision
 from roi.errors import RoiError
+from roi.history import HistoryRow
 from roi.metrics import CellSummary, RunSummary
+from roi.planning import Plan
+from roi.report.wording import decision_line
 from roi.runner import Progress as RunProgress
 from roi.stats import Rate
 
@@ -138,7 +144,126 @@ def modes_table(summary: RunSummary) -> Table:
     return table
 
 
+def plan_table(plan: Plan) -> Table:
+    limit = "" if plan.item_limit is None else f" · first {plan.item_limit} items per task"
+    table = Table(title=f"plan · {plan.pilot}{limit} · no model called")
+    for name in ("model", "mode", "calls", "items", "tokens in", "out (max)", "USD (max)", "time"):
+        table.add_column(name, overflow="fold")
+    for r in plan.rows:
+        cost = "unknown" if r.cost_usd is None else f"{r.cost_usd:.4f} ({r.max_cost_usd or 0:.4f})"
+        table.add_row(
+            Text(r.model),
+            r.mode,
+            str(r.calls),
+            str(r.items),
+            f"{r.prompt_tokens:,}",
+            f"{r.output_tokens:,} ({r.max_output_tokens:,})",
+            cost,
+            "unknown" if r.time_s is None else f"{r.time_s:.0f} s",
+        )
+    return table
+
+
+def show_plan(plan: Plan) -> None:
+    out.print(plan_table(plan))
+    notes = {f"{r.model}: tokens counted by {r.counted_by}; time {r.time_basis}" for r in plan.rows}
+    for note in sorted(notes):
+        out.print(Text(note), soft_wrap=True)
+    out.print(
+        Text("Output tokens assume every answer is the expected one; (max) uses each call's whole answer budget."),
+        soft_wrap=True,
+    )
+
+
+def show_stop(note: str, run_id: str) -> None:
+    out.print(Text(f"Run {run_id} {note}. Resume with --resume {run_id} and a higher --max-cost."), soft_wrap=True)
+
+
+def show_decision(decision: Decision, report_html: str | None = None) -> None:
+    """The decision in one line (English), and where the full report is."""
+    out.print(Text(decision_line(decision), style="bold"), soft_wrap=True)
+    if report_html:
+        out.print(Text(f"Report: {report_html}"), soft_wrap=True)
+
+
 def show_summary(summary: RunSummary, run_dir: str) -> None:
     out.print(summary_table(summary))
     out.print(modes_table(summary))
     out.print(Text(f"Run {summary.run_id} stored; files in {run_dir}"))
+
+
+# ---------------------------------------------------------------- issue 7: history, compare, baseline
+
+
+def show_history(rows: list[HistoryRow]) -> None:
+    table = Table(title="runs, newest first (★ accepted baseline)")
+    columns = ("run", "pilot", "started", "status", "limit", "models", "decision", "accuracy per mode", "cost", "calls")
+    for name in columns:
+        table.add_column(name, overflow="fold")
+    for r in rows:
+        d = r.decision
+        decision = "—" if d is None else f"{d['model']}: {d['stage']} {d['stage_name']} ({d['outcome']})"
+        accuracy = "\n".join(f"{mode} {pct(rate)}" for mode, rate in r.accuracy.items()) or "—"
+        cached = f" ({r.cached_calls} cached)" if r.cached_calls else ""
+        table.add_row(
+            Text(("★ " if r.baseline else "") + r.run_id),
+            Text(r.pilot),
+            r.started_at,
+            r.status,
+            "all" if r.item_limit is None else str(r.item_limit),
+            Text(", ".join(r.models)),
+            Text(decision),
+            accuracy,
+            _money(r.cost_usd),
+            f"{r.calls}{cached}",
+        )
+    out.print(table)
+
+
+def _change(a: float | None, b: float | None, fmt: Callable[[float | None], str]) -> str:
+    return f"{fmt(a)} → {fmt(b)}"
+
+
+def show_comparison(comparison: Comparison) -> None:
+    a, b = comparison.run_a, comparison.run_b
+    table = Table(title=f"{comparison.pilot_b}: run B {b} against run A {a} (B − A, paired on shared items)")
+    columns = ("model", "task", "mode", "pairs", "accuracy A → B", "B − A [95% CI]", "McNemar p")
+    for name in (*columns, "p50 s A → B", "cost/item A → B"):
+        table.add_column(name, overflow="fold")
+    for c in comparison.cells:
+        d = c.diff
+        known = d.diff is not None and d.low is not None and d.high is not None
+        diff = f"{d.diff:+.0%} [{d.low:+.0%}, {d.high:+.0%}]" if known else "n/a"
+        table.add_row(
+            Text(c.model),
+            Text(c.task),
+            c.mode,
+            f"{c.shared}" + (f" (+{c.only_a} A only, +{c.only_b} B only)" if c.only_a or c.only_b else ""),
+            f"{pct(c.accuracy_a)} → {pct(c.accuracy_b)}",
+            Text(diff, style="bold red" if c.worse else ""),
+            "n/a" if d.mcnemar_p is None else f"{d.mcnemar_p:.3g}",
+            _change(c.latency_p50_a_s, c.latency_p50_b_s, _seconds),
+            _change(c.cost_per_item_a_usd, c.cost_per_item_b_usd, _money),
+        )
+    out.print(table)
+    for note in comparison.missing:
+        out.print(Text(f"not compared: {note}"), soft_wrap=True)
+
+
+def show_check(check: BaselineCheck) -> None:
+    """What regressed against the baseline (or the previous run), after a run's summary."""
+    if check.reference is None:
+        out.print(Text("No baseline or earlier complete run to compare with (roi accept RUN_ID sets a baseline)."))
+        return
+    against = "accepted baseline" if check.reference_is_baseline else "previous complete run (no baseline accepted)"
+    if not check.regressions:
+        out.print(Text(f"Against the {against} {check.reference}: nothing regressed."), soft_wrap=True)
+        return
+    out.print(Text(f"Against the {against} {check.reference}:", style="bold"), soft_wrap=True)
+    for r in check.regressions:
+        style = "red" if r.kind != "accuracy" else ""
+        out.print(Text(f"  regressed [{r.kind}] {r.describe()}", style=style), soft_wrap=True)
+
+
+def quiet_line(line: str) -> None:
+    out.print(Text(line), soft_wrap=True)

@@ -64,6 +64,12 @@ class RunSummary:
         return asdict(self)
 
 
+def live_latencies(items: pd.DataFrame) -> np.ndarray:
+    """Latencies measured in this run: a cached call's latency is an earlier run's (issue 7)."""
+    live = items[items["cached"] == 0] if "cached" in items else items
+    return live["latency_s"].to_numpy()
+
+
 def _known_sum(series: pd.Series) -> float | None:
     return None if series.isna().any() or series.empty else float(series.sum())
 
@@ -75,7 +81,7 @@ def _per_item(frame: pd.DataFrame, column: str) -> float | None:
 
 def _cell(items: pd.DataFrame, single: pd.DataFrame | None, model: str, task: str, mode: str, seed: int) -> CellSummary:
     n = len(items)
-    lat = items["latency_s"].to_numpy()
+    lat = live_latencies(items)
     vs_single = None
     if mode == "mixed" and single is not None:
         paired = single.merge(items, on="item_id", suffixes=("_single", "_mixed"))
@@ -92,7 +98,7 @@ def _cell(items: pd.DataFrame, single: pd.DataFrame | None, model: str, task: st
         other_task_space=wilson(int(items["other_task_space"].notna().sum()), n),
         latency_p50_s=percentile(lat, 50),
         latency_p95_s=percentile(lat, 95),
-        latency_max_s=float(lat.max()) if n else None,
+        latency_max_s=float(lat.max()) if lat.size else None,
         prompt_tokens_per_item=_per_item(items, "prompt_tokens"),
         output_tokens_per_item=_per_item(items, "output_tokens"),
         cost_per_item_usd=_per_item(items, "cost_usd"),
@@ -103,7 +109,7 @@ def _cell(items: pd.DataFrame, single: pd.DataFrame | None, model: str, task: st
 def _mode(calls: pd.DataFrame, items: pd.DataFrame, model: str, mode: str) -> ModeSummary:
     ok = calls[calls["error"].isna()]
     compute_s = float(ok["latency_s"].sum())
-    lat = items["latency_s"].to_numpy()
+    lat = live_latencies(items)
     tokens = {c: _known_sum(ok[c]) for c in ("prompt_tokens", "output_tokens")}
     return ModeSummary(
         model=model,

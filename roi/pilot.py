@@ -68,6 +68,9 @@ class ModelSpec(Strict):
                 raise ValueError(f"{', '.join(wrong)} only apply to backend 'openai'")
         elif self.cost is not None:
             raise ValueError("cost.usd_per_hour applies to local models; API models use price")
+        elif self.base_url is None and self.api_key_env is None:
+            # Without base_url the official endpoint is called, and it needs a key.
+            raise ValueError("set api_key_env (the name of the variable holding the key) or a base_url")
         return self
 
 
@@ -188,6 +191,72 @@ class ReportSettings(Strict):
     language: Literal["en", "ja"] = "en"
 
 
+class Notify(Strict):
+    """Where a scheduled re-run reports a decision change or a regression (issue 7; roi/notify.py).
+    The URL itself lives in an environment variable: webhook URLs often carry a secret token."""
+
+    webhook_url_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+
+
+class Operations(Strict):
+    """Who runs a rollout and what happens to a doubtful output (the report's checklist; stage 2 gate)."""
+
+    rollout_owner: str | None = None  # defaults to the pilot's owner
+    reviewers: list[str] = []  # people who review disagreements and doubtful outputs
+    escalation_contact: str | None = None  # who decides when a reviewer cannot
+    escalation_hours: float = Field(default=24.0, gt=0, le=24 * 30)  # time to answer an escalation
+    review_share: Fraction = 0.05  # share of mixed outputs sampled for human review in stages 1-2
+    audit_every_days: int = Field(default=30, ge=1, le=365)  # re-run the pilot this often
+    fallback: Literal["single", "human"] = "single"  # what serves an item whose mixed output is doubtful
+
+
+class ProbeSpec(Strict):
+    """Issue 5: the paper's calibration probe (roi/probe.py, docs/probe.md). `tasks` name tasks of the
+    pilot that share one input space; each mixture gives the share of in-context examples per task:
+    a list aligned with `tasks`, a mapping task -> share, or "uniform". Shares are normalised."""
+
+    tasks: list[str] = Field(min_length=2, max_length=8)
+    mixtures: list[dict[str, NonNegative]] = Field(min_length=1, max_length=32)
+    examples_per_prompt: int = Field(default=20, ge=1, le=200)
+    prompts_per_mixture: int = Field(default=20, ge=2, le=2000)
+    beam_width: int = Field(default=0, ge=0, le=16)  # top-K check; 0 = the number of tasks in the mixture
+    seed: int | None = None  # None: the pilot's seed
+    models: list[str] | None = None  # None: every model of the pilot
+
+    @field_validator("mixtures", mode="before")
+    @classmethod
+    def _as_mappings(cls, value: Any, info: Any) -> Any:
+        tasks = info.data.get("tasks") or []
+        if not isinstance(value, list):
+            return value
+        return [_mixture_mapping(m, tasks, i) for i, m in enumerate(value)]
+
+    @model_validator(mode="after")
+    def _shares(self) -> ProbeSpec:
+        if len(set(self.tasks)) != len(self.tasks):
+            raise ValueError("probe.tasks: a task is listed twice")
+        for i, mixture in enumerate(self.mixtures):
+            unknown = sorted(set(mixture) - set(self.tasks))
+            if unknown:
+                raise ValueError(f"probe.mixtures[{i}]: {', '.join(unknown)} not in probe.tasks")
+            total = sum(mixture.values())
+            if abs(total - 1.0) > 0.02:
+                raise ValueError(f"probe.mixtures[{i}]: shares add up to {total:g}, not 1")
+        return self
+
+
+def _mixture_mapping(value: Any, tasks: list[str], index: int) -> Any:
+    """A mixture as {task: share}: "uniform" and lists aligned with `tasks` are shorthands."""
+    if value == "uniform":
+        return {t: 1.0 / len(tasks) for t in tasks} if tasks else value
+    if isinstance(value, list):
+        if len(value) != len(tasks):
+            raise ValueError(f"mixtures[{index}]: {len(value)} shares for {len(tasks)} probe tasks")
+        return dict(zip(tasks, value, strict=True))
+    return value
+
+
 class Pilot(Strict):
     pilot: str = Field(pattern=NAME_PATTERN)
     business_unit: str = Field(min_length=1)
@@ -199,7 +268,20 @@ class Pilot(Strict):
     economics: Economics = Economics()
     gates: Gates = Gates()
     report: ReportSettings = ReportSettings()
+    operations: Operations = Operations()
+    notify: Notify = Notify()
+    probe: ProbeSpec | None = None  # issue 5
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _probe_names(self) -> Pilot:
+        if self.probe is not None:
+            tasks, models = {t.name for t in self.tasks}, {m.name for m in self.models}
+            unknown = [t for t in self.probe.tasks if t not in tasks]
+            unknown += [m for m in self.probe.models or [] if m not in models]
+            if unknown:
+                raise ValueError(f"probe: {', '.join(unknown)} not defined under tasks/models")
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> Pilot:
@@ -247,6 +329,7 @@ def load_pilot(path: str | Path) -> LoadedPilot:
     spec = _validate(raw, text, path)
     tasks = [_load_task(spec, i, path, text) for i in range(len(spec.tasks))]
     _check_regex_golds(tasks, path)
+    _check_probe_inputs(spec, tasks, path, text)
     return LoadedPilot(spec, path, hashlib.sha256(text.encode()).hexdigest(), tasks)
 
 
@@ -426,3 +509,30 @@ def _check_regex_golds(tasks: list[TaskData], path: Path) -> None:
 def shots_for(task: TaskData, count: int) -> list[Example]:
     """The few-shot examples a prompt shows: the first `count` examples, in file order."""
     return task.examples[:count]
+
+
+def probe_inputs(tasks: list[TaskData], names: list[str]) -> list[tuple[str, dict[str, str]]]:
+    """Issue 5: inputs every probe task has an answer for (examples and eval rows, first answer wins),
+    in the first task's file order, with each task's answer."""
+    answers: dict[str, dict[str, str]] = {}
+    for name in names:
+        task = next(t for t in tasks if t.spec.name == name)
+        for row in [*task.examples, *task.eval_items]:
+            answers.setdefault(row.input, {}).setdefault(name, row.output)
+    return [(x, a) for x, a in answers.items() if len(a) == len(names)]
+
+
+def _check_probe_inputs(spec: Pilot, tasks: list[TaskData], path: Path, text: str) -> None:
+    if spec.probe is None:
+        return
+    shared = probe_inputs(tasks, spec.probe.tasks)
+    queries = [x for x, a in shared if len(set(a.values())) == len(a)]
+    needed = spec.probe.examples_per_prompt + 1
+    problem = None
+    if len(shared) < needed:
+        problem = f"{len(shared)} inputs are shared by all probe tasks; examples_per_prompt + 1 = {needed} needed"
+    elif not queries:
+        problem = "no shared input has a different answer for every probe task (needed for queries)"
+    if problem:
+        loc = ("probe", "tasks")
+        raise RoiError([Problem(problem, str(path), _line_of(line_index(text), loc), format_loc(loc))])

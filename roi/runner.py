@@ -3,6 +3,7 @@ call at once (so an interrupted run keeps it), then summarise and write the run 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import secrets
@@ -13,14 +14,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from roi import store
+from roi import baseline, cache, events, locking, notify, probe, store
 from roi.backends import Backend, GenerationRequest, GenerationResult, create_backend
 from roi.costs import call_cost_usd
+from roi.decision import Decision
 from roi.errors import RoiError
 from roi.grading import AnswerSpaces, grade_call
 from roi.metrics import RunSummary, summarize
 from roi.pilot import LoadedPilot, ModelSpec
+from roi.planning import Budget, check_budgetable, generate_within
 from roi.prompts import PromptCall, build_calls
+from roi.report import write_report
 
 DB_NAME = "roi.db"
 
@@ -44,6 +48,10 @@ class RunOptions:
     status: Callable[[str], None] = lambda s: None
     # Tests inject backends by model name here; a pilot file can only name the registered ones.
     backends: Mapping[str, Backend] | None = None
+    max_cost_usd: float | None = None  # the run's whole spend may not pass this (roi run --max-cost)
+    wait: bool = False  # issue 7: queue behind a running run of the same pilot instead of failing
+    fresh: bool = False  # issue 7: send every call to the model (no cache lookups)
+    emit: events.Emit = events.ignore  # issue 7: structured events (roi run --log-json)
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,10 @@ class RunResult:
     run_dir: Path
     db_path: Path
     summary: RunSummary
+    decision: Decision | None = None  # the staged-rollout decision of report.html (None if not built)
+    stopped: str | None = None  # why the run ended before all calls were sent (--max-cost), if it did
+    check: baseline.BaselineCheck | None = None  # issue 7: against the accepted baseline
+    probe: list[probe.MixtureFigures] = field(default_factory=list)  # issue 5: the probe's figures
 
 
 def now() -> str:
@@ -67,13 +79,33 @@ def call_id(model: str, call: PromptCall) -> str:
 
 
 def run_pilot(pilot: LoadedPilot, options: RunOptions | None = None) -> RunResult:
-    """Run every enabled mode of `pilot` on every model, storing as it goes; return the summary."""
+    """Run every enabled mode of `pilot` on every model, storing as it goes; return the summary.
+    One run per pilot at a time (roi/locking.py); a run the last one left unfinished is resumed."""
     opts = options or RunOptions()
+    with locking.PilotLock(opts.out_dir, pilot.name, wait=opts.wait, on_wait=lambda h: _waiting(opts, h)) as lock:
+        if lock.previous is not None:
+            opts.status(f"Took over the lock of a run that is gone ({lock.previous.describe()})")
+            opts.emit("lock_taken_over", previous_pid=lock.previous.pid, previous_run_id=lock.previous.run_id)
+        return _run_pilot_locked(pilot, opts, lock)
+
+
+def _waiting(opts: RunOptions, holder: locking.Holder) -> None:
+    opts.status(f"Waiting for the running run of this pilot ({holder.describe()}) to end")
+    opts.emit("lock_wait", holder_pid=holder.pid, holder_run_id=holder.run_id)
+
+
+def _run_pilot_locked(pilot: LoadedPilot, opts: RunOptions, lock: locking.PilotLock) -> RunResult:
     calls = build_calls(pilot, opts.limit)
+    if opts.max_cost_usd is not None:
+        check_budgetable(pilot.spec.models)
     db_path = opts.out_dir / DB_NAME
     db = store.connect(db_path)
     try:
+        opts = _auto_resume(db, pilot, opts)
         run_id = _start_or_resume(db, pilot, opts)
+        lock.note_run(run_id)
+        opts.emit("run_started", pilot=pilot.name, run_id=run_id, resumed=opts.resume is not None, limit=opts.limit)
+        budget = _budget(db, run_id, opts.max_cost_usd)
         done = store.finished_call_ids(db, run_id)
         progress = Progress(total=len(calls) * len(pilot.spec.models))
         progress.done = sum(1 for m in pilot.spec.models for c in calls if call_id(m.name, c) in done)
@@ -86,15 +118,50 @@ def run_pilot(pilot: LoadedPilot, options: RunOptions | None = None) -> RunResul
         for model in pilot.spec.models:
             todo = [c for c in calls if call_id(model.name, c) not in done]
             if todo:
-                environment[model.name] = _run_model(db, run_id, pilot, model, todo, progress, opts)
+                environment[model.name] = _run_model(db, run_id, pilot, model, todo, progress, opts, budget)
+        if pilot.spec.probe is not None:  # issue 5: the probe is its own mode, after the calls
+            environment["probe"] = probe.run(db, run_id, pilot, lambda m: _probe_backend(m, pilot, opts), opts.status)
         _record_environment(db, run_id, environment)
-        return finish(db, db_path, pilot, run_id, opts.out_dir)
+        result = _after_run(db, pilot, finish(db, db_path, pilot, run_id, opts.out_dir), opts)
+        return _record_stop(db, result, budget) if budget is not None and budget.skipped else result
     except KeyboardInterrupt:
         # Everything finished is already committed; mark the run so history shows it.
         store.finish_run(db, run_id, status="interrupted", finished_at=now(), summary=None)
         raise
     finally:
         db.close()
+
+
+def _auto_resume(db: sqlite3.Connection, pilot: LoadedPilot, opts: RunOptions) -> RunOptions:
+    """A plain re-run continues the run a killed (or interrupted) process left: we hold the pilot's
+    lock, so no live process owns it."""
+    if opts.resume is not None:
+        return opts
+    found = locking.unfinished_run(db, pilot.name, pilot.sha256, opts.limit)
+    if found is None:
+        return opts
+    opts.status(f"Resuming run {found}, left unfinished by an earlier process")
+    opts.emit("run_resumed", run_id=found)
+    return dataclasses.replace(opts, resume=found)
+
+
+def _after_run(db: sqlite3.Connection, pilot: LoadedPilot, result: RunResult, opts: RunOptions) -> RunResult:
+    """Keep the decision in brief, compare with the baseline, notify on a change (never fatal)."""
+    if result.decision is not None:
+        baseline.record_decision(db, result.run_id, result.decision)
+    check = baseline.check(db, result.run_id, seed=pilot.spec.seed)
+    report = result.run_dir / "report.html"
+    sent = notify.notify(pilot.spec.notify, pilot.name, check, str(report))
+    opts.emit(
+        "run_finished",
+        run_id=result.run_id,
+        decision={k: (check.decision_now or {}).get(k) for k in ("model", "stage", "outcome")},
+        reference=check.reference,
+        regressed=check.regressed,
+        regressions=[r.describe() for r in check.regressions],
+        notify=sent,
+    )
+    return dataclasses.replace(result, check=check)
 
 
 def _start_or_resume(db: sqlite3.Connection, pilot: LoadedPilot, opts: RunOptions) -> str:
@@ -133,16 +200,28 @@ def _run_model(
     todo: list[PromptCall],
     progress: Progress,
     opts: RunOptions,
+    budget: Budget | None = None,
 ) -> dict[str, str]:
-    backend = (opts.backends or {}).get(model.name) or create_backend(model, pilot.path.parent, opts.status)
     spaces = AnswerSpaces.of(pilot)
     by_key = {call_id(model.name, c): c for c in todo}
     requests = [GenerationRequest(k, c.prefix, c.suffix, c.max_new_tokens, c.stop) for k, c in by_key.items()]
+    keys = {r.key: cache.cache_key(model, r) for r in requests}
     progress.model = model.name
+    hits, requests = cache.split(db, model, requests, fresh=opts.fresh)  # before any backend is built
+    for hit in hits:
+        key = hit.request.key
+        _store_result(db, run_id, pilot, model, by_key[key], hit.result, spaces, keys[key], cached=True)
+        progress.done += 1
+        opts.on_progress(progress)
+    opts.emit("model_calls", model=model.name, cached=len(hits), to_send=len(requests))
+    if not requests:
+        return {"cache": "every call answered from the response cache"}
+    backend = (opts.backends or {}).get(model.name) or create_backend(model, pilot.path.parent, opts.status)
     try:
-        for result in backend.generate(requests):
+        results = backend.generate(requests) if budget is None else generate_within(backend, requests, budget)
+        for result in results:
             call = by_key[result.key]
-            _store_result(db, run_id, pilot, model, call, result, spaces)
+            _store_result(db, run_id, pilot, model, call, result, spaces, keys[result.key])
             progress.done += 1
             progress.failed += result.error is not None
             opts.on_progress(progress)
@@ -160,6 +239,8 @@ def _store_result(
     call: PromptCall,
     result: GenerationResult,
     spaces: AnswerSpaces,
+    cache_key: str | None = None,
+    cached: bool = False,
 ) -> None:
     cost = call_cost_usd(
         model,
@@ -184,9 +265,34 @@ def _store_result(
         n_items=len(call.queries),
         error=result.error,
         finished_at=now(),
+        cache_key=cache_key,
+        cached=cached,
     )
     items = [] if result.text is None else grade_call(pilot, model.name, call, result.key, result.text, spaces)
     store.record_call(db, run_id, row, items)
+
+
+def _budget(db: sqlite3.Connection, run_id: str, max_cost_usd: float | None) -> Budget | None:
+    """The --max-cost budget, less what this run (when resumed) has already spent."""
+    if max_cost_usd is None:
+        return None
+    (spent,) = db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM calls WHERE run_id = ?", (run_id,)).fetchone()
+    return Budget(limit_usd=max_cost_usd, spent_usd=float(spent))
+
+
+def _record_stop(db: sqlite3.Connection, result: RunResult, budget: Budget) -> RunResult:
+    """--max-cost ended the run early: say so in the store and in summary.json; what is done is kept."""
+    note = (
+        f"stopped at --max-cost {budget.limit_usd:g} USD: spent {budget.spent_usd:.6f} USD, "
+        f"{budget.skipped} calls not sent"
+    )
+    path = result.run_dir / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["stopped"] = note
+    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    with store.transaction(db):
+        db.execute("UPDATE runs SET status = 'stopped_max_cost' WHERE run_id = ?", (result.run_id,))
+    return dataclasses.replace(result, stopped=note)
 
 
 def _record_environment(db: sqlite3.Connection, run_id: str, environment: dict[str, Any]) -> None:
@@ -198,7 +304,8 @@ def _record_environment(db: sqlite3.Connection, run_id: str, environment: dict[s
 
 
 def finish(db: sqlite3.Connection, db_path: Path, pilot: LoadedPilot, run_id: str, out_dir: Path) -> RunResult:
-    """Summarise a run from the store and write its folder: items.csv, calls.csv, summary.json."""
+    """Summarise a run from the store and write its folder: items.csv, calls.csv, summary.json,
+    report.html and report.json."""
     items = store.items_frame(db, run_id)
     calls = store.calls_frame(db, run_id)
     row = store.get_run(db, run_id)
@@ -210,6 +317,15 @@ def finish(db: sqlite3.Connection, db_path: Path, pilot: LoadedPilot, run_id: st
     calls.drop(columns=["prompt"]).to_csv(run_dir / "calls.csv", index=False)
     failed = int(calls["error"].notna().sum()) if len(calls) else 0
     status = "complete" if failed == 0 else "complete_with_failures"
-    (run_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2, default=str) + "\n")
-    store.finish_run(db, run_id, status=status, finished_at=now(), summary=summary.to_dict())
-    return RunResult(run_id, run_dir, db_path, summary)
+    figures = probe.stored_figures(db, run_id, pilot)  # issue 5
+    data = summary.to_dict() | ({"probe": [dataclasses.asdict(f) for f in figures]} if figures else {})
+    (run_dir / "summary.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+    store.finish_run(db, run_id, status=status, finished_at=now(), summary=data)
+    report = write_report(db, run_id, run_dir)  # report.html + report.json, from the store like `roi report`
+    return RunResult(run_id, run_dir, db_path, summary, report.decision, probe=figures)
+
+
+def _probe_backend(model: ModelSpec, pilot: LoadedPilot, opts: RunOptions) -> tuple[Backend, bool]:
+    """Issue 5: an injected backend (kept open) or a new one (closed after the probe)."""
+    injected = (opts.backends or {}).get(model.name)
+    return (injected, False) if injected else (create_backend(model, pilot.path.parent, opts.status), True)

@@ -85,6 +85,76 @@ def m001_initial(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m0701_call_cache(db: sqlite3.Connection) -> None:
+    """Issue 7: the response cache. `cache_key` addresses a call's model, parameters and prompt;
+    `cached` marks a call answered from an earlier one (its latency is not a live measurement)."""
+    run_script(
+        db,
+        """
+    ALTER TABLE calls ADD COLUMN cache_key TEXT;
+    ALTER TABLE calls ADD COLUMN cached INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX calls_by_cache_key ON calls(cache_key) WHERE cache_key IS NOT NULL AND cached = 0;
+    """,
+    )
+
+
+@migration
+def m0702_baselines(db: sqlite3.Connection) -> None:
+    """Issue 7: accepted baselines (the latest row of a pilot is its baseline) and each run's decision
+    in brief, so history and baseline checks need not recompute it."""
+    run_script(
+        db,
+        """
+    CREATE TABLE baselines (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        pilot TEXT NOT NULL,
+        run_id TEXT NOT NULL REFERENCES runs(run_id),
+        accepted_at TEXT NOT NULL
+    );
+    CREATE INDEX baselines_by_pilot ON baselines(pilot, id);
+    ALTER TABLE runs ADD COLUMN decision_json TEXT;
+    """,
+    )
+
+
+@migration
+def m0501_probe(db: sqlite3.Connection) -> None:
+    """Issue 5: the superposition probe, one row per (model, mixture, prompt, task): P(task's answer)."""
+    run_script(
+        db,
+        """
+    CREATE TABLE probe (
+        run_id TEXT NOT NULL REFERENCES runs(run_id),
+        model TEXT NOT NULL,
+        mixture TEXT NOT NULL,         -- e.g. 'number_en 0.50 + number_fr 0.50'
+        prompt_index INTEGER NOT NULL,
+        task TEXT NOT NULL,
+        share REAL NOT NULL,           -- the task's share of the prompt's examples (0..1)
+        query TEXT NOT NULL,
+        answer TEXT NOT NULL,
+        logprob REAL NOT NULL,         -- natural log of P(answer | prompt), teacher-forced
+        probability REAL NOT NULL,
+        answer_tokens INTEGER NOT NULL,
+        in_beam INTEGER NOT NULL,      -- the answer is among the model's top beam-search continuations
+        prompt_tokens INTEGER NOT NULL,
+        PRIMARY KEY (run_id, model, mixture, prompt_index, task)
+    );
+    """,
+    )
+
+
+def record_probe(db: sqlite3.Connection, run_id: str, rows: list[Any]) -> None:
+    """Issue 5: store one probe prompt's rows (`roi.probe.ProbeRow`s) atomically."""
+    with transaction(db):
+        for row in rows:
+            values = asdict(row)
+            db.execute(
+                f"INSERT OR REPLACE INTO probe (run_id, {', '.join(values)}) VALUES (?{', ?' * len(values)})",
+                (run_id, *values.values()),
+            )
+
+
 def run_script(db: sqlite3.Connection, script: str) -> None:
     """Run the statements of `script` inside the caller's transaction (executescript would commit)."""
     statement = ""
@@ -114,6 +184,8 @@ class CallRow:
     n_items: int
     error: str | None
     finished_at: str
+    cache_key: str | None = None  # issue 7: see roi/cache.py; None when the call may not be cached
+    cached: bool = False  # answered from the cache: figures are the original call's
 
 
 @dataclass(frozen=True)
@@ -237,7 +309,7 @@ def items_frame(db: sqlite3.Connection, run_id: str) -> pd.DataFrame:
     """Scored items joined with their call's latency, tokens and cost."""
     return pd.read_sql_query(
         "SELECT i.*, c.latency_s, c.prompt_tokens, c.cached_prompt_tokens, c.output_tokens, c.cost_usd,"
-        " c.n_items, c.error FROM items i JOIN calls c USING (run_id, call_id)"
+        " c.n_items, c.error, c.cached FROM items i JOIN calls c USING (run_id, call_id)"
         " WHERE i.run_id = ? ORDER BY i.model, i.mode, i.task, i.item_id",
         db,
         params=(run_id,),

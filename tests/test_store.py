@@ -26,11 +26,11 @@ def new_run(db: sqlite3.Connection, run_id: str = "r1") -> None:
 def test_migrations_apply_once_and_reopen(tmp_path: Path) -> None:
     path = tmp_path / "roi.db"
     db = store.connect(path)
-    names = [r[0] for r in db.execute("SELECT name FROM _roi_migrations")]
+    names = [r[0] for r in db.execute("SELECT name FROM _roi_migrations ORDER BY rowid")]
     assert names == [name for name, _ in store.MIGRATIONS]
     db.close()
     again = store.connect(path)
-    assert [r[0] for r in again.execute("SELECT name FROM _roi_migrations")] == names
+    assert [r[0] for r in again.execute("SELECT name FROM _roi_migrations ORDER BY rowid")] == names
     assert again.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

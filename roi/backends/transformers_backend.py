@@ -1,7 +1,13 @@
-"""Local causal LMs with PyTorch and transformers: greedy decoding, stop at the end of the answer."""
+"""Local causal LMs with PyTorch and transformers: greedy decoding, stop at the end of the answer.
+
+Requests that share a prefix run through `PrefixBatcher` (prefix once, suffixes batched); the naive
+path (one `model.generate` per request, `batching=False`) is kept as the reference the tests compare
+against. Latency of a batched call is not the batch's wall time: see `docs/speed.md`.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -40,8 +46,27 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     return text[:cut]
 
 
+def pick_threads(torch: Any) -> int:
+    """Intra-op threads: one per CPU this process may run on (PyTorch counts the host's cores, which
+    oversubscribes a container or a pinned job)."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = int(torch.get_num_threads())
+    if threads > usable:
+        torch.set_num_threads(usable)
+        threads = usable
+    return threads
+
+
+def group_by_prefix(requests: Sequence[GenerationRequest]) -> list[list[GenerationRequest]]:
+    """Requests that share a prefix, in order of first appearance."""
+    groups: dict[str, list[GenerationRequest]] = {}
+    for request in requests:
+        groups.setdefault(request.prefix, []).append(request)
+    return list(groups.values())
+
+
 class TransformersBackend:
-    def __init__(self, spec: ModelSpec, base_dir: Path, status: Status) -> None:
+    def __init__(self, spec: ModelSpec, base_dir: Path, status: Status, *, batching: bool = True) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -55,6 +80,12 @@ class TransformersBackend:
         self.model = model.to(self.device)  # type: ignore[arg-type]
         self.model.eval()
         self._torch = torch
+        self.batching = batching
+        if self.device == "cpu":
+            pick_threads(torch)
+        from roi.backends.prefix_batching import PrefixBatcher
+
+        self._batcher = PrefixBatcher(self.model, self.tokenizer, self.device)
 
     def count_tokens(self, text: str) -> int | None:
         return len(self.tokenizer(text, add_special_tokens=True).input_ids)
@@ -69,13 +100,44 @@ class TransformersBackend:
             "dtype": str(self.dtype).split(".")[-1],
             "model_dir": str(self.model_dir),
             "threads": str(self._torch.get_num_threads()),
+            "batching": "prefix-shared batches" if self.batching else "one generate per call",
         }
 
     def generate(self, requests: Sequence[GenerationRequest]) -> Iterator[GenerationResult]:
-        for request in requests:
-            yield self._one(request)
+        if not self.batching:
+            for request in requests:
+                yield self.generate_naive(request)
+            return
+        for group in group_by_prefix(requests):
+            yield from self._group(group)
 
-    def _one(self, request: GenerationRequest) -> GenerationResult:
+    def _group(self, group: list[GenerationRequest]) -> Iterator[GenerationResult]:
+        """The first call of the group runs alone and is timed as a production call would be; the rest
+        share the prefix's cache in batches, and their latency comes from that measured call."""
+        from roi.backends.prefix_batching import Row
+
+        started = time.perf_counter()
+        rows = [self._row(r) for r in group]
+        tokens, timing = self._batcher.time_alone(rows[0])
+        yield self._result(group[0], rows[0], tokens, time.perf_counter() - started)
+        for done in self._batcher.complete(rows[1:]):
+            for index, generated in done.items():
+                row: Row = rows[index + 1]
+                latency = timing.latency(len(row.ids), len(generated))
+                yield self._result(group[index + 1], row, generated, latency)
+
+    def _row(self, request: GenerationRequest) -> Any:
+        from roi.backends.prefix_batching import Row
+
+        ids = self.tokenizer(request.prompt, add_special_tokens=True).input_ids
+        return Row(tuple(int(i) for i in ids), request.max_new_tokens, request.stop)
+
+    def _result(self, request: GenerationRequest, row: Any, tokens: list[int], latency: float) -> GenerationResult:
+        text = str(self.tokenizer.decode(tokens, skip_special_tokens=True))
+        return GenerationResult(request.key, cut_at_stop(text, request.stop), len(row.ids), len(tokens), latency)
+
+    def generate_naive(self, request: GenerationRequest) -> GenerationResult:
+        """The reference: one `model.generate` with the full prompt, timed end to end."""
         torch = self._torch
         started = time.perf_counter()
         encoded = self.tokenizer(request.prompt, return_tensors="pt").to(self.device)

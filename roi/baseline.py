@@ -1,0 +1,202 @@
+"""Accepted baselines and drift: `roi accept RUN_ID` marks a run as its pilot's baseline, and every
+later run is checked against it at the end of `roi run`.
+
+A run regressed when, against its reference run,
+- the decision dropped a stage (the recommended stage is lower), or
+- a gate regressed: a gate (per model, gate and task) that passed in the reference does not now.
+Accuracy cells that are worse beyond chance (paired interval entirely below zero, roi/compare.py) are
+listed too, as what to look at, but alone they do not fail a run: the gates say what matters.
+
+The reference is the accepted baseline; before any is accepted it is the pilot's previous complete
+run with the same --limit (so a first cron job still notices a drop). `roi run` exits 3 on a regression.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from roi import store
+from roi.compare import compare_runs
+from roi.decision import Decision, Status
+from roi.errors import Problem, RoiError
+
+COMPLETE = ("complete", "complete_with_failures")
+
+
+@dataclass(frozen=True)
+class Regression:
+    kind: str  # stage | gate | accuracy
+    model: str | None
+    what: str  # gate name, task/mode, or "decision"
+    before: str
+    now: str
+
+    def describe(self) -> str:
+        where = f"{self.model}: " if self.model else ""
+        return f"{where}{self.what} {self.before} -> {self.now}"
+
+
+@dataclass(frozen=True)
+class BaselineCheck:
+    run_id: str
+    reference: str | None  # the run compared with (None: nothing to compare with yet)
+    reference_is_baseline: bool
+    decision_before: dict[str, Any] | None  # brief of the reference's decision
+    decision_now: dict[str, Any] | None
+    regressions: list[Regression] = field(default_factory=list)
+
+    @property
+    def regressed(self) -> bool:
+        """A stage dropped or a gate regressed: `roi run` exits 3."""
+        return any(r.kind in ("stage", "gate") for r in self.regressions)
+
+    @property
+    def decision_changed(self) -> bool:
+        if self.decision_before is None or self.decision_now is None:
+            return False
+        keys = ("model", "stage", "outcome")
+        return any(self.decision_before[k] != self.decision_now[k] for k in keys)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"regressed": self.regressed, "decision_changed": self.decision_changed}
+
+
+# ---------------------------------------------------------------- the decision in brief
+
+
+def brief(decision: Decision) -> dict[str, Any]:
+    """What history and baseline checks need of a decision: stages, outcomes and counted gates."""
+    return {
+        "model": decision.model,
+        "stage": decision.stage,
+        "stage_name": decision.stage_name,
+        "outcome": decision.outcome,
+        "models": [
+            {
+                "model": m.model,
+                "stage": m.stage,
+                "outcome": m.outcome,
+                "gates": [
+                    {"gate": g.gate, "task": g.task, "stage": g.stage, "status": str(g.status), "worst": g.worst}
+                    for g in m.gates
+                    if g.counted
+                ],
+            }
+            for m in decision.models
+        ],
+    }
+
+
+def record_decision(db: sqlite3.Connection, run_id: str, decision: Decision) -> dict[str, Any]:
+    summary = brief(decision)
+    with store.transaction(db):
+        db.execute("UPDATE runs SET decision_json = ? WHERE run_id = ?", (json.dumps(summary), run_id))
+    return summary
+
+
+def decision_brief(db: sqlite3.Connection, run_id: str) -> dict[str, Any] | None:
+    """A run's decision in brief: stored at the end of the run, else worked out from the store once
+    (runs made before this existed) and kept. None for a run with no scored items."""
+    row = db.execute("SELECT decision_json, status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    if row is None:
+        return None
+    if row["decision_json"]:
+        stored: dict[str, Any] = json.loads(row["decision_json"])
+        return stored
+    if row["status"] not in COMPLETE:
+        return None
+    from roi.report.build import load_inputs  # the report package imports this module's section
+
+    inputs = load_inputs(db, run_id)
+    if inputs.items.empty:
+        return None
+    return record_decision(db, run_id, inputs.decision)
+
+
+# ---------------------------------------------------------------- accepting
+
+
+def accept(db: sqlite3.Connection, run_id: str) -> str:
+    """Make `run_id` its pilot's baseline; returns the pilot. Only a complete run can be accepted."""
+    row = store.get_run(db, run_id)
+    if row is None:
+        raise RoiError([Problem(f"no run {run_id!r} in the store", None, None, "RUN_ID")])
+    if row["status"] not in COMPLETE:
+        raise RoiError(
+            [Problem(f"run {run_id} is {row['status']}: only a complete run can be a baseline", None, None, "RUN_ID")]
+        )
+    with store.transaction(db):
+        db.execute(
+            "INSERT INTO baselines (pilot, run_id, accepted_at) VALUES (?, ?, ?)",
+            (row["pilot"], run_id, datetime.now(UTC).isoformat(timespec="seconds")),
+        )
+    return str(row["pilot"])
+
+
+def current_baseline(db: sqlite3.Connection, pilot: str) -> str | None:
+    row = db.execute("SELECT run_id FROM baselines WHERE pilot = ? ORDER BY id DESC LIMIT 1", (pilot,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def previous_complete(db: sqlite3.Connection, run_id: str) -> str | None:
+    """The pilot's latest complete run started before `run_id`, with the same --limit."""
+    row = db.execute(
+        "SELECT p.run_id FROM runs p JOIN runs r ON p.pilot = r.pilot AND p.item_limit IS r.item_limit"
+        " WHERE r.run_id = ? AND p.run_id != r.run_id AND p.rowid < r.rowid"
+        " AND p.status IN (?, ?) ORDER BY p.rowid DESC LIMIT 1",
+        (run_id, *COMPLETE),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+# ---------------------------------------------------------------- checking
+
+
+def _gate_map(decision: dict[str, Any]) -> dict[tuple[str, str, str | None], str]:
+    return {(m["model"], g["gate"], g["task"]): g["status"] for m in decision["models"] for g in m["gates"]}
+
+
+def decision_regressions(before: dict[str, Any], now: dict[str, Any]) -> list[Regression]:
+    """A dropped stage, and every gate that passed before and does not now (same model, gate, task)."""
+    found: list[Regression] = []
+    if now["stage"] < before["stage"]:
+        found.append(
+            Regression("stage", now["model"], "decision", f"stage {before['stage']}", f"stage {now['stage']}")
+        )
+    was, is_now = _gate_map(before), _gate_map(now)
+    for key in sorted(was.keys() & is_now.keys(), key=str):
+        if was[key] == Status.PASS.value and is_now[key] != Status.PASS.value:
+            model, gate, task = key
+            found.append(Regression("gate", model, gate if task is None else f"{gate} ({task})", was[key], is_now[key]))
+    return found
+
+
+def check(db: sqlite3.Connection, run_id: str, *, seed: int = 0) -> BaselineCheck:
+    """Compare a finished run with its pilot's baseline (else its previous complete run)."""
+    row = store.get_run(db, run_id)
+    if row is None:
+        raise RoiError(f"no run {run_id!r} in the store")
+    baseline = current_baseline(db, str(row["pilot"]))
+    reference = baseline if baseline is not None else previous_complete(db, run_id)
+    now = decision_brief(db, run_id)
+    if reference is None or reference == run_id:
+        return BaselineCheck(run_id, None, False, None, now)
+    before = decision_brief(db, reference)
+    found = decision_regressions(before, now) if before is not None and now is not None else []
+    for cell in compare_runs(db, reference, run_id, seed=seed).cells:
+        if cell.worse:
+            found.append(
+                Regression(
+                    "accuracy",
+                    cell.model,
+                    f"accuracy {cell.task}/{cell.mode}",
+                    f"{cell.accuracy_a.value:.0%}",
+                    f"{cell.accuracy_b.value:.0%} (paired diff {cell.diff.diff:+.0%}, n={cell.shared},"
+                    f" McNemar p={cell.diff.mcnemar_p:.3g})",
+                )
+            )
+    return BaselineCheck(run_id, reference, baseline is not None, before, now, found)

@@ -1,0 +1,103 @@
+"""The response cache: a call already made with the same model, parameters and prompt is answered
+from the store instead of the model.
+
+The key is a SHA-256 over the model's identity (backend, model name or path, server URL, endpoint,
+device, dtype), the generation parameters (max new tokens, stop strings, temperature) and the full
+prompt. A hit copies the original call's output, tokens and latency (so cost and throughput figures
+stay those of a real call), and the new call row is flagged `cached` so metrics keep it out of live
+latency statistics (roi/metrics.py `live_latencies`).
+
+Only greedy decoding is cached: with temperature > 0 a second call is a new sample, not the same
+answer, and reusing it would hide the sampling spread. roi decodes greedily today (GREEDY below, the
+value both backends send); the rule is explicit here so a sampling option cannot silently be cached.
+
+An API model can change behind the same name: a cron job meant to catch that drift runs with
+`--fresh` (docs/cron.md), which bypasses lookups but still records keys for later runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass
+
+from roi.backends import GenerationRequest, GenerationResult
+from roi.pilot import ModelSpec
+
+GREEDY = 0.0  # the temperature roi's backends decode with
+KEY_VERSION = 1  # bump when what a key covers changes: old entries then simply stop matching
+
+
+def cacheable(temperature: float) -> bool:
+    """Only a deterministic (greedy) call can be answered from an earlier one."""
+    return temperature == 0.0
+
+
+def model_identity(spec: ModelSpec) -> dict[str, str | None]:
+    """What makes two calls go to the same model. The display `name` is left out on purpose (renaming
+    a model in the pilot does not change its answers); credentials are never part of it."""
+    return {
+        "backend": spec.backend,
+        "model": spec.model,
+        "base_url": spec.base_url,
+        "endpoint": spec.endpoint,
+        "device": spec.device,
+        "dtype": spec.dtype,
+    }
+
+
+def cache_key(spec: ModelSpec, request: GenerationRequest, temperature: float = GREEDY) -> str | None:
+    """The content address of a call, or None when it may not be cached (temperature > 0)."""
+    if not cacheable(temperature):
+        return None
+    payload = {
+        "v": KEY_VERSION,
+        "model": model_identity(spec),
+        "params": {"max_new_tokens": request.max_new_tokens, "stop": list(request.stop), "temperature": temperature},
+        "prompt": request.prompt,
+    }
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()
+
+
+@dataclass(frozen=True)
+class Hit:
+    request: GenerationRequest
+    result: GenerationResult  # the original call's output, tokens and latency, under the new key
+    source: str  # run_id/call_id of the original call
+
+
+def lookup(db: sqlite3.Connection, key: str) -> sqlite3.Row | None:
+    """The latest live, successful call with this key (a cached copy is never a source)."""
+    row: sqlite3.Row | None = db.execute(
+        "SELECT run_id, call_id, raw_output, prompt_tokens, cached_prompt_tokens, output_tokens, latency_s"
+        " FROM calls WHERE cache_key = ? AND cached = 0 AND error IS NULL AND raw_output IS NOT NULL"
+        " ORDER BY rowid DESC LIMIT 1",  # the newest (finished_at has only whole seconds)
+        (key,),
+    ).fetchone()
+    return row
+
+
+def split(
+    db: sqlite3.Connection, spec: ModelSpec, requests: list[GenerationRequest], *, fresh: bool
+) -> tuple[list[Hit], list[GenerationRequest]]:
+    """Requests answered from the cache, and those that must go to the model."""
+    hits: list[Hit] = []
+    misses: list[GenerationRequest] = []
+    for request in requests:
+        key = cache_key(spec, request)
+        row = None if fresh or key is None else lookup(db, key)
+        if row is None:
+            misses.append(request)
+            continue
+        result = GenerationResult(
+            key=request.key,
+            text=row["raw_output"],
+            prompt_tokens=row["prompt_tokens"],
+            output_tokens=row["output_tokens"],
+            latency_s=row["latency_s"],
+            cached_prompt_tokens=row["cached_prompt_tokens"],
+        )
+        hits.append(Hit(request, result, f"{row['run_id']}/{row['call_id']}"))
+    return hits, misses

@@ -1,0 +1,44 @@
+"""Structured events of a run (`roi run --log-json FILE`): one JSON object per line, for cron logs and
+log shippers. Events carry ids, counts and statuses only: never prompts, outputs, URLs or keys."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+Emit = Callable[..., None]
+
+
+def ignore(event: str, **fields: Any) -> None:
+    """The default sink: no event log."""
+
+
+class EventLog:
+    """Appends events to a file (opened once; each line flushed, so a killed run keeps its events)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: TextIO = path.open("a", encoding="utf-8")
+
+    def emit(self, event: str, **fields: Any) -> None:
+        record = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), "event": event, "pid": os.getpid()}
+        record.update(fields)
+        self._file.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -1,0 +1,83 @@
+"""`roi history [PILOT]`: past runs, newest first, with their models, decision and headline figures
+(accuracy per mode pooled over models and tasks, with interval and n; total cost, None if unknown)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from roi.baseline import current_baseline, decision_brief
+from roi.stats import Rate, wilson
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    run_id: str
+    pilot: str
+    started_at: str
+    finished_at: str | None
+    status: str
+    item_limit: int | None
+    models: list[str]
+    baseline: bool  # the pilot's accepted baseline
+    decision: dict[str, Any] | None  # model, stage, stage_name, outcome (None: no decision)
+    accuracy: dict[str, Rate]  # per mode, pooled over models and tasks
+    cost_usd: float | None  # None: unknown (a model without a price) or no summary
+    calls: int
+    cached_calls: int
+
+
+def _accuracy(summary: dict[str, Any]) -> dict[str, Rate]:
+    pooled: dict[str, list[int]] = {}
+    for cell in summary.get("cells", []):
+        k_n = pooled.setdefault(cell["mode"], [0, 0])
+        k_n[0] += int(cell["accuracy"]["k"])
+        k_n[1] += int(cell["accuracy"]["n"])
+    return {mode: wilson(k, n) for mode, (k, n) in sorted(pooled.items())}
+
+
+def _cost(summary: dict[str, Any]) -> float | None:
+    costs = [m["cost_usd"] for m in summary.get("modes", [])]
+    return None if not costs or any(c is None for c in costs) else float(sum(costs))
+
+
+def _row(db: sqlite3.Connection, run: sqlite3.Row, baselines: dict[str, str | None]) -> HistoryRow:
+    summary: dict[str, Any] = json.loads(run["summary_json"]) if run["summary_json"] else {}
+    pilot_spec = json.loads(run["pilot_json"])
+    brief = decision_brief(db, run["run_id"])
+    calls, cached = db.execute(
+        "SELECT COUNT(*), COALESCE(SUM(cached), 0) FROM calls WHERE run_id = ?", (run["run_id"],)
+    ).fetchone()
+    return HistoryRow(
+        run_id=run["run_id"],
+        pilot=run["pilot"],
+        started_at=run["started_at"],
+        finished_at=run["finished_at"],
+        status=run["status"],
+        item_limit=run["item_limit"],
+        models=[m["name"] for m in pilot_spec.get("models", [])],
+        baseline=baselines.get(run["pilot"]) == run["run_id"],
+        decision=None if brief is None else {k: brief[k] for k in ("model", "stage", "stage_name", "outcome")},
+        accuracy=_accuracy(summary),
+        cost_usd=_cost(summary) if summary else None,
+        calls=int(calls),
+        cached_calls=int(cached),
+    )
+
+
+def history(db: sqlite3.Connection, pilot: str | None = None, limit: int | None = None) -> list[HistoryRow]:
+    """Runs of `pilot` (every pilot when None), newest first."""
+    query = "SELECT * FROM runs" + (" WHERE pilot = ?" if pilot else "") + " ORDER BY rowid DESC"
+    params: tuple[Any, ...] = (pilot,) if pilot else ()
+    if limit is not None:
+        query += " LIMIT ?"
+        params += (limit,)
+    runs = db.execute(query, params).fetchall()
+    baselines = {p: current_baseline(db, p) for p in {r["pilot"] for r in runs}}
+    return [_row(db, r, baselines) for r in runs]
+
+
+def to_json(rows: list[HistoryRow]) -> list[dict[str, Any]]:
+    return [asdict(r) for r in rows]

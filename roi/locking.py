@@ -1,0 +1,163 @@
+"""One run per pilot at a time.
+
+The lock is an `fcntl.flock` on OUT/locks/<pilot>.lock, held for the whole run. The kernel drops it
+when the holder exits in any way, SIGKILL included, so a lock cannot outlive its process; the file
+keeps the last holder's pid, host and start time, for the message a second run prints and to tell
+that an earlier holder died (a "stale" lock, taken over at once). Because the lock is held while a
+run is alive, a run of the pilot still marked `running` once we hold the lock was killed: a plain
+re-run resumes it (`unfinished_run`).
+
+flock works between processes of one machine on a local filesystem; keep OUT off NFS for cron.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import platform
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from roi.errors import RunFailed
+
+POLL_S = 0.5
+UNFINISHED = ("running", "interrupted")
+
+
+class LockBusy(RunFailed):
+    """Another process runs this pilot: this run did not start (exit 1, "failed to run")."""
+
+
+@dataclass(frozen=True)
+class Holder:
+    pid: int | None
+    host: str | None
+    started_at: str | None
+    run_id: str | None = None
+
+    def describe(self) -> str:
+        who = f"pid {self.pid} on {self.host}" if self.pid is not None else "another process"
+        return who + (f", started {self.started_at}" if self.started_at else "")
+
+
+def lock_path(out_dir: Path, pilot: str) -> Path:
+    return out_dir / "locks" / f"{pilot}.lock"
+
+
+def read_holder(path: Path) -> Holder:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        data = {}
+    return Holder(data.get("pid"), data.get("host"), data.get("started_at"), data.get("run_id"))
+
+
+class PilotLock:
+    """`with PilotLock(out, pilot, wait=False) as lock:` runs the body holding the pilot's lock.
+
+    `previous` is the holder still recorded in the file when we took the lock: a clean release empties
+    the file, so this is a process that died holding it (a stale lock, now taken over).
+    """
+
+    def __init__(
+        self,
+        out_dir: Path,
+        pilot: str,
+        *,
+        wait: bool = False,
+        timeout_s: float | None = None,
+        on_wait: Callable[[Holder], None] = lambda h: None,
+    ) -> None:
+        self.path = lock_path(out_dir, pilot)
+        self.pilot = pilot
+        self.wait = wait
+        self.timeout_s = timeout_s
+        self.on_wait = on_wait
+        self.previous: Holder | None = None
+        self._fd: int | None = None
+
+    def acquire(self) -> PilotLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = None if self.timeout_s is None else time.monotonic() + self.timeout_s
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = read_holder(self.path)
+                if not self.wait or (deadline is not None and time.monotonic() >= deadline):
+                    os.close(fd)
+                    raise LockBusy(self._busy_message(holder)) from None
+                if not told:
+                    self.on_wait(holder)
+                    told = True
+                time.sleep(POLL_S)
+        old = read_holder(self.path)
+        self.previous = old if old.pid is not None else None
+        self._fd = fd
+        self._write(None)
+        return self
+
+    def _busy_message(self, holder: Holder) -> str:
+        run = f" as run {holder.run_id}" if holder.run_id else ""
+        return (
+            f"pilot {self.pilot!r} is already running{run} ({holder.describe()}; lock {self.path}). "
+            "This run did not start; use --wait to queue behind it."
+        )
+
+    def _write(self, run_id: str | None) -> None:
+        assert self._fd is not None
+        record = {
+            "pid": os.getpid(),
+            "host": platform.node(),
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "run_id": run_id,
+        }
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, json.dumps(record).encode(), 0)
+
+    def note_run(self, run_id: str) -> None:
+        """Record the run id in the lock file, for a waiting or refused second run's message."""
+        holder = read_holder(self.path)
+        record = {"pid": holder.pid, "host": holder.host, "started_at": holder.started_at, "run_id": run_id}
+        assert self._fd is not None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, json.dumps(record).encode(), 0)
+
+    def release(self) -> None:
+        # The file stays: unlinking a flock'd file lets a third process lock a new inode while a
+        # second one still waits on the old one, and two runs would proceed.
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)  # a clean end leaves no holder: a holder found later has died
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> PilotLock:
+        return self.acquire()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+
+def unfinished_run(db: sqlite3.Connection, pilot: str, pilot_sha256: str, item_limit: int | None) -> str | None:
+    """The latest run of `pilot` left `running` (killed) or `interrupted` (Ctrl-C), made from the same
+    pilot file and --limit, which a plain re-run resumes. Call only while holding the pilot's lock:
+    then no live process owns such a run."""
+    row = db.execute(
+        "SELECT run_id FROM runs WHERE pilot = ? AND pilot_sha256 = ? AND item_limit IS ? AND status IN (?, ?)"
+        " ORDER BY rowid DESC LIMIT 1",
+        (pilot, pilot_sha256, item_limit, *UNFINISHED),
+    ).fetchone()
+    return None if row is None else str(row[0])

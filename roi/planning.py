@@ -1,0 +1,240 @@
+"""What a run will cost before it runs (`roi plan`), and the spending limit of `roi run --max-cost`.
+
+Token counts come from the model's own tokenizer when it is on disk (local models), else from a stated
+approximation (about 4 characters per token, the usual figure for English; other languages need more).
+Output tokens are estimated from the expected answers (what a model that answers right and stops would
+write); the ceiling uses each call's full answer budget. Time comes from earlier runs of the same pilot
+in the store; without one it is unknown, never guessed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from roi.backends import Backend, GenerationRequest, GenerationResult
+from roi.costs import call_cost_usd
+from roi.errors import RoiError
+from roi.pilot import LoadedPilot, ModelSpec
+from roi.prompts import PromptCall, answer_head, build_calls
+
+CHARS_PER_TOKEN = 4.0
+TEMPLATE_TOKENS = 32  # chat-template markup and special tokens a server adds around a prompt
+
+Counter = Callable[[str], int]
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    model: str
+    mode: str
+    calls: int
+    items: int
+    prompt_tokens: int
+    output_tokens: int  # if every answer is the expected one
+    max_output_tokens: int  # every call uses its whole answer budget
+    counted_by: str  # "its tokenizer" or "approx. 4 chars/token"
+    cost_usd: float | None  # None: unknown (no price, or a local model with no earlier run)
+    max_cost_usd: float | None
+    time_s: float | None
+    time_basis: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    pilot: str
+    item_limit: int | None
+    rows: list[PlanRow]
+
+
+# ---------------------------------------------------------------- roi plan
+
+
+def plan_pilot(pilot: LoadedPilot, limit: int | None = None, history: Path | None = None) -> Plan:
+    """Calls, tokens, cost and time per model and mode, without calling any model."""
+    calls = build_calls(pilot, limit)
+    latencies = past_latencies(history, pilot.name) if history else {}
+    rows = []
+    for model in pilot.spec.models:
+        counter, counted_by = token_counter(model, pilot.path.parent)
+        for mode in ("single", "mixed"):
+            chosen = [c for c in calls if c.mode == mode]
+            if chosen:
+                rows.append(_row(model, mode, chosen, counter, counted_by, latencies.get((model.name, mode))))
+    return Plan(pilot.name, limit, rows)
+
+
+def _row(
+    model: ModelSpec,
+    mode: str,
+    calls: list[PromptCall],
+    count: Counter,
+    counted_by: str,
+    latency: tuple[float, int] | None,
+) -> PlanRow:
+    prompt = sum(count(c.prompt) for c in calls)
+    output = sum(count(ideal_output(c)) for c in calls)
+    ceiling = sum(c.max_new_tokens for c in calls)
+    time_s, basis = None, "unknown (no earlier run of this pilot)"
+    if latency is not None:
+        parallel = model.max_concurrency if model.backend == "openai" else 1
+        time_s = latency[0] * len(calls) / parallel
+        basis = f"mean of {latency[1]} earlier calls" + (f", {parallel} in flight" if parallel > 1 else "")
+
+    def cost(out_tokens: int) -> float | None:
+        return call_cost_usd(model, latency_s=time_s, prompt_tokens=prompt, output_tokens=out_tokens)
+
+    items = sum(len(c.queries) for c in calls)
+    return PlanRow(
+        model.name, mode, len(calls), items, prompt, output, ceiling, counted_by, cost(output), cost(ceiling),
+        time_s, basis,
+    )  # fmt: skip
+
+
+def ideal_output(call: PromptCall) -> str:
+    """What the model writes when every answer is the expected one and it stops where it should."""
+    first = call.queries[0].item.output
+    if call.mode == "single":
+        return f" {first}\n"
+    rest = [f"{answer_head(n, q.task, q.item.input)} {q.item.output}\n" for n, q in enumerate(call.queries[1:], 2)]
+    return f" {first}\n" + "".join(rest) + "\n"
+
+
+def approx_tokens(text: str) -> int:
+    return max(1, round(len(text) / CHARS_PER_TOKEN))
+
+
+def token_counter(model: ModelSpec, base_dir: Path) -> tuple[Counter, str]:
+    """The model's tokenizer when it is on disk (without converting anything), else the approximation."""
+    path = local_tokenizer_file(model, base_dir)
+    if path is None:
+        return approx_tokens, f"approx. {CHARS_PER_TOKEN:g} chars/token"
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(path))
+    return (lambda text: len(tokenizer.encode(text).ids)), "its tokenizer"
+
+
+def local_tokenizer_file(model: ModelSpec, base_dir: Path) -> Path | None:
+    if model.backend != "transformers":
+        return None
+    from roi.backends import local_models
+
+    if model.model == local_models.EMBEDDED:
+        try:
+            gguf, digest = local_models.embedded_gguf()
+        except RoiError:
+            return None
+        folder = local_models.cache_dir() / "models" / f"{gguf.stem}-{digest[:16]}"
+    else:
+        folder = Path(model.model).expanduser()
+        folder = folder if folder.is_absolute() else base_dir / folder
+    candidate = folder / "tokenizer.json"
+    return candidate if candidate.is_file() else None
+
+
+def past_latencies(db_path: Path, pilot: str) -> dict[tuple[str, str], tuple[float, int]]:
+    """Mean latency and count of finished calls per (model, mode) over earlier runs of `pilot`."""
+    if not db_path.is_file():
+        return {}
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)  # read only: planning writes nothing
+    try:
+        rows = db.execute(
+            "SELECT c.model, c.mode, AVG(c.latency_s), COUNT(*) FROM calls c JOIN runs r USING (run_id)"
+            " WHERE r.pilot = ? AND c.error IS NULL GROUP BY c.model, c.mode",
+            (pilot,),
+        ).fetchall()
+    except sqlite3.DatabaseError:
+        return {}
+    finally:
+        db.close()
+    return {(str(m), str(mode)): (float(mean), int(n)) for m, mode, mean, n in rows}
+
+
+# ---------------------------------------------------------------- roi run --max-cost
+
+
+def check_budgetable(models: Sequence[ModelSpec]) -> None:
+    """A spending limit needs every model's spend to be known."""
+    unpriced = [m.name for m in models if (m.price if m.backend == "openai" else m.cost) is None]
+    if unpriced:
+        raise RoiError(
+            f"--max-cost needs a price for every model; no price for: {', '.join(unpriced)} "
+            "(set price: for API models, cost.usd_per_hour for local ones)"
+        )
+
+
+@dataclass
+class Budget:
+    """The run's spending limit. A call is sent only when the spend so far plus the most it can cost
+    stays within the limit; calls that would not fit are skipped and counted."""
+
+    limit_usd: float
+    spent_usd: float = 0.0
+    skipped: int = 0
+    # prompt tokens per UTF-8 byte, highest seen per model: bounds later calls' prompts closely
+    tokens_per_byte: dict[str, float] = field(default_factory=dict)
+    # costliest call seen per model: local models are paid by time, which no count bounds in advance
+    costliest_usd: dict[str, float] = field(default_factory=dict)
+
+    def ceiling_usd(self, spec: ModelSpec, request: GenerationRequest) -> float:
+        if spec.backend != "openai" or spec.price is None:
+            return self.costliest_usd.get(spec.name, 0.0)
+        size = len(request.prompt.encode("utf-8"))
+        # Byte-level and byte-fallback tokenizers never make more tokens than bytes: a safe first bound.
+        ratio = min(1.0, self.tokens_per_byte.get(spec.name, 1.0) * 1.25)
+        prompt = int(size * ratio) + TEMPLATE_TOKENS
+        return (prompt * spec.price.input_per_1m + request.max_new_tokens * spec.price.output_per_1m) / 1e6
+
+    def admit(self, spec: ModelSpec, todo: Sequence[GenerationRequest], at_most: int) -> list[GenerationRequest]:
+        batch: list[GenerationRequest] = []
+        reserved = self.spent_usd
+        for request in todo[:at_most]:
+            reserved += self.ceiling_usd(spec, request)
+            if reserved > self.limit_usd:
+                break
+            batch.append(request)
+        return batch
+
+    def record(self, spec: ModelSpec, request: GenerationRequest, result: GenerationResult) -> None:
+        cost = call_cost_usd(
+            spec,
+            latency_s=result.latency_s,
+            prompt_tokens=result.prompt_tokens,
+            output_tokens=result.output_tokens,
+            cached_prompt_tokens=result.cached_prompt_tokens,
+        )
+        if cost is None and result.error is None:
+            cost = self.ceiling_usd(spec, request)  # spend not reported: assume the most it could be
+        self.spent_usd += cost or 0.0
+        self.costliest_usd[spec.name] = max(self.costliest_usd.get(spec.name, 0.0), cost or 0.0)
+        if result.prompt_tokens:
+            ratio = result.prompt_tokens / max(1, len(request.prompt.encode("utf-8")))
+            self.tokens_per_byte[spec.name] = max(self.tokens_per_byte.get(spec.name, 0.0), ratio)
+
+
+def generate_within(
+    backend: Backend, requests: Sequence[GenerationRequest], budget: Budget
+) -> Iterator[GenerationResult]:
+    """`backend.generate`, sent in batches that fit the budget; stops (counting the rest as skipped)
+    when the next call might pass the limit."""
+    spec = backend.spec
+    by_key = {r.key: r for r in requests}
+    todo = list(requests)
+    while todo:
+        if spec.backend != "openai":
+            at_most = 1  # paid by time: each call's cost is known only once it has run
+        elif spec.name in budget.tokens_per_byte:
+            at_most = len(todo)
+        else:
+            at_most = spec.max_concurrency  # until a reply shows how this model counts tokens
+        batch = budget.admit(spec, todo, at_most)
+        if not batch:
+            budget.skipped += len(todo)
+            return
+        todo = todo[len(batch) :]
+        for result in backend.generate(batch):
+            budget.record(spec, by_key[result.key], result)
+            yield result

@@ -1,0 +1,166 @@
+"""Assemble the report of one run from the store and write report.html and report.json."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from roi import store
+from roi.decision import Decision, decide
+from roi.errors import Problem, RoiError
+from roi.metrics import summarize
+from roi.pilot import Pilot
+from roi.report import sections as sections_module
+from roi.report.i18n import LANGUAGES, text
+from roi.report.render import render_page
+from roi.report.sections import ReportInputs
+from roi.report.wording import model_headline, stage_name
+
+SCHEMA = 1
+
+
+def _version() -> str:
+    try:
+        return metadata.version("roi")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    html: Path
+    json: Path
+    decision: Decision
+    language: str
+
+
+def load_inputs(db: sqlite3.Connection, run_id: str, language: str | None = None) -> ReportInputs:
+    """Everything a report needs, read from the store (the validated pilot is kept with the run)."""
+    row = store.get_run(db, run_id)
+    if row is None:
+        raise RoiError(f"no run {run_id!r} in the store")
+    run = dict(row)
+    pilot = Pilot.model_validate_json(run["pilot_json"])
+    items = store.items_frame(db, run_id)
+    calls = store.calls_frame(db, run_id)
+    summary = summarize(run_id, pilot.pilot, run["item_limit"], items, calls, seed=pilot.seed)
+    return ReportInputs(
+        db=db,
+        run_id=run_id,
+        run=run,
+        pilot=pilot,
+        items=items,
+        calls=calls,
+        summary=summary,
+        decision=decide(pilot, summary, items),
+        environment=json.loads(run["environment_json"] or "{}"),
+        lang=language or pilot.report.language,
+    )
+
+
+def build_report(inputs: ReportInputs) -> dict[str, Any]:
+    """The report as plain data: header, decision and every section's data (charts included)."""
+    lang, pilot, run, d = inputs.lang, inputs.pilot, inputs.run, inputs.decision
+    chosen = d.chosen
+    built = []
+    for section in sections_module.SECTIONS:
+        data = section.build(inputs)
+        if data is not None:
+            built.append({"id": section.id, "template": section.template, "title": section.title(lang), "data": data})
+    return {
+        "schema": SCHEMA,
+        "lang": lang,
+        "t": {k: text(lang, k) for k in _page_keys()},
+        "title": text(lang, "title", pilot=pilot.pilot),
+        "subtitle": text(
+            lang,
+            "subtitle",
+            business_unit=pilot.business_unit,
+            owner=pilot.owner,
+            run_id=inputs.run_id,
+            when=run["finished_at"] or run["started_at"],
+        ),
+        "description": pilot.description,
+        "decision": {
+            "model": d.model,
+            "stage": d.stage,
+            "stage_name": stage_name(d.stage, lang),
+            "stage_what": text(lang, f"stage.{d.stage}.what"),
+            "outcome": d.outcome,
+            "outcome_text": text(lang, f"outcome.{d.outcome}"),
+            "sentences": model_headline(chosen, lang),
+            "items_needed": chosen.items_needed,
+            "mixed_tasks": chosen.grouping.mixed_tasks,
+            "single_tasks": chosen.grouping.single_tasks,
+            "stages": [
+                {"stage": s, "name": stage_name(s, lang), "what": text(lang, f"stage.{s}.what")} for s in range(4)
+            ],
+            "per_model": [
+                {"model": m.model, "stage": m.stage, "outcome": m.outcome, "sentences": model_headline(m, lang)}
+                for m in d.models
+            ],
+        },
+        "sections": built,
+        "footer": text(lang, "footer", version=_version()),
+        "run": {
+            k: run[k] for k in ("run_id", "pilot", "pilot_sha256", "started_at", "finished_at", "status", "item_limit")
+        },
+    }
+
+
+def _page_keys() -> list[str]:
+    return ["nav", "decision.stage", "decision.model", "decision.outcome"]
+
+
+def _json_ready(value: Any) -> Any:
+    """Drop drawing instructions (`charts`) and keep figures; NaN becomes null."""
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items() if k != "charts"}
+    if isinstance(value, list):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def write_report(db: sqlite3.Connection, run_id: str, run_dir: Path, language: str | None = None) -> ReportFiles:
+    """Write report.html and report.json of `run_id` into `run_dir` (atomically: temp file, then rename)."""
+    inputs = load_inputs(db, run_id, language)
+    data = build_report(inputs)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    html_path, json_path = run_dir / "report.html", run_dir / "report.json"
+    _write(html_path, render_page(data))
+    page = {k: v for k, v in data.items() if k != "t"}  # `t`: the page's own labels, not figures
+    page["sections"] = [{k: v for k, v in s.items() if k != "template"} for s in data["sections"]]
+    figures = _json_ready(page) | {"decision_detail": _json_ready(asdict(inputs.decision))}
+    _write(json_path, json.dumps(figures, indent=2, ensure_ascii=False, default=str) + "\n")
+    return ReportFiles(html_path, json_path, inputs.decision, inputs.lang)
+
+
+def _write(path: Path, content: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(content, encoding="utf-8")
+    tmp.replace(path)
+
+
+def rebuild_report(out_dir: Path, run_id: str, language: str | None = None) -> ReportFiles:
+    """`roi report`: rebuild a stored run's report into OUT/<pilot>/<run-id>/ (OUT holds roi.db)."""
+    db_path = out_dir / "roi.db"
+    if not db_path.is_file():
+        raise RoiError([Problem(f"no run store here (looked for {db_path})", str(out_dir), None, "--out")])
+    if language is not None and language not in LANGUAGES:
+        raise RoiError(
+            [Problem(f"unknown language {language!r}; use one of {', '.join(LANGUAGES)}", None, None, "--language")]
+        )
+    db = store.connect(db_path)
+    try:
+        row = store.get_run(db, run_id)
+        if row is None:
+            raise RoiError([Problem(f"no run {run_id!r} in {db_path}", str(db_path), None, "RUN_ID")])
+        return write_report(db, run_id, out_dir / row["pilot"] / run_id, language)
+    finally:
+        db.close()

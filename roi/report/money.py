@@ -1,0 +1,263 @@
+"""Sections about money: ROI, cost per task and where the saving comes from, and the grouping's saving."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from roi.economics import RESAMPLES, PlanEconomics, saving_sources, task_economics, task_pairs
+from roi.report import charts
+from roi.report.i18n import join, text
+from roi.report.inputs import ReportInputs, decided_models
+from roi.report.wording import estimate, pct, usd
+
+
+def _plan_rows(plan: PlanEconomics, lang: str) -> dict[str, str]:
+    return {
+        "net": estimate(plan.net_monthly_benefit_usd, "usd", lang),
+        "payback": estimate(plan.payback_months, "months", lang)
+        if plan.net_monthly_benefit_usd.value is not None
+        else text(lang, "unknown"),
+        "roi": estimate(plan.roi, "pct", lang) if plan.investment_usd > 0 else text(lang, "na"),
+        "saving": estimate(plan.cost_saving, "pct", lang),
+        "compute_single": estimate(plan.monthly_compute_single_usd, "usd", lang),
+        "compute_plan": estimate(plan.monthly_compute_plan_usd, "usd", lang),
+        "error_single": estimate(plan.monthly_error_single_usd, "usd", lang),
+        "error_plan": estimate(plan.monthly_error_plan_usd, "usd", lang),
+    }
+
+
+def build_roi(inputs: ReportInputs) -> dict[str, Any]:
+    lang = inputs.lang
+    models: list[dict[str, Any]] = []
+    for d in decided_models(inputs):
+        g = d.grouping
+        plan = g.economics if g.mixed_tasks else g.all_mixed_economics
+        models.append(
+            {
+                "model": d.model,
+                "plan_text": text(lang, "roi.plan", mixed=join(lang, g.mixed_tasks))
+                if g.mixed_tasks
+                else text(lang, "roi.plan_none"),
+                "figures": _plan_rows(plan, lang),
+                "economics": asdict(plan),
+            }
+        )
+    e = inputs.pilot.economics
+    rows = [
+        {
+            "label": m["model"],
+            "value": m["economics"]["net_monthly_benefit_usd"]["value"],
+            "low": m["economics"]["net_monthly_benefit_usd"]["low"],
+            "high": m["economics"]["net_monthly_benefit_usd"]["high"],
+            "text": m["figures"]["net"],
+        }
+        for m in models
+    ]
+    return {
+        "models": models,
+        "investment": text(
+            lang, "roi.investment", investment=usd(e.pilot_investment_usd, lang), months=e.horizon_months
+        ),
+        "interval_note": text(lang, "roi.interval_note", resamples=RESAMPLES),
+        "roi_label": text(lang, "roi.roi", months=e.horizon_months),
+        "charts": {"net": _net_chart(rows, text(lang, "roi.chart"))},
+    }
+
+
+def _net_chart(rows: list[dict[str, Any]], title: str) -> charts.Canvas:
+    # A benefit interval can straddle zero, so draw it like a paired difference, scaled to its widest end.
+    ends = [abs(x) for r in rows for x in (r["low"], r["high"], r["value"]) if x is not None]
+    scale = max(ends, default=0.0) or 1.0
+    scaled = [
+        {**r, **{k: (r[k] / scale if r[k] is not None else None) for k in ("value", "low", "high")}} for r in rows
+    ]
+    chart = charts.forest(title, scaled, margin=0.0)
+    # The axis ticks are fractions of the widest end: keep only zero, where the dashed line is.
+    chart.shapes = [s for s in chart.shapes if s.get("cls") != "tick" or s.get("text") == "0%"]
+    for shape in chart.shapes:
+        if shape.get("cls") == "tick":
+            shape["text"] = "$0"
+    return chart
+
+
+def build_cost(inputs: ReportInputs) -> dict[str, Any]:
+    lang, models = inputs.lang, []
+    tasks = [t.name for t in inputs.pilot.tasks]
+    for model in [m.name for m in inputs.pilot.models]:
+        pairs = task_pairs(inputs.items, model, tasks)
+        econ = task_economics(inputs.pilot, pairs, seed=inputs.pilot.seed)
+        rows, bars = [], []
+        for e in econ:
+            monthly = {
+                mode: _sum_estimates(
+                    getattr(e, f"monthly_compute_{mode}_usd").value, getattr(e, f"monthly_error_{mode}_usd").value
+                )
+                for mode in ("single", "mixed")
+            }
+            rows.append(
+                {
+                    "task": e.task,
+                    "volume": f"{e.monthly_volume:,}",
+                    "per_error": usd(e.cost_per_error_usd, lang),
+                    "per_item_single": estimate(e.cost_per_item_single_usd, "usd", lang),
+                    "per_item_mixed": estimate(e.cost_per_item_mixed_usd, "usd", lang),
+                    "error_single": estimate(e.error_rate_single, "pct", lang),
+                    "error_mixed": estimate(e.error_rate_mixed, "pct", lang),
+                    "monthly_single": usd(monthly["single"], lang),
+                    "monthly_mixed": usd(monthly["mixed"], lang),
+                    "figures": asdict(e),
+                }
+            )
+            bars.append(
+                {
+                    "label": e.task,
+                    "bars": [{"value": monthly[m], "text": usd(monthly[m], lang)} for m in ("single", "mixed")],
+                }
+            )
+        series = [text(lang, "mode.single"), text(lang, "mode.mixed")]
+        models.append(
+            {
+                "model": model,
+                "rows": rows,
+                "savings": _savings(inputs, model),
+                "charts": {"cost": charts.value_bars(f"{model} · {text(lang, 'cost.chart')}", bars, series)},
+            }
+        )
+    return {"models": models}
+
+
+def _sum_estimates(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a + b
+
+
+def _fmt(value: float | None, digits: int, lang: str) -> str:
+    return text(lang, "na") if value is None else f"{value:,.{digits}f}"
+
+
+def _savings(inputs: ReportInputs, model: str) -> dict[str, Any]:
+    lang = inputs.lang
+    spec = next(m for m in inputs.pilot.models if m.name == model)
+    src = {mode: saving_sources(inputs.calls, model, mode) for mode in ("single", "mixed")}
+    rows = [
+        {
+            "mode": text(lang, f"mode.{mode}"),
+            "calls": _fmt(s.calls_per_item, 2, lang),
+            "prompt": _fmt(s.prompt_tokens_per_item, 0, lang),
+            "cacheable": pct(s.cacheable_prompt_share, lang)
+            if s.cacheable_prompt_share is not None
+            else text(lang, "na"),
+            "uncached": _fmt(s.uncached_prompt_tokens_per_item, 0, lang),
+            "cached_reported": text(lang, "na")
+            if s.cached_prompt_tokens_reported is None
+            else f"{s.cached_prompt_tokens_reported:,}",
+            "output": _fmt(s.output_tokens_per_item, 1, lang),
+            "compute": _fmt(s.compute_s_per_item, 2, lang),
+            "cost": usd(s.cost_per_item_usd, lang),
+            "figures": asdict(s),
+        }
+        for mode, s in src.items()
+    ]
+    return {"rows": rows, "sentences": _saving_sentences(src["single"], src["mixed"], spec.backend, lang)}
+
+
+def _saving_sentences(single: Any, mixed: Any, backend: str, lang: str) -> list[str]:
+    out = []
+    if single.calls_per_item is not None and mixed.calls_per_item is not None:
+        out.append(
+            text(lang, "savings.calls_text", single=f"{single.calls_per_item:.2f}", mixed=f"{mixed.calls_per_item:.2f}")
+        )
+    s, m = single.prompt_tokens_per_item, mixed.prompt_tokens_per_item
+    if s and m is not None:
+        out.append(
+            text(lang, "savings.tokens_text", single=f"{s:,.0f}", mixed=f"{m:,.0f}", change=pct(m / s - 1, lang, True))
+        )
+    if single.cacheable_prompt_share is not None and mixed.uncached_prompt_tokens_per_item is not None:
+        out.append(
+            text(
+                lang,
+                "savings.cache_text",
+                share=pct(single.cacheable_prompt_share, lang),
+                single_uncached=f"{single.uncached_prompt_tokens_per_item:,.0f}",
+                mixed_uncached=f"{mixed.uncached_prompt_tokens_per_item:,.0f}",
+            )
+        )
+        if s and m is not None and m < s:
+            out.append(text(lang, "savings.cache_free"))
+    if single.output_tokens_per_item is not None and mixed.output_tokens_per_item is not None:
+        out.append(
+            text(
+                lang,
+                "savings.output_text",
+                single=f"{single.output_tokens_per_item:.1f}",
+                mixed=f"{mixed.output_tokens_per_item:.1f}",
+            )
+        )
+    if backend == "transformers" and single.compute_s_per_item is not None and mixed.compute_s_per_item is not None:
+        out.append(
+            text(
+                lang,
+                "savings.local_text",
+                single=f"{single.compute_s_per_item:.2f}",
+                mixed=f"{mixed.compute_s_per_item:.2f}",
+            )
+        )
+    if not single.cached_prompt_tokens_reported and not mixed.cached_prompt_tokens_reported:
+        out.append(text(lang, "savings.no_cache_reported"))
+    return out
+
+
+def build_grouping(inputs: ReportInputs) -> dict[str, Any]:
+    lang, models = inputs.lang, []
+    for d in decided_models(inputs):
+        g = d.grouping
+        rows = [
+            {
+                "task": p.task,
+                "mixed": p.mixed,
+                "placement": text(lang, "grouping.mixed" if p.mixed else "grouping.single"),
+                "why": "; ".join(_why(p, lang)),
+            }
+            for p in g.placements
+        ]
+        e, a = g.economics, g.all_mixed_economics
+        models.append(
+            {
+                "model": d.model,
+                "mixed_tasks": g.mixed_tasks,
+                "single_tasks": g.single_tasks,
+                "rows": rows,
+                "saving": text(
+                    lang,
+                    "grouping.saving",
+                    saving=estimate(e.monthly_compute_saving_usd, "usd", lang),
+                    net=estimate(e.net_monthly_benefit_usd, "usd", lang),
+                )
+                if g.mixed_tasks
+                else text(lang, "grouping.no_group"),
+                "all_mixed": text(
+                    lang,
+                    "grouping.all_mixed",
+                    saving=estimate(a.monthly_compute_saving_usd, "usd", lang),
+                    net=estimate(a.net_monthly_benefit_usd, "usd", lang),
+                ),
+                "caveat": text(lang, "grouping.caveat") if g.single_tasks and g.mixed_tasks else "",
+            }
+        )
+    return {"models": models}
+
+
+def _why(p: Any, lang: str) -> list[str]:
+    def pairs(counts: dict[str, int]) -> str:
+        return join(lang, [f"{k} ({v})" for k, v in counts.items()])
+
+    out = [
+        text(lang, "grouping.failing", gates=join(lang, [text(lang, f"gate.{g}") for g in p.failing_gates]))
+        if p.failing_gates
+        else text(lang, "grouping.ok")
+    ]
+    if p.swaps_from:
+        out.append(text(lang, "grouping.swaps_from", pairs=pairs(p.swaps_from)))
+    if p.answers_in_space_of:
+        out.append(text(lang, "grouping.space_of", pairs=pairs(p.answers_in_space_of)))
+    return out

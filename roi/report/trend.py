@@ -1,0 +1,115 @@
+"""The report's trend section (issue 7): the pilot's complete runs over time with the accepted baseline
+marked, and what regressed against the baseline (roi/baseline.py). Left out of the report when the
+pilot has no earlier run and no baseline. Registered with the report by importing this module."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from roi import baseline
+from roi.history import HistoryRow, history
+from roi.report import charts
+from roi.report.sections import ReportInputs, Section, register
+from roi.report.wording import pct
+
+MAX_RUNS = 12
+WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "Trend against the baseline",
+        "chart": "Accuracy per run, all tasks pooled (95% interval); ★ marks the accepted baseline",
+        "run": "Run",
+        "started": "Started",
+        "stage": "Stage",
+        "outcome": "Outcome",
+        "baseline": "baseline",
+        "no_baseline": "No run is accepted as baseline yet (roi accept RUN_ID); this run is compared with the "
+        "previous complete run, {reference}.",
+        "vs_baseline": "This run is compared with the accepted baseline, {reference}.",
+        "nothing": "Nothing to compare with: this is the pilot's first complete run at this item limit.",
+        "regressed": "What regressed",
+        "none": "Nothing regressed: no stage dropped, no gate that passed fails now, no task is worse beyond chance.",
+        "gate_note": "A dropped stage or a regressed gate makes roi run exit with code 3.",
+    },
+    "ja": {
+        "title": "ベースラインとの推移",
+        "chart": "実行ごとの正答率（全タスク合算、95%区間）。★は承認済みベースライン",
+        "run": "実行",
+        "started": "開始",
+        "stage": "段階",
+        "outcome": "結果",
+        "baseline": "ベースライン",
+        "no_baseline": "承認済みのベースラインはまだありません（roi accept RUN_ID）。"
+        "直前の完了した実行 {reference} と比較しています。",
+        "vs_baseline": "承認済みベースライン {reference} と比較しています。",
+        "nothing": "比較対象がありません。この項目数上限で最初の完了した実行です。",
+        "regressed": "悪化した点",
+        "none": "悪化はありません。段階の低下、合格していたゲートの不合格、偶然を超える正答率の低下はありません。",
+        "gate_note": "段階の低下またはゲートの悪化があると roi run は終了コード 3 を返します。",
+    },
+}
+
+
+def _label(row: HistoryRow) -> str:
+    return row.started_at[5:16].replace("T", " ") + (" ★" if row.baseline else "")
+
+
+def _bars(row: HistoryRow, modes: list[str], lang: str) -> list[dict[str, Any]]:
+    bars: list[dict[str, Any]] = []
+    for mode in modes:
+        rate = row.accuracy.get(mode)
+        if rate is None or rate.n == 0:
+            bars.append({"value": None, "low": None, "high": None, "text": "—"})
+            continue
+        shown = f"{pct(rate.value, lang)} (n={rate.n})"
+        bars.append({"value": rate.value, "low": rate.low, "high": rate.high, "text": shown})
+    return bars
+
+
+def build_trend(inputs: ReportInputs) -> dict[str, Any] | None:
+    db, lang = inputs.db, inputs.lang
+    words = WORDS[lang]
+    baseline.record_decision(db, inputs.run_id, inputs.decision)  # this run's, before comparing
+    rows = [r for r in history(db, inputs.run["pilot"]) if r.status in baseline.COMPLETE or r.run_id == inputs.run_id]
+    start = next(i for i, r in enumerate(rows) if r.run_id == inputs.run_id)  # newest first: skip later runs
+    rows = rows[start : start + MAX_RUNS][::-1]  # oldest first
+    check = baseline.check(db, inputs.run_id, seed=inputs.pilot.seed)
+    if len(rows) < 2 and check.reference is None:
+        return None
+    modes = sorted({m for r in rows for m in r.accuracy}, key=lambda m: m != "single")
+    table = [
+        {
+            "run_id": r.run_id,
+            "started": r.started_at,
+            "baseline": r.baseline,
+            "current": r.run_id == inputs.run_id,
+            "stage": "—" if r.decision is None else f"{r.decision['stage']} {r.decision['stage_name']}",
+            "outcome": "—" if r.decision is None else r.decision["outcome"],
+            "accuracy": [
+                "—" if r.accuracy.get(m) is None else f"{pct(r.accuracy[m].value, lang)} (n={r.accuracy[m].n})"
+                for m in modes
+            ],
+        }
+        for r in rows
+    ]
+    if check.reference is None:
+        note = words["nothing"]
+    else:
+        note = words["vs_baseline" if check.reference_is_baseline else "no_baseline"].format(reference=check.reference)
+    chart_rows = [{"label": _label(r), "bars": _bars(r, modes, lang)} for r in rows]
+    return {
+        "t": words,  # section wording (kept out of report.json like the page's `t`)
+        "note": note,
+        "modes": modes,
+        "rows": table,
+        "reference": check.reference,
+        "reference_is_baseline": check.reference_is_baseline,
+        "regressed": check.regressed,
+        "regressions": [{"kind": g.kind, "text": g.describe()} for g in check.regressions],
+        "charts": {"trend": charts.interval_bars(words["chart"], chart_rows, modes)},
+    }
+
+
+register(
+    Section("trend", "sections/trend.html.j2", build_trend, titles={k: v["title"] for k, v in WORDS.items()}),
+    after="gates",
+)

@@ -1,0 +1,173 @@
+"""Numbers and sentences for people: formats, the one-sentence decision and each gate's reason, in the
+report's language. Used by the report and by the console's decision line."""
+
+from __future__ import annotations
+
+from roi.decision import STAGES, Decision, GateResult, ModelDecision, Status
+from roi.economics import Estimate
+from roi.report.i18n import join, text
+
+PERCENT_GATES = {"accuracy_drop", "unparseable_rate", "swap_rate", "cost_saving"}
+
+
+def pct(value: float | None, lang: str = "en", signed: bool = False) -> str:
+    if value is None:
+        return text(lang, "unknown")
+    rounded = round(value * 100, 1) + 0.0  # + 0.0 turns -0.0 into 0.0
+    shown = f"{rounded:+.1f}%" if signed and rounded else f"{rounded:.1f}%"
+    return shown.replace(".0%", "%").replace("-", "−")
+
+
+def usd(value: float | None, lang: str = "en") -> str:
+    if value is None:
+        return text(lang, "unknown")
+    sign = "−" if value < 0 else ""
+    size = abs(value)
+    if size >= 100:
+        return f"{sign}${size:,.0f}"
+    if size >= 1 or size == 0:
+        return f"{sign}${size:,.2f}"
+    return f"{sign}${size:.3g}"
+
+
+def seconds(value: float | None, lang: str = "en") -> str:
+    return text(lang, "unknown") if value is None else f"{value:.2f} s"
+
+
+def number(value: float | None, lang: str = "en", digits: int = 1) -> str:
+    return text(lang, "unknown") if value is None else f"{value:,.{digits}f}"
+
+
+def estimate(e: Estimate, fmt: str, lang: str) -> str:
+    """`value [low, high]` in the given format (pct, usd, months, ratio)."""
+
+    def one(x: float | None) -> str:
+        if fmt == "pct":
+            return pct(x, lang)
+        if fmt == "months":
+            return text(lang, "never") if x is None else text(lang, "roi.months", value=f"{x:.1f}")
+        return usd(x, lang)
+
+    if e.value is None and fmt != "months":
+        return text(lang, "unknown")
+    if e.low is None and e.high is None and e.value is None:
+        return one(None)
+    return f"{one(e.value)} [{one(e.low)}, {one(e.high)}]"
+
+
+def gate_figure(gate: GateResult, x: float | None, lang: str) -> str:
+    if x is None:
+        return text(lang, "na")
+    if gate.gate in PERCENT_GATES:
+        return pct(x, lang)
+    if gate.gate == "p95_latency":
+        return seconds(x, lang)
+    return f"{x:.0f}"
+
+
+def gate_measured(gate: GateResult, lang: str) -> str:
+    if gate.value is None:
+        return text(lang, "na")
+    shown = gate_figure(gate, gate.value, lang)
+    if gate.low is not None and gate.high is not None:
+        shown += f" [{gate_figure(gate, gate.low, lang)}, {gate_figure(gate, gate.high, lang)}]"
+    return shown
+
+
+_FLAG_GATES = {"modes_compared", "group_exists", "operations", "all_tasks_mixed"}
+
+
+def gate_reason(gate: GateResult, lang: str, single_tasks: list[str] | None = None) -> str:
+    """Why a gate passed, failed or could not be judged, in one clause."""
+    if gate.gate in _FLAG_GATES:
+        return text(
+            lang,
+            f"reason.{gate.gate}.{gate.status.value}",
+            count=f"{gate.value or 0:.0f}",
+            single=join(lang, single_tasks or []),
+        )
+    if gate.gate == "items":
+        return text(lang, f"reason.items.{gate.status.value}", n=gate.n, limit=f"{gate.limit or 0:.0f}")
+    if gate.status is Status.UNKNOWN:
+        return text(lang, "reason.cost_saving.unknown" if gate.gate == "cost_saving" else "reason.unknown")
+    params = {
+        "value": gate_figure(gate, gate.value, lang),
+        "low": gate_figure(gate, gate.low, lang),
+        "high": gate_figure(gate, gate.high, lang),
+        "worst": gate_figure(gate, gate.worst, lang),
+        "limit": gate_figure(gate, gate.limit, lang),
+        "n": gate.n,
+        "needed": gate.items_needed,
+    }
+    direction = "upper" if gate.upper_limit else "lower"
+    if gate.status is Status.MORE_DATA:
+        if gate.value is None:
+            return text(lang, "reason.more_data.none", needed=gate.items_needed)
+        if gate.items_needed is None:
+            return text(lang, "reason.more_data.beyond", **params)
+    return text(lang, f"reason.{gate.status.value}.{direction}", **params)
+
+
+def gate_label(gate: GateResult, lang: str) -> str:
+    label = text(lang, f"gate.{gate.gate}")
+    return f"{label} · {gate.task}" if gate.task else label
+
+
+def stage_name(stage: int, lang: str) -> str:
+    return text(lang, f"stage.{stage}")
+
+
+def headline(decision: Decision, lang: str) -> str:
+    """The decision in one or two sentences: the stage, the grouping, and what stops the next stage."""
+    return " ".join(model_headline(decision.chosen, lang))
+
+
+def model_headline(d: ModelDecision, lang: str) -> list[str]:
+    g = d.grouping
+    parts: list[str] = []
+    if d.outcome == "not_compared":
+        return [text(lang, "headline.not_compared", model=d.model)]
+    if d.stage == 3:
+        parts.append(text(lang, "headline.ready", model=d.model, mixed=join(lang, g.mixed_tasks)))
+    elif d.stage >= 1:
+        parts.append(
+            text(
+                lang,
+                "headline.advance",
+                model=d.model,
+                stage=d.stage,
+                stage_name=stage_name(d.stage, lang),
+                mixed=join(lang, g.mixed_tasks),
+            )
+        )
+        if g.single_tasks:
+            parts.append(text(lang, "headline.keep_single", single=join(lang, g.single_tasks)))
+    elif d.outcome == "more_data":
+        n = min((x.n for x in d.blocking if x.status is Status.MORE_DATA), default=0)
+        parts.append(text(lang, "headline.more_data", model=d.model, needed=d.items_needed, n=n))
+    else:
+        parts.append(text(lang, f"headline.{d.outcome}", model=d.model))
+    if d.stage < 3:
+        parts.append(_next_stage(d, lang))
+    if any(x.gate == "cost_saving" and x.status is Status.UNKNOWN for x in d.gates):
+        parts.append(text(lang, "cost_unknown", model=d.model))
+    return [p for p in parts if p]
+
+
+def _next_stage(d: ModelDecision, lang: str) -> str:
+    nxt = d.stage + 1
+    name = stage_name(nxt, lang)
+    if d.outcome == "hold":
+        failing = [x for x in d.blocking if x.status is Status.FAIL][:3]
+        reasons = "; ".join(f"{gate_label(x, lang)}: {gate_reason(x, lang, d.grouping.single_tasks)}" for x in failing)
+        return text(lang, "next.hold", next=nxt, next_name=name, reasons=reasons)
+    if d.outcome == "more_data" and d.stage >= 1:
+        return text(lang, "next.more_data", next=nxt, next_name=name, needed=d.items_needed)
+    if d.outcome == "unknown":
+        return text(lang, "next.unknown", next=nxt, next_name=name)
+    return ""
+
+
+def decision_line(decision: Decision, lang: str = "en") -> str:
+    """One line for a terminal: stage and headline."""
+    return f"Stage {decision.stage} ({STAGES[decision.stage]}): {headline(decision, lang)}"

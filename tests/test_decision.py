@@ -1,0 +1,225 @@
+"""The staged-rollout decision on hand-computed cases: a clear pass, a clear fail, an underpowered
+pilot, one interfering task, and unknown cost. Runs use the deterministic fake backend with fixed
+latencies (single call 1.0 s, mixed call 1.0 s for all its queries) and $3.60/h, so one single item
+costs $0.001 and a mixed item $0.001 / (tasks per call)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from roi.backends import GenerationRequest, GenerationResult
+from roi.decision import Status, judge, projected_items
+from roi.pilot import LoadedPilot, load_pilot
+from roi.prompts import PromptCall, Query
+from roi.report.wording import decision_line, gate_reason, headline
+from roi.runner import RunOptions, RunResult, run_pilot
+from roi.stats import wilson
+
+from .fakes import FakeBackend, Policy, gold
+
+NAMED_OPS = {"reviewers": ["reviewer@example.com"], "escalation_contact": "lead@example.com"}
+
+
+def make_pilot(
+    folder: Path,
+    tasks: Sequence[str] = ("alpha", "beta"),
+    items: int = 40,
+    *,
+    cost: bool = True,
+    operations: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> LoadedPilot:
+    """A pilot whose task `t` maps `t-i` to `T-I`, with lenient gates so 40 items can pass them."""
+    model: dict[str, Any] = {"name": "fake", "backend": "transformers", "model": "embedded"}
+    if cost:
+        model["cost"] = {"usd_per_hour": 3.6}
+    spec = {
+        "pilot": "decision-test",
+        "business_unit": "Unit",
+        "owner": "owner@example.com",
+        "models": [model],
+        "tasks": [
+            {
+                "name": t,
+                "instruction": f"Answer {t}.",
+                "examples": [{"input": f"{t}-x{i}", "output": f"{t.upper()}-X{i}"} for i in range(2)],
+                "eval": [{"input": f"{t}-{i}", "output": f"{t.upper()}-{i}"} for i in range(items)],
+                "scorer": "exact",
+                "monthly_volume": 10000,
+                "cost_per_error_usd": 1.0,
+            }
+            for t in tasks
+        ],
+        "modes": {"single": {"shots": 2}, "mixed": {"shots_per_task": 1}},
+        "economics": {"pilot_investment_usd": 30, "horizon_months": 12},
+        "gates": {
+            "max_accuracy_drop": 0.05,
+            "min_cost_saving": 0.2,
+            "max_p95_latency_s": 5.0,
+            "max_swap_rate": 0.1,
+            "max_unparseable_rate": 0.1,
+            "min_items_per_task": 30,
+        },
+        "operations": operations if operations is not None else NAMED_OPS,
+        **(extra or {}),
+    }
+    path = folder / "pilot.yaml"
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    return load_pilot(path)
+
+
+@dataclasses.dataclass
+class TimedFake(FakeBackend):
+    """The fake backend with a fixed wall time per call: 1.0 s, whatever the mode."""
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> Iterator[GenerationResult]:
+        for result in super().generate(requests):
+            yield dataclasses.replace(result, latency_s=1.0)
+
+
+def run_fake(pilot: LoadedPilot, folder: Path, policy: Policy = gold, limit: int | None = None) -> RunResult:
+    backend = TimedFake(pilot.spec.models[0], pilot, policy)
+    return run_pilot(pilot, RunOptions(out_dir=folder / "out", limit=limit, backends={"fake": backend}))
+
+
+def wrong_in_mixed(query: Query, call: PromptCall) -> str | None:
+    return query.item.output if call.mode == "single" else "nonsense"
+
+
+def gamma_takes_alphas_answer(query: Query, call: PromptCall) -> str | None:
+    if call.mode == "mixed" and query.task == "gamma":
+        return next(q.item.output for q in call.queries if q.task == "alpha")
+    return query.item.output
+
+
+def gate(result: RunResult, name: str, task: str | None = None) -> Any:
+    assert result.decision is not None
+    return next(g for g in result.decision.chosen.gates if g.gate == name and g.task == task)
+
+
+# ---------------------------------------------------------------- the judging rule itself
+
+
+def test_judge_on_the_worst_end() -> None:
+    # drop 2% [−1%, 4%] within a 5% margin with 40 items: pass
+    assert judge(0.02, -0.01, 0.04, 0.05, upper=True, n=40, min_n=30) is Status.PASS
+    # same figures but worst end 6%: more data, about 40 * (0.04 / 0.03)^2 = 71.1 -> 72 items
+    assert judge(0.02, -0.01, 0.06, 0.05, upper=True, n=40, min_n=30) is Status.MORE_DATA
+    assert projected_items(40, 0.02, 0.06, 0.05, 30, upper=True) == 72
+    # even the best end is beyond: fail, however few items
+    assert judge(0.5, 0.2, 0.8, 0.05, upper=True, n=4, min_n=30) is Status.FAIL
+    # a lower limit (cost saving at least 20%): worst end is the low one
+    assert judge(0.5, 0.6, 0.3, 0.2, upper=False, n=40, min_n=30) is Status.PASS
+    assert judge(0.1, 0.15, 0.05, 0.2, upper=False, n=40, min_n=30) is Status.FAIL
+
+
+# ---------------------------------------------------------------- whole decisions
+
+
+def test_clear_pass_reaches_expand(tmp_path: Path) -> None:
+    pilot = make_pilot(tmp_path)
+    result = run_fake(pilot, tmp_path)
+    d = result.decision
+    assert d is not None and d.stage == 3 and d.outcome == "ready"
+    assert all(g.status is Status.PASS for g in d.chosen.gates)
+    # single: $0.001 per item; mixed: one 1.0 s call answers 2 items -> $0.0005; saving exactly 50%
+    saving = gate(result, "cost_saving")
+    assert saving.value == pytest.approx(0.5) and saving.low == pytest.approx(0.5)
+    plan = d.chosen.grouping.economics
+    # 2 tasks x 10,000 a month: $20 single, $10 mixed, no errors -> $10 a month; payback 30 / 10 = 3 months
+    assert plan.monthly_compute_single_usd.value == pytest.approx(20.0)
+    assert plan.net_monthly_benefit_usd.value == pytest.approx(10.0)
+    assert plan.payback_months.value == pytest.approx(3.0)
+    assert plan.roi.value == pytest.approx((10 * 12 - 30) / 30)
+    # zero swaps in 40 items: Wilson upper 3.84 / 43.84 = 8.8% <= 10%
+    assert gate(result, "swap_rate", "alpha").worst == pytest.approx(wilson(0, 40).high)
+    assert headline(d, "en").startswith("Go to stage 3 (Expand) with fake")
+    assert decision_line(d).startswith("Stage 3 (expand)")
+
+
+def test_clear_fail_holds_at_pilot(tmp_path: Path) -> None:
+    result = run_fake(make_pilot(tmp_path), tmp_path, wrong_in_mixed)
+    d = result.decision
+    assert d is not None and d.stage == 0 and d.outcome == "hold"
+    drop = gate(result, "accuracy_drop", "alpha")
+    assert drop.status is Status.FAIL and drop.value == pytest.approx(1.0) and drop.worst == pytest.approx(1.0)
+    assert d.chosen.grouping.mixed_tasks == []
+    reasons = {g.gate for g in d.chosen.blocking}
+    assert {"group_exists", "accuracy_drop"} <= reasons
+    text = headline(d, "en")
+    assert "Do not roll out" in text and "accuracy drop" in text
+    assert "混合プロンプト導入はまだ行わない" in headline(d, "ja")
+
+
+def test_underpowered_pilot_asks_for_more_items(tmp_path: Path) -> None:
+    result = run_fake(make_pilot(tmp_path), tmp_path, limit=5)
+    d = result.decision
+    assert d is not None and d.stage == 0 and d.outcome == "more_data"
+    assert gate(result, "items", "alpha").status is Status.MORE_DATA
+    # unparseable 0 of n: Wilson upper 3.8415 / (n + 3.8415) <= 10% first at n = 35 (34 gives 10.15%)
+    assert gate(result, "unparseable_rate", "alpha").items_needed == 35
+    assert d.chosen.items_needed == 35
+    text = headline(d, "en")
+    assert "Collect more data" in text and "about 35 items per task" in text and "(now 5)" in text
+
+
+def test_one_interfering_task_stays_single_and_the_rest_go_ahead(tmp_path: Path) -> None:
+    pilot = make_pilot(tmp_path, ("alpha", "beta", "gamma"))
+    result = run_fake(pilot, tmp_path, gamma_takes_alphas_answer)
+    d = result.decision
+    assert d is not None
+    g = d.chosen.grouping
+    assert g.mixed_tasks == ["alpha", "beta"] and g.single_tasks == ["gamma"]
+    gamma = next(p for p in g.placements if p.task == "gamma")
+    assert set(gamma.failing_gates) == {"accuracy_drop", "swap_rate"} and gamma.swaps_from == {"alpha": 40}
+    assert not gate(result, "swap_rate", "gamma").counted
+    # stage 2 holds for alpha + beta; stage 3 fails because gamma stays single
+    assert d.stage == 2 and d.outcome == "hold"
+    assert [x.gate for x in d.chosen.blocking] == ["all_tasks_mixed"]
+    # plan: alpha, beta at $0.001 / 3 (the measured 3-task call), gamma single at $0.001 -> 5/9 of all single
+    assert g.economics.cost_saving.value == pytest.approx(4 / 9)
+    # gamma's errors stay out of the plan, so the plan's error cost equals all-single's (zero)
+    assert g.economics.monthly_error_plan_usd.value == pytest.approx(0.0)
+    assert g.all_mixed_economics.monthly_error_plan_usd.value == pytest.approx(10000 * 1.0)
+    text = headline(d, "en")
+    assert "Go to stage 2 (Limited)" in text and "Keep gamma on single prompts" in text
+
+
+def test_unknown_cost_cannot_pass_the_cost_gate(tmp_path: Path) -> None:
+    result = run_fake(make_pilot(tmp_path, cost=False), tmp_path)
+    d = result.decision
+    assert d is not None and d.stage == 0 and d.outcome == "unknown"
+    cost = gate(result, "cost_saving")
+    assert cost.status is Status.UNKNOWN and cost.value is None
+    assert d.chosen.grouping.economics.net_monthly_benefit_usd.value is None
+    assert "cost gate cannot be judged" in headline(d, "en")
+    assert "コスト基準は判定できません" in headline(d, "ja")
+
+
+def test_operations_not_named_stops_at_shadow(tmp_path: Path) -> None:
+    result = run_fake(make_pilot(tmp_path, operations={}), tmp_path)
+    d = result.decision
+    assert d is not None and d.stage == 1 and d.outcome == "hold"
+    assert [x.gate for x in d.chosen.blocking] == ["operations"]
+
+
+@pytest.mark.parametrize(("items", "status"), [(4, Status.MORE_DATA), (6, Status.FAIL)])
+def test_few_items_fail_only_when_mcnemar_agrees(tmp_path: Path, items: int, status: Status) -> None:
+    # every mixed answer wrong, every single right: the bootstrap says [100%, 100%] at any n, but McNemar's
+    # exact p is 2 / 2^4 = 0.125 for 4 items (not a failure yet) and 2 / 2^6 = 0.031 for 6
+    result = run_fake(make_pilot(tmp_path), tmp_path, wrong_in_mixed, limit=items)
+    drop = gate(result, "accuracy_drop", "alpha")
+    assert drop.status is status and drop.worst == pytest.approx(1.0)
+    assert result.decision is not None
+    if status is Status.MORE_DATA:
+        assert drop.items_needed is None  # the estimate is beyond the margin: no projection
+        assert result.decision.outcome == "more_data" and result.decision.chosen.items_needed == 35
+        assert "the estimate 100% is beyond the limit 5% with only n=4" in gate_reason(drop, "en")
+    else:
+        assert result.decision.outcome == "hold"

@@ -1,0 +1,122 @@
+"""Economics by hand: cost per item, monthly cost, error cost, net benefit, payback, ROI, and the paired
+bootstrap's intervals; unknown cost stays unknown."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from roi.economics import Estimate, TaskPairs, payback, plan_economics, roi_over_horizon, saving_sources
+from roi.pilot import Pilot
+
+
+def pilot(investment: float = 600.0, volumes: tuple[int, int] = (1000, 3000)) -> Pilot:
+    task = {
+        "instruction": "x",
+        "examples": [{"input": "a", "output": "b"}],
+        "eval": [{"input": "a", "output": "b"}],
+        "scorer": "exact",
+    }
+    return Pilot.model_validate(
+        {
+            "pilot": "econ",
+            "business_unit": "u",
+            "owner": "o",
+            "models": [{"name": "m", "backend": "transformers", "model": "embedded", "cost": {"usd_per_hour": 1}}],
+            "tasks": [
+                {**task, "name": "t1", "monthly_volume": volumes[0], "cost_per_error_usd": 2.0},
+                {**task, "name": "t2", "monthly_volume": volumes[1], "cost_per_error_usd": 0.5},
+            ],
+            "modes": {"single": {"shots": 1}, "mixed": {"shots_per_task": 1}},
+            "economics": {"pilot_investment_usd": investment, "horizon_months": 12},
+        }
+    )
+
+
+def pairs(n: int = 10, unknown: bool = False) -> dict[str, TaskPairs]:
+    ids = [str(i) for i in range(n)]
+    ones = np.ones(n)
+    t1_mixed = ones.copy()
+    t1_mixed[:2] = 0  # two of ten items wrong in mixed mode
+    cost_single = np.full(n, np.nan if unknown else 0.01)
+    return {
+        "t1": TaskPairs("t1", ids, ones, t1_mixed, cost_single, np.full(n, 0.004)),
+        "t2": TaskPairs("t2", ids, ones, ones.copy(), cost_single.copy(), np.full(n, 0.004)),
+    }
+
+
+def test_plan_figures_by_hand() -> None:
+    p = pairs()
+    e = plan_economics(pilot(), "m", p, ["t1", "t2"], seed=1)
+    # compute: single 4000 x $0.01 = $40; mixed 4000 x $0.004 = $16
+    assert e.monthly_compute_single_usd.value == pytest.approx(40.0)
+    assert e.monthly_compute_plan_usd.value == pytest.approx(16.0)
+    assert e.cost_saving.value == pytest.approx(0.6)
+    # errors: single none; mixed t1 20% x 1000 x $2 = $400
+    assert e.monthly_error_plan_usd.value == pytest.approx(400.0)
+    # net = 40 - (16 + 400) = -376 a month: never pays back, ROI = (-376 x 12 - 600) / 600
+    assert e.net_monthly_benefit_usd.value == pytest.approx(-376.0)
+    assert e.payback_months.value is None
+    assert e.roi.value == pytest.approx((-376 * 12 - 600) / 600)
+    # bootstrap interval: t1's mixed error rate ranges over resamples, so net's interval is wide and below 0
+    assert e.net_monthly_benefit_usd.low is not None and e.net_monthly_benefit_usd.high is not None
+    assert e.net_monthly_benefit_usd.low < -376 < e.net_monthly_benefit_usd.high <= 24.0
+
+
+def test_plan_keeping_a_task_single_and_pairing() -> None:
+    p = pairs()
+    e = plan_economics(pilot(), "m", p, ["t2"], seed=1)
+    # t1 stays single ($10 a month, no errors), t2 mixed: 3000 x 0.004 = $12 instead of $30 -> saves $18
+    assert e.monthly_compute_plan_usd.value == pytest.approx(10.0 + 12.0)
+    assert e.net_monthly_benefit_usd.value == pytest.approx(18.0)
+    assert e.monthly_compute_saving_usd == Estimate(pytest.approx(18.0), pytest.approx(18.0), pytest.approx(18.0))
+    # costs are constant per item and t2 is always right in both modes: a paired interval has no width
+    assert (e.net_monthly_benefit_usd.low, e.net_monthly_benefit_usd.high) == pytest.approx((18.0, 18.0))
+    assert e.payback_months.value == pytest.approx(600 / 18)
+    assert e.roi.value == pytest.approx((18 * 12 - 600) / 600)
+    # volume-weighted cost per item: (1000 x 0.01 + 3000 x 0.004) / 4000
+    assert e.cost_per_item_plan_usd.value == pytest.approx(22 / 4000)
+
+
+def test_unknown_cost_is_unknown_not_zero() -> None:
+    p = pairs(unknown=True)
+    e = plan_economics(pilot(), "m", p, ["t1", "t2"], seed=1)
+    assert not e.cost_known
+    assert e.cost_saving == Estimate(None, None, None)
+    assert e.net_monthly_benefit_usd.value is None and e.payback_months.value is None and e.roi.value is None
+    assert e.monthly_error_plan_usd.value == pytest.approx(400.0)  # error cost does not need prices
+
+
+def test_payback_and_roi_take_opposite_ends() -> None:
+    net = Estimate(100.0, -50.0, 200.0)
+    assert payback(net, 1000.0) == Estimate(10.0, 5.0, None)  # the low end never pays back
+    assert roi_over_horizon(net, 1000.0, 12) == Estimate(0.2, -1.6, 1.4)
+    assert roi_over_horizon(net, 0.0, 12).value is None  # nothing invested: ROI undefined, not infinite
+
+
+def test_saving_sources_from_calls() -> None:
+    prefix_s, prefix_m = "INSTRUCTION AND EIGHT EXAMPLES " * 3, "ALL TASKS' EXAMPLES " * 3
+    calls = pd.DataFrame(
+        {
+            "call_id": ["m/single:t1:1", "m/single:t1:2", "m/mixed:g0:0", "m/mixed:g0:1"],
+            "model": ["m"] * 4,
+            "mode": ["single", "single", "mixed", "mixed"],
+            "prompt": [prefix_s + "q1", prefix_s + "q2", prefix_m + "q1 q2", prefix_m + "q3 q4"],
+            "prompt_tokens": [100, 100, 120, 120],
+            "cached_prompt_tokens": [None] * 4,
+            "output_tokens": [2, 2, 10, 10],
+            "latency_s": [1.0, 1.0, 3.0, 3.0],
+            "cost_usd": [0.1, 0.1, 0.3, 0.3],
+            "n_items": [1, 1, 2, 2],
+            "error": [None] * 4,
+        }
+    )
+    single, mixed = saving_sources(calls, "m", "single"), saving_sources(calls, "m", "mixed")
+    assert single.calls_per_item == 1.0 and mixed.calls_per_item == 0.5
+    assert single.prompt_tokens_per_item == 100 and mixed.prompt_tokens_per_item == 60
+    share = (len(prefix_s) + 1) / (len(prefix_s) + 2)  # "q" is shared too: the estimate is by characters
+    assert single.cacheable_prompt_share == pytest.approx(share)
+    assert single.uncached_prompt_tokens_per_item == pytest.approx(100 * (1 - share))
+    assert single.cached_prompt_tokens_reported is None
+    assert mixed.compute_s_per_item == 1.5 and mixed.cost_per_item_usd == pytest.approx(0.15)

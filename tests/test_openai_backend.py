@@ -1,0 +1,314 @@
+"""The openai backend against a real llama.cpp server serving the embedded GGUF: both endpoints, agreement
+with the transformers backend on the same weights, faults from a proxy on loopback, a killed server and
+resume, and the API key kept out of everything written."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from roi.backends import GenerationRequest, GenerationResult
+from roi.backends.openai_backend import OpenAIBackend, as_continuation, redact, retry_after_s
+from roi.cli import app
+from roi.pilot import LoadedPilot, ModelSpec, load_pilot
+from roi.runner import Progress, RunOptions, RunResult, run_pilot
+from tests.servers import Fault, FaultProxy, LlamaServer, embedded_gguf_path
+
+from .conftest import PILOTS
+
+pytestmark = pytest.mark.server
+
+# Measured agreement of parsed answers between the transformers backend (de-quantised float32) and
+# llama.cpp (Q4_K_M) on the demo pilot, completions endpoint: see docs/api-models.md.
+AGREEMENT_FLOOR = 0.80
+LIMIT = 2
+
+
+def with_models(pilot: LoadedPilot, models: list[ModelSpec], *, mixed: bool = True) -> LoadedPilot:
+    # Two tasks per mixed call keeps the local model's mixed calls short on 2 CPU cores.
+    mixed_mode = pilot.spec.modes.mixed.model_copy(update={"enabled": mixed, "tasks_per_call": 2})
+    modes = pilot.spec.modes.model_copy(update={"mixed": mixed_mode})
+    spec = pilot.spec.model_copy(update={"models": models, "modes": modes})
+    return LoadedPilot(spec, pilot.path, pilot.sha256, pilot.tasks)
+
+
+def api_model(name: str, base_url: str, **settings: Any) -> ModelSpec:
+    return ModelSpec(name=name, backend="openai", model="gemma-3-270m", base_url=base_url, **settings)
+
+
+def fast_backoff(spec: ModelSpec) -> OpenAIBackend:
+    backend = OpenAIBackend(spec, PILOTS, lambda s: None)
+    backend.backoff_base_s = 0.05  # keep the test short; Retry-After is still honoured in full
+    return backend
+
+
+def answers(result: RunResult, model: str) -> dict[tuple[str, str, str], str | None]:
+    items = pd.read_sql_query(
+        "SELECT mode, task, item_id, answer FROM items WHERE run_id = ? AND model = ?",
+        sqlite3.connect(result.db_path),
+        params=(result.run_id, model),
+    )
+    return {(r.mode, r.task, r.item_id): r.answer for r in items.itertuples()}
+
+
+def calls(result: RunResult) -> pd.DataFrame:
+    return pd.read_sql_query(
+        "SELECT * FROM calls WHERE run_id = ?", sqlite3.connect(result.db_path), params=(result.run_id,)
+    )
+
+
+def of_model(frame: pd.DataFrame, model: str) -> pd.DataFrame:
+    """The model's rows, indexed by the model-free call key (`single:capital:1`)."""
+    rows = frame[frame["model"] == model]
+    return rows.set_index(rows["call_id"].str.split("/", n=1).str[1])
+
+
+def agreement(a: dict[tuple[str, str, str], str | None], b: dict[tuple[str, str, str], str | None]) -> float:
+    """Share of items with identical parsed answers (no answer from both counts as identical)."""
+    assert a.keys() == b.keys()
+    return sum(a[k] == b[k] for k in a) / len(a)
+
+
+@pytest.fixture(scope="module")
+def demo() -> LoadedPilot:
+    return load_pilot(PILOTS / "superposition-demo.yaml")
+
+
+@pytest.fixture(scope="module")
+def three_way(demo: LoadedPilot, llama_server: LlamaServer, tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    """The demo pilot (LIMIT items per task, both modes) on the local model and both API endpoints."""
+    models = [
+        demo.spec.models[0],
+        api_model("llama-completions", llama_server.base_url, endpoint="completions", max_concurrency=2),
+        api_model("llama-chat", llama_server.base_url, endpoint="chat", max_concurrency=2),
+    ]
+    out = tmp_path_factory.mktemp("three-way")
+    return run_pilot(with_models(demo, models), RunOptions(out_dir=out, limit=LIMIT))
+
+
+def test_completions_agree_with_transformers(three_way: RunResult) -> None:
+    local = answers(three_way, "gemma-270m")
+    api = answers(three_way, "llama-completions")
+    assert len(api) == 2 * 4 * LIMIT
+    share = agreement(local, api)
+    print(f"agreement transformers vs llama.cpp completions: {share:.3f} on {len(api)} items")
+    assert share >= AGREEMENT_FLOOR
+    done = calls(three_way)
+    api_calls = of_model(done, "llama-completions")
+    assert api_calls["error"].isna().all() and (api_calls["retries"] == 0).all()
+    assert (api_calls["prompt_tokens"] > 0).all() and (api_calls["output_tokens"] > 0).all()
+    # same weights, same tokenizer: the server's usage counts the prompt as the local tokenizer does
+    local_calls = of_model(done, "gemma-270m")
+    assert (local_calls["prompt_tokens"] == api_calls.loc[local_calls.index, "prompt_tokens"]).all()
+
+
+def test_chat_endpoint_runs_the_pilot(three_way: RunResult) -> None:
+    chat = of_model(calls(three_way), "llama-chat")
+    assert len(chat) == 4 * LIMIT + 2 * LIMIT
+    assert chat["error"].isna().all() and chat["raw_output"].notna().all()
+    completions = of_model(calls(three_way), "llama-completions")
+    # Gemma's chat template wraps the same prompt in turn markers: more prompt tokens than plain text.
+    assert (chat["prompt_tokens"] > completions.loc[chat.index, "prompt_tokens"]).all()
+    share = agreement(answers(three_way, "gemma-270m"), answers(three_way, "llama-chat"))
+    print(f"agreement transformers vs llama.cpp chat: {share:.3f}")
+    modes = {(m.model, m.mode): m for m in three_way.summary.modes}
+    assert modes[("llama-chat", "single")].failed_calls == 0
+    single_prompt_tokens = int(chat.loc[chat["mode"] == "single", "prompt_tokens"].sum())
+    assert modes[("llama-chat", "single")].prompt_tokens == single_prompt_tokens
+
+
+def test_faults_are_retried_counted_and_lose_nothing(
+    demo: LoadedPilot, llama_server: LlamaServer, three_way: RunResult, tmp_path: Path
+) -> None:
+    timeout_s = 3.0
+    with FaultProxy(upstream_port=llama_server.port, retry_after_s=1.0) as proxy:
+        spec = api_model(
+            "llama-completions", proxy.base_url, endpoint="completions", max_concurrency=2,
+            timeout_s=timeout_s, max_retries=3,
+        )  # fmt: skip
+        pilot = with_models(demo, [spec], mixed=False)
+        targets = {
+            Fault.RATE_LIMIT: "single:capital:1",
+            Fault.SERVER_ERROR: "single:upper:1",
+            Fault.HANG: "single:number_en:1",
+            Fault.DROP: "single:en_fr:1",
+        }
+        for fault, key in targets.items():
+            proxy.inject(fault, match=body_marker(pilot, key))
+        result = run_pilot(pilot, RunOptions(out_dir=tmp_path, limit=2, backends={spec.name: fast_backoff(spec)}))
+    done = calls(result).set_index("call_id")
+    assert len(done) == 4 * 2 and done["error"].isna().all()
+    assert int(done["retries"].sum()) == 4 == sum(e.fault is not None for e in proxy.events)
+    row = {fault: done.loc[f"llama-completions/{key}"] for fault, key in targets.items()}
+    assert all(r["retries"] == 1 for r in row.values())
+    assert row[Fault.RATE_LIMIT]["backoff_s"] >= 1.0  # Retry-After honoured, and kept out of latency
+    assert row[Fault.HANG]["latency_s"] >= timeout_s  # the attempt that hung is time the caller waited
+    assert row[Fault.HANG]["backoff_s"] < timeout_s
+    clean = answers(three_way, "llama-completions")
+    faulted = answers(result, "llama-completions")
+    assert faulted and all(answer == clean[key] for key, answer in faulted.items())
+
+
+def body_marker(pilot: LoadedPilot, call_key: str) -> str:
+    """Text only the request body of `call_key` contains (the JSON-escaped end of its prompt)."""
+    from roi.prompts import build_calls
+
+    prompts = {c.call_key: c.prompt for c in build_calls(pilot, 2)}
+    marker = json.dumps(prompts[call_key][-60:])[1:-1]
+    assert sum(marker in json.dumps(p) for p in prompts.values()) == 1
+    return marker
+
+
+@dataclass
+class Recording:
+    """The real backend, noting which calls the runner asked for."""
+
+    inner: OpenAIBackend
+    asked: list[str] = field(default_factory=list)
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.inner.spec
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> Iterator[GenerationResult]:
+        self.asked += [r.key for r in requests]
+        return self.inner.generate(requests)
+
+    def count_tokens(self, text: str) -> int | None:
+        return self.inner.count_tokens(text)
+
+    def describe(self) -> dict[str, str]:
+        return self.inner.describe()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_killed_server_fails_calls_and_resume_finishes_the_rest(demo: LoadedPilot, tmp_path: Path) -> None:
+    server = LlamaServer(embedded_gguf_path(), tmp_path).start()
+    try:
+        spec = api_model("llama", server.base_url, endpoint="completions", max_concurrency=2, max_retries=1)
+        pilot = with_models(demo, [spec], mixed=False)
+
+        def kill_after_three(progress: Progress) -> None:
+            if progress.done == 3:
+                server.kill()
+
+        options = RunOptions(
+            out_dir=tmp_path, limit=2, on_progress=kill_after_three, backends={"llama": fast_backoff(spec)}
+        )
+        first = run_pilot(pilot, options)
+        stored = calls(first)
+        failed = set(stored.loc[stored["error"].notna(), "call_id"])
+        assert len(stored) == 4 * 2 and len(failed) >= len(stored) - 3 - 2  # at most 2 were in flight
+        assert all(stored.loc[stored["error"].notna(), "retries"] == 1)
+        assert sum(m.failed_calls for m in first.summary.modes) == len(failed)
+        server = LlamaServer(embedded_gguf_path(), tmp_path, port=server.port).start()
+        again = Recording(fast_backoff(spec))
+        second = run_pilot(pilot, RunOptions(out_dir=tmp_path, limit=2, resume=first.run_id, backends={"llama": again}))
+        assert set(again.asked) == failed
+        final = calls(second)
+        assert len(final) == len(stored) and final["error"].isna().all()
+        assert second.run_id == first.run_id
+    finally:
+        server.stop()
+
+
+def test_api_key_never_written(llama_server: LlamaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = "sk-roi-FAKE-KEY-9f3c2e7a51"
+    monkeypatch.setenv("ROI_TEST_API_KEY", key)
+    with FaultProxy(upstream_port=llama_server.port) as proxy:
+        # This server echoes the request's Authorization header in its 500 body.
+        proxy.inject(Fault.SERVER_ERROR, match=json.dumps("Input: Greece")[1:-1])
+        pilot = tmp_path / "keyed.yaml"
+        pilot.write_text(keyed_pilot(proxy.base_url), encoding="utf-8")
+        outcome = CliRunner().invoke(app, ["run", str(pilot), "--out", str(tmp_path / "reports"), "--limit", "1"])
+    assert outcome.exit_code == 0, outcome.output
+    assert sum(e.fault is Fault.SERVER_ERROR for e in proxy.events) == 1
+    db = sqlite3.connect(tmp_path / "reports" / "roi.db")
+    (error,) = db.execute("SELECT error FROM calls WHERE error IS NOT NULL").fetchone()
+    assert "InternalServerError (HTTP 500)" in error and "[redacted]" in error
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "summary.json" for p in written) and any(p.name == "roi.db" for p in written)
+    for path in written:
+        assert key.encode() not in path.read_bytes(), path
+    assert key not in outcome.output
+
+
+def keyed_pilot(base_url: str) -> str:
+    data = (PILOTS / "data" / "demo").resolve()
+    return f"""
+pilot: keyed
+business_unit: test
+owner: test@example.com
+models:
+  - name: api
+    backend: openai
+    model: gemma-3-270m
+    base_url: {base_url}
+    api_key_env: ROI_TEST_API_KEY
+    endpoint: completions
+    max_retries: 0
+    price: {{input_per_1m: 0.15, output_per_1m: 0.60}}
+tasks:
+  - name: capital
+    instruction: Give the capital city of the country.
+    examples: {data / "capital_examples.csv"}
+    eval: {data / "capital_eval.csv"}
+    scorer: exact
+  - name: upper
+    instruction: Write the word in upper case.
+    examples: {data / "upper_examples.csv"}
+    eval: {data / "upper_eval.csv"}
+    scorer: exact
+modes:
+  single: {{shots: 2}}
+  mixed: {{enabled: false}}
+"""
+
+
+# ---------------------------------------------------------------- pure helpers (no server)
+
+
+def test_chat_reply_read_as_continuation() -> None:
+    prompt = "Give the capital.\n\nInput: Japan\nOutput:"
+    assert as_continuation("Output: Tokyo", prompt) == " Tokyo"
+    assert as_continuation("Tokyo", prompt) == " Tokyo"
+    assert as_continuation("\n\nInput: China", prompt) == "\n\nInput: China"  # no answer stays no answer
+    mixed = "...\nA[1] (capital) Japan ->"
+    assert as_continuation("A[1] (capital) Japan -> Tokyo\nA[2] (upper) sky -> SKY", mixed) == (
+        " Tokyo\nA[2] (upper) sky -> SKY"
+    )
+
+
+def test_redact_and_retry_after() -> None:
+    import httpx2
+    import openai
+
+    assert redact("you sent Bearer sk-x-123", "sk-x-123") == "you sent Bearer [redacted]"
+    request = httpx2.Request("POST", "http://127.0.0.1/v1/completions")
+    for headers, expected in (({"retry-after": "2"}, 2.0), ({"retry-after-ms": "1500"}, 1.5), ({}, None)):
+        response = httpx2.Response(429, headers=headers, request=request)
+        err = openai.RateLimitError("limited", response=response, body=None)
+        assert retry_after_s(err) == expected
+
+
+def test_max_cost_against_the_server(demo: LoadedPilot, llama_server: LlamaServer, tmp_path: Path) -> None:
+    price = {"input_per_1m": 1000.0, "output_per_1m": 4000.0}  # dear, so a few calls reach the limit
+    spec = api_model("llama", llama_server.base_url, endpoint="completions", price=price)
+    pilot = with_models(demo, [spec], mixed=False)
+    limit = 0.5
+    result = run_pilot(pilot, RunOptions(out_dir=tmp_path, limit=2, max_cost_usd=limit))
+    done = calls(result)
+    assert result.stopped is not None and 0 < len(done) < 8
+    assert done["error"].isna().all() and done["cost_usd"].sum() <= limit
+    by_usage = (done["prompt_tokens"] * 1000.0 + done["output_tokens"] * 4000.0) / 1e6
+    assert done["cost_usd"].to_numpy() == pytest.approx(by_usage.to_numpy())
