@@ -164,9 +164,7 @@ def decision_regressions(before: dict[str, Any], now: dict[str, Any]) -> list[Re
     """A dropped stage, and every gate that passed before and does not now (same model, gate, task)."""
     found: list[Regression] = []
     if now["stage"] < before["stage"]:
-        found.append(
-            Regression("stage", now["model"], "decision", f"stage {before['stage']}", f"stage {now['stage']}")
-        )
+        found.append(Regression("stage", now["model"], "decision", f"stage {before['stage']}", f"stage {now['stage']}"))
     was, is_now = _gate_map(before), _gate_map(now)
     for key in sorted(was.keys() & is_now.keys(), key=str):
         if was[key] == Status.PASS.value and is_now[key] != Status.PASS.value:

@@ -5,7 +5,8 @@ The key is a SHA-256 over the model's identity (backend, model name or path, ser
 device, dtype), the generation parameters (max new tokens, stop strings, temperature) and the full
 prompt. A hit copies the original call's output, tokens and latency (so cost and throughput figures
 stay those of a real call), and the new call row is flagged `cached` so metrics keep it out of live
-latency statistics (roi/metrics.py `live_latencies`).
+latency statistics (roi/metrics.py `live_latencies`). The decision's p95 latency gate still judges the
+recorded latencies: they are real measurements, made when the original call ran.
 
 Only greedy decoding is cached: with temperature > 0 a second call is a new sample, not the same
 answer, and reusing it would hide the sampling spread. roi decodes greedily today (GREEDY below, the

@@ -86,6 +86,8 @@ def run(
         console.quiet_line(_one_line(result))
     else:
         console.show_summary(result.summary, str(result.run_dir))
+        if result.probe:  # issue 5
+            console.show_probe(result.probe)
         if result.stopped is not None:
             console.show_stop(result.stopped, result.run_id)
         if result.decision is not None:
@@ -219,7 +221,7 @@ def main() -> None:
         console.err.print(f"[bold red]Run failed:[/] {error}")
         raise SystemExit(1) from None
     except KeyboardInterrupt:
-        console.err.print("Interrupted: finished calls are stored; resume with --resume RUN_ID.")
+        console.err.print("Interrupted: finished calls are stored; the same roi run command resumes the run.")
         raise SystemExit(130) from None
     except typer.Exit as done:
         raise SystemExit(done.exit_code) from None

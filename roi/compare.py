@@ -103,4 +103,3 @@ def compare_runs(db: sqlite3.Connection, run_a: str, run_b: str, *, seed: int = 
     missing = [f"{'/'.join(k)} only in A" for k in sorted(groups_a.keys() - groups_b.keys())]
     missing += [f"{'/'.join(k)} only in B" for k in sorted(groups_b.keys() - groups_a.keys())]
     return Comparison(run_a, run_b, pilot_a, pilot_b, cells, missing)
-

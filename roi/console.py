@@ -24,6 +24,7 @@ from roi.errors import RoiError
 from roi.history import HistoryRow
 from roi.metrics import CellSummary, RunSummary
 from roi.planning import Plan
+from roi.probe import Mean, MixtureFigures
 from roi.report.wording import decision_line
 from roi.runner import Progress as RunProgress
 from roi.stats import Rate
@@ -166,8 +167,8 @@ def plan_table(plan: Plan) -> Table:
 
 def show_plan(plan: Plan) -> None:
     out.print(plan_table(plan))
-    notes = {f"{r.model}: tokens counted by {r.counted_by}; time {r.time_basis}" for r in plan.rows}
-    for note in sorted(notes):
+    notes = [f"{r.model} {r.mode}: tokens counted by {r.counted_by}; time {r.time_basis}" for r in plan.rows]
+    for note in notes:
         out.print(Text(note), soft_wrap=True)
     out.print(
         Text("Output tokens assume every answer is the expected one; (max) uses each call's whole answer budget."),
@@ -192,6 +193,39 @@ def show_summary(summary: RunSummary, run_dir: str) -> None:
     out.print(Text(f"Run {summary.run_id} stored; files in {run_dir}"))
 
 
+# ---------------------------------------------------------------- issue 5: the superposition probe
+
+
+def _mean(m: Mean) -> str:
+    if m.value is None or m.low is None or m.high is None:
+        return "n/a (n=0)"
+    return f"{m.value:.3f} [{m.low:.3f}, {m.high:.3f}]"
+
+
+def probe_table(figures: list[MixtureFigures]) -> Table:
+    """One row per mixture: P(answer) per task (share in brackets), KL both ways, top-K, leftover."""
+    table = Table(title="superposition probe: mean P(task's answer) over prompts, 95% intervals")
+    columns = ("model", "mixture", "n", "P(answer) per task [share]", "KL(pi||p)", "KL renorm.", "all in top-K")
+    for column in (*columns, "leftover"):
+        table.add_column(column, overflow="fold")
+    for f in figures:
+        tasks = "\n".join(f"{t.task} [{t.share:.2f}]: {_mean(t.probability)}" for t in f.tasks)
+        table.add_row(
+            Text(f.model), Text(f.mixture), str(f.prompts), Text(tasks), _mean(f.kl), _mean(f.kl_renormalised),
+            f"K={f.beam_width}: {pct(f.all_in_beam)}", _mean(f.leftover),
+        )  # fmt: skip
+    return table
+
+
+def show_probe(figures: list[MixtureFigures]) -> None:
+    out.print(probe_table(figures))
+    out.print(
+        Text("KL(pi||p) uses p as measured (not renormalised, as the paper does); 'renorm.' rescales p over the "
+             "mixture's tasks. Leftover: probability on any other continuation."),
+        soft_wrap=True,
+    )  # fmt: skip
+
+
 # ---------------------------------------------------------------- issue 7: history, compare, baseline
 
 
@@ -208,7 +242,7 @@ def show_history(rows: list[HistoryRow]) -> None:
         table.add_row(
             Text(("★ " if r.baseline else "") + r.run_id),
             Text(r.pilot),
-            r.started_at,
+            r.started_at[:16].replace("T", " "),
             r.status,
             "all" if r.item_limit is None else str(r.item_limit),
             Text(", ".join(r.models)),

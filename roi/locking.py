@@ -145,9 +145,7 @@ class PilotLock:
     def __enter__(self) -> PilotLock:
         return self.acquire()
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.release()
 
 

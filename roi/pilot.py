@@ -232,18 +232,25 @@ class ProbeSpec(Strict):
             return value
         return [_mixture_mapping(m, tasks, i) for i, m in enumerate(value)]
 
-    @model_validator(mode="after")
-    def _shares(self) -> ProbeSpec:
-        if len(set(self.tasks)) != len(self.tasks):
-            raise ValueError("probe.tasks: a task is listed twice")
-        for i, mixture in enumerate(self.mixtures):
-            unknown = sorted(set(mixture) - set(self.tasks))
+    @field_validator("tasks")
+    @classmethod
+    def _distinct_tasks(cls, tasks: list[str]) -> list[str]:
+        if len(set(tasks)) != len(tasks):
+            raise ValueError("a task is listed twice")
+        return tasks
+
+    @field_validator("mixtures")
+    @classmethod
+    def _shares(cls, mixtures: list[dict[str, float]], info: Any) -> list[dict[str, float]]:
+        tasks = info.data.get("tasks") or []
+        for i, mixture in enumerate(mixtures):
+            unknown = sorted(set(mixture) - set(tasks))
             if unknown:
-                raise ValueError(f"probe.mixtures[{i}]: {', '.join(unknown)} not in probe.tasks")
+                raise ValueError(f"mixtures[{i}]: {', '.join(unknown)} not in probe.tasks")
             total = sum(mixture.values())
             if abs(total - 1.0) > 0.02:
-                raise ValueError(f"probe.mixtures[{i}]: shares add up to {total:g}, not 1")
-        return self
+                raise ValueError(f"mixtures[{i}]: shares add up to {total:g}, not 1")
+        return mixtures
 
 
 def _mixture_mapping(value: Any, tasks: list[str], index: int) -> Any:
@@ -272,16 +279,6 @@ class Pilot(Strict):
     notify: Notify = Notify()
     probe: ProbeSpec | None = None  # issue 5
     seed: int = 0
-
-    @model_validator(mode="after")
-    def _probe_names(self) -> Pilot:
-        if self.probe is not None:
-            tasks, models = {t.name for t in self.tasks}, {m.name for m in self.models}
-            unknown = [t for t in self.probe.tasks if t not in tasks]
-            unknown += [m for m in self.probe.models or [] if m not in models]
-            if unknown:
-                raise ValueError(f"probe: {', '.join(unknown)} not defined under tasks/models")
-        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> Pilot:
@@ -525,14 +522,19 @@ def probe_inputs(tasks: list[TaskData], names: list[str]) -> list[tuple[str, dic
 def _check_probe_inputs(spec: Pilot, tasks: list[TaskData], path: Path, text: str) -> None:
     if spec.probe is None:
         return
-    shared = probe_inputs(tasks, spec.probe.tasks)
+    problem, field = None, "tasks"
+    unknown_tasks = [t for t in spec.probe.tasks if t not in {t.name for t in spec.tasks}]
+    unknown_models = [m for m in spec.probe.models or [] if m not in {m.name for m in spec.models}]
+    shared = [] if unknown_tasks else probe_inputs(tasks, spec.probe.tasks)
     queries = [x for x, a in shared if len(set(a.values())) == len(a)]
     needed = spec.probe.examples_per_prompt + 1
-    problem = None
-    if len(shared) < needed:
+    if unknown_tasks or unknown_models:
+        field = "tasks" if unknown_tasks else "models"
+        problem = f"{', '.join(unknown_tasks or unknown_models)}: not defined under {field}:"
+    elif len(shared) < needed:
         problem = f"{len(shared)} inputs are shared by all probe tasks; examples_per_prompt + 1 = {needed} needed"
     elif not queries:
         problem = "no shared input has a different answer for every probe task (needed for queries)"
     if problem:
-        loc = ("probe", "tasks")
+        loc = ("probe", field)
         raise RoiError([Problem(problem, str(path), _line_of(line_index(text), loc), format_loc(loc))])

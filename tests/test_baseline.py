@@ -70,12 +70,34 @@ def test_regressions_against_the_accepted_baseline(demo: LoadedPilot, tmp_path: 
 
 
 def test_stage_drop_is_a_regression() -> None:
-    before = {"model": "m", "stage": 2, "outcome": "hold", "models": [{"model": "m", "gates": [
-        {"gate": "swap_rate", "task": "t", "status": "pass"}, {"gate": "items", "task": "t", "status": "more_data"},
-    ]}]}
-    now = {"model": "m", "stage": 1, "outcome": "hold", "models": [{"model": "m", "gates": [
-        {"gate": "swap_rate", "task": "t", "status": "fail"}, {"gate": "items", "task": "t", "status": "fail"},
-    ]}]}
+    before = {
+        "model": "m",
+        "stage": 2,
+        "outcome": "hold",
+        "models": [
+            {
+                "model": "m",
+                "gates": [
+                    {"gate": "swap_rate", "task": "t", "status": "pass"},
+                    {"gate": "items", "task": "t", "status": "more_data"},
+                ],
+            }
+        ],
+    }
+    now = {
+        "model": "m",
+        "stage": 1,
+        "outcome": "hold",
+        "models": [
+            {
+                "model": "m",
+                "gates": [
+                    {"gate": "swap_rate", "task": "t", "status": "fail"},
+                    {"gate": "items", "task": "t", "status": "fail"},
+                ],
+            }
+        ],
+    }
     found = baseline.decision_regressions(before, now)
     assert [(r.kind, r.what, r.before, r.now) for r in found] == [
         ("stage", "decision", "stage 2", "stage 1"),

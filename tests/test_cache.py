@@ -78,9 +78,7 @@ def test_fresh_bypasses_the_cache_and_a_cached_copy_is_never_a_source(demo: Load
     run_pilot(demo, RunOptions(out_dir=tmp_path, limit=2, backends={"gemma-270m": FakeBackend(spec, demo)}))
     run_pilot(demo, RunOptions(out_dir=tmp_path, limit=2, backends={"gemma-270m": FakeBackend(spec, demo)}))
     fresh_backend = FakeBackend(spec, demo)
-    fresh = run_pilot(
-        demo, RunOptions(out_dir=tmp_path, limit=2, fresh=True, backends={"gemma-270m": fresh_backend})
-    )
+    fresh = run_pilot(demo, RunOptions(out_dir=tmp_path, limit=2, fresh=True, backends={"gemma-270m": fresh_backend}))
     assert len(fresh_backend.seen) == 10
     db = sqlite3.connect(tmp_path / "roi.db")
     assert db.execute("SELECT SUM(cached) FROM calls WHERE run_id = ?", (fresh.run_id,)).fetchone() == (0,)

@@ -63,8 +63,9 @@ def test_changed_items_are_not_paired(demo: LoadedPilot, tmp_path: Path) -> None
     db = store.connect(tmp_path / "roi.db")
     # The data set changed under the same item id: that item is no longer the same question.
     with store.transaction(db):
-        db.execute("UPDATE items SET input = 'changed' WHERE run_id = ? AND task = 'capital' AND item_id = '1'",
-                   (b.run_id,))
+        db.execute(
+            "UPDATE items SET input = 'changed' WHERE run_id = ? AND task = 'capital' AND item_id = '1'", (b.run_id,)
+        )
     cells = {(c.task, c.mode): c for c in compare_runs(db, a.run_id, b.run_id).cells}
     assert cells[("capital", "single")].shared == 2 and cells[("capital", "single")].only_b == 1
     # Cached calls in B: latency is not live, so B's median is unknown rather than a copy of A's.

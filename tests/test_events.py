@@ -28,7 +28,11 @@ def roi(*args: str, out: Path) -> subprocess.CompletedProcess[str]:
         env["ROI_CACHE_DIR"] = os.environ["ROI_CACHE_DIR"]
     return subprocess.run(
         [sys.executable, "-m", "roi", *args, "--out", str(out)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

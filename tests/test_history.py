@@ -43,17 +43,43 @@ def test_history_rows_and_cli_json(tmp_path: Path) -> None:
 
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "COLUMNS": "250"}
     shown = subprocess.run(
-        [sys.executable, "-m", "roi", "history", str(PILOTS / "superposition-demo.yaml"), "--out", str(tmp_path),
-         "--json", "--last", "2"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "roi",
+            "history",
+            str(PILOTS / "superposition-demo.yaml"),
+            "--out",
+            str(tmp_path),
+            "--json",
+            "--last",
+            "2",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert shown.returncode == 0, shown.stderr
     data = json.loads(shown.stdout)
     assert [r["run_id"] for r in data] == [cached.run_id, bad.run_id]
     assert data[1]["accuracy"]["mixed"]["k"] == 8 and data[1]["accuracy"]["mixed"]["n"] == 16
-    table = subprocess.run([sys.executable, "-m", "roi", "history", "--out", str(tmp_path)],
-                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    table = subprocess.run(
+        [sys.executable, "-m", "roi", "history", "--out", str(tmp_path)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert table.returncode == 0 and f"★ {good.run_id}" in table.stdout
-    missing = subprocess.run([sys.executable, "-m", "roi", "history", "--out", str(tmp_path / "none")],
-                             cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    missing = subprocess.run(
+        [sys.executable, "-m", "roi", "history", "--out", str(tmp_path / "none")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert missing.returncode == 2 and "no run store here" in missing.stderr

@@ -34,9 +34,7 @@ with PilotLock(Path(sys.argv[1]), "demo") as lock:
 
 
 def _holder(out: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(out)], cwd=REPO, stdout=subprocess.PIPE, text=True
-    )
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], cwd=REPO, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
     return proc
 
@@ -109,7 +107,10 @@ def test_plain_rerun_resumes_the_run_left_unfinished(tmp_path: Path) -> None:
     result = run_pilot(
         demo,
         RunOptions(
-            out_dir=tmp_path, limit=2, fresh=True, backends={"gemma-270m": rest},
+            out_dir=tmp_path,
+            limit=2,
+            fresh=True,
+            backends={"gemma-270m": rest},
             emit=lambda event, **fields: events.append((event, fields)),
         ),
     )

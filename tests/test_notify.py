@@ -30,7 +30,7 @@ class Hook:
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 length = int(self.headers["Content-Length"])
                 hook.bodies.append(json.loads(self.rfile.read(length)))
                 self.send_response(hook.status)
@@ -61,7 +61,9 @@ def hook() -> Iterator[Hook]:
 def regressed_check() -> BaselineCheck:
     before = {"model": "m", "stage": 1, "stage_name": "shadow", "outcome": "more_data", "models": []}
     now = {"model": "m", "stage": 0, "stage_name": "pilot", "outcome": "hold", "models": []}
-    return BaselineCheck("run-2", "run-1", True, before, now, [Regression("stage", "m", "decision", "stage 1", "stage 0")])
+    return BaselineCheck(
+        "run-2", "run-1", True, before, now, [Regression("stage", "m", "decision", "stage 1", "stage 0")]
+    )
 
 
 def test_regression_posts_a_small_summary(hook: Hook, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -104,7 +106,9 @@ def test_failures_are_logged_without_the_url_and_never_raise(
 def test_a_run_that_regresses_notifies(hook: Hook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     demo = load_pilot(PILOTS / "superposition-demo.yaml")
     pilot = LoadedPilot(
-        demo.spec.model_copy(update={"notify": Notify(webhook_url_env="ROI_TEST_HOOK")}), demo.path, demo.sha256,
+        demo.spec.model_copy(update={"notify": Notify(webhook_url_env="ROI_TEST_HOOK")}),
+        demo.path,
+        demo.sha256,
         demo.tasks,
     )
     monkeypatch.setenv("ROI_TEST_HOOK", hook.url)

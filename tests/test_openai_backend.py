@@ -312,3 +312,16 @@ def test_max_cost_against_the_server(demo: LoadedPilot, llama_server: LlamaServe
     assert done["error"].isna().all() and done["cost_usd"].sum() <= limit
     by_usage = (done["prompt_tokens"] * 1000.0 + done["output_tokens"] * 4000.0) / 1e6
     assert done["cost_usd"].to_numpy() == pytest.approx(by_usage.to_numpy())
+
+
+def test_key_settings_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from roi.errors import RoiError
+
+    with pytest.raises(ValidationError, match="set api_key_env"):
+        ModelSpec(name="m", backend="openai", model="gpt-4o-mini")  # the official endpoint needs a key
+    monkeypatch.delenv("ROI_UNSET_KEY", raising=False)
+    spec = ModelSpec(name="m", backend="openai", model="gpt-4o-mini", api_key_env="ROI_UNSET_KEY")
+    with pytest.raises(RoiError, match=r"ROI_UNSET_KEY .* is not set"):
+        OpenAIBackend(spec, PILOTS, lambda s: None)

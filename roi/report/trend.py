@@ -50,7 +50,8 @@ WORDS: dict[str, dict[str, str]] = {
 
 
 def _label(row: HistoryRow) -> str:
-    return row.started_at[5:16].replace("T", " ") + (" ★" if row.baseline else "")
+    # Date, time and the run id's random tail: runs of one minute stay apart.
+    return f"{row.started_at[5:16].replace('T', ' ')} {row.run_id[-6:]}" + (" ★" if row.baseline else "")
 
 
 def _bars(row: HistoryRow, modes: list[str], lang: str) -> list[dict[str, Any]]:
@@ -79,7 +80,7 @@ def build_trend(inputs: ReportInputs) -> dict[str, Any] | None:
     table = [
         {
             "run_id": r.run_id,
-            "started": r.started_at,
+            "started": r.started_at[:16].replace("T", " ") + " UTC",
             "baseline": r.baseline,
             "current": r.run_id == inputs.run_id,
             "stage": "—" if r.decision is None else f"{r.decision['stage']} {r.decision['stage_name']}",

@@ -1,0 +1,275 @@
+"""The superposition probe (roi/probe.py): pilot section, prompts, figures, and exactness against the
+paper's reference computation on the real embedded model."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from roi import probe
+from roi.errors import RoiError
+from roi.pilot import load_pilot
+from roi.runner import RunOptions, run_pilot
+from tests.conftest import PILOTS
+
+EXAMPLE = PILOTS / "superposition-probe.yaml"
+
+
+# ---------------------------------------------------------------- the pilot section
+
+
+def test_example_pilot_loads_with_its_probe() -> None:
+    pilot = load_pilot(EXAMPLE)
+    assert pilot.spec.probe is not None
+    assert pilot.spec.probe.tasks == ["number_en", "number_fr", "plus_one"]
+    uniform = pilot.spec.probe.mixtures[-1]
+    assert uniform == pytest.approx({"number_en": 1 / 3, "number_fr": 1 / 3, "plus_one": 1 / 3})
+
+
+def _with_probe(tmp_path: Path, probe_yaml: str) -> Path:
+    text = EXAMPLE.read_text().split("probe:\n")[0] + probe_yaml + "seed: 7\n"
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    for data in (PILOTS / "data" / "probe").glob("*.csv"):
+        (tmp_path / "data" / "probe").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "data" / "probe" / data.name).write_text(data.read_text())
+    return path
+
+
+BAD_PROBES = [
+    ("unknown task", "probe:\n  tasks: [number_en, capital]\n  mixtures: [uniform]\n",
+     ["p.yaml:35", "probe.tasks", "capital: not defined under tasks"]),
+    ("unknown model", "probe:\n  tasks: [number_en, plus_one]\n  mixtures: [uniform]\n  models: [gpt]\n",
+     ["probe.models", "gpt"]),
+    ("one task", "probe:\n  tasks: [number_en]\n  mixtures: [uniform]\n", ["p.yaml:35", "probe.tasks", "at least 2"]),
+    ("shares do not add up", "probe:\n  tasks: [number_en, plus_one]\n  mixtures:\n    - [0.5, 0.6]\n",
+     ["p.yaml:36", "probe.mixtures", "mixtures[0]: shares add up to 1.1"]),
+    ("list of the wrong length", "probe:\n  tasks: [number_en, plus_one]\n  mixtures: [[1.0]]\n",
+     ["probe.mixtures", "1 shares for 2 probe tasks"]),
+    ("task outside the probe", "probe:\n  tasks: [number_en, plus_one]\n  mixtures:\n    - {number_fr: 1}\n",
+     ["probe.mixtures", "number_fr not in probe.tasks"]),
+    ("negative share", "probe:\n  tasks: [number_en, plus_one]\n  mixtures:\n    - [-0.5, 1.5]\n",
+     ["probe.mixtures", "greater than or equal to 0"]),
+    ("too few shared inputs",
+     "probe:\n  tasks: [number_en, plus_one]\n  mixtures: [uniform]\n  examples_per_prompt: 150\n",
+     ["probe.tasks", "99 inputs are shared", "151 needed"]),
+    ("unknown key", "probe:\n  tasks: [number_en, plus_one]\n  mixtures: [uniform]\n  shots: 3\n",
+     ["p.yaml:37", "probe.shots", "unknown key"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("label", "probe_yaml", "expected"), BAD_PROBES, ids=[c[0] for c in BAD_PROBES])
+def test_bad_probe_section_is_located(tmp_path: Path, label: str, probe_yaml: str, expected: list[str]) -> None:
+    path = _with_probe(tmp_path, probe_yaml)
+    with pytest.raises(RoiError) as caught:
+        load_pilot(path)
+    message = str(caught.value)
+    for part in expected:
+        assert part in message, f"{label}: {part!r} not in {message!r}"
+
+
+# ---------------------------------------------------------------- prompts and figures (pure)
+
+
+def test_example_counts_follow_the_shares() -> None:
+    assert probe.example_counts({"a": 0.5, "b": 0.5}, 5) == {"a": 3, "b": 2}
+    assert probe.example_counts({"a": 0.8, "b": 0.2, "c": 0.0}, 30) == {"a": 24, "b": 6, "c": 0}
+    assert probe.example_counts({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}, 10) == {"a": 4, "b": 3, "c": 3}
+
+
+def test_prompts_are_deterministic_and_mix_as_asked() -> None:
+    pilot = load_pilot(EXAMPLE)
+    first, again = probe.build_prompts(pilot), probe.build_prompts(pilot)
+    assert first == again
+    assert len(first) == 5 * 24
+    skewed = [p for p in first if p.mixture == "number_en 0.80 + number_fr 0.20"]
+    for prompt in skewed:
+        lines = prompt.text.split("\n")
+        assert len(lines) == 31 and lines[-1] == f"{prompt.query} ->"
+        outputs = [line.split(" -> ")[1] for line in lines[:-1]]
+        english = sum(o == probe_answer(pilot, "number_en", line) for o, line in zip(outputs, lines, strict=False))
+        assert english == 24  # 0.8 of 30
+        assert prompt.query not in {line.split(" -> ")[0] for line in lines[:-1]}
+        assert len(set(prompt.answers.values())) == 3  # the query's answers name one task each
+
+
+def probe_answer(pilot: Any, task: str, line: str) -> str:
+    number = line.split(" -> ")[0]
+    rows = pilot.task(task).examples + pilot.task(task).eval_items
+    return next(r.output for r in rows if r.input == number)
+
+
+def test_kl_is_the_papers_unnormalised_one_and_the_renormalised_one() -> None:
+    shares = {"a": 0.5, "b": 0.5, "c": 0.0}
+    p = {"a": 0.2, "b": 0.1, "c": 0.3}
+    raw, renorm = probe.kl_pair(shares, {t: math.log(v) for t, v in p.items()})
+    # By hand: 0.5*ln(0.5/0.2) + 0.5*ln(0.5/0.1); renormalised over a, b: p' = (2/3, 1/3).
+    assert raw == pytest.approx(0.5 * math.log(2.5) + 0.5 * math.log(5))
+    assert renorm == pytest.approx(0.5 * math.log(0.5 / (2 / 3)) + 0.5 * math.log(0.5 / (1 / 3)))
+
+
+def _row(index: int, task: str, share: float, p: float, in_beam: bool) -> probe.ProbeRow:
+    return probe.ProbeRow("m", "a 0.50 + b 0.50", index, task, share, "q", "x", math.log(p), p, 1, in_beam, 10)
+
+
+def test_figures_by_hand() -> None:
+    rows = [
+        _row(0, "a", 0.5, 0.4, True), _row(0, "b", 0.5, 0.4, True),
+        _row(1, "a", 0.5, 0.6, True), _row(1, "b", 0.5, 0.2, False),
+    ]  # fmt: skip
+    (fig,) = probe.figures(rows, beam_width=0)
+    a, b = fig.tasks
+    assert (a.probability.value, b.probability.value) == (pytest.approx(0.5), pytest.approx(0.3))
+    assert a.probability.n == 2 and a.probability.low is not None and a.probability.low <= 0.5
+    assert (fig.all_in_beam.k, fig.all_in_beam.n) == (1, 2)
+    assert fig.leftover.value == pytest.approx(((1 - 0.8) + (1 - 0.8)) / 2)
+    kl0 = 0.5 * math.log(0.5 / 0.4) * 2
+    kl1 = 0.5 * math.log(0.5 / 0.6) + 0.5 * math.log(0.5 / 0.2)
+    assert fig.kl.value == pytest.approx((kl0 + kl1) / 2)
+    assert fig.beam_width == 2
+
+
+# ---------------------------------------------------------------- exactness on the real model
+
+
+@pytest.fixture(scope="module")
+def lm(embedded_model_dir: Path) -> Iterator[tuple[Any, Any]]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(embedded_model_dir), local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(str(embedded_model_dir), dtype=torch.float32, local_files_only=True)
+    yield model.eval(), tokenizer
+
+
+def paper_reference(model: Any, tokenizer: Any, prompt: str, cand: str) -> float:
+    """Written here independently of roi.probe: a full forward pass over prompt + candidate, the product
+    of the softmax probabilities of the candidate's tokens (joint tokenisation, split where the joint
+    ids stop agreeing with the prompt's own ids)."""
+    import torch
+
+    prompt_ids = tokenizer(prompt).input_ids
+    ids = tokenizer(prompt + cand).input_ids
+    split = next((i for i, (a, b) in enumerate(zip(prompt_ids, ids, strict=False)) if a != b), len(prompt_ids))
+    split = min(split, len(ids) - 1)
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.tensor([ids])).logits[0], dim=-1)
+    result = 1.0
+    for pos in range(split, len(ids)):
+        result *= float(probs[pos - 1, ids[pos]])
+    return result
+
+
+def assert_matches(lm: tuple[Any, Any], prompt: str, candidates: list[str]) -> list[probe.Scored]:
+    model, tokenizer = lm
+    fast = probe.score_candidates(model, tokenizer, prompt, candidates)
+    for cand, scored in zip(candidates, fast, strict=True):
+        expected = paper_reference(model, tokenizer, prompt, cand)
+        assert expected > 0
+        assert scored.probability == pytest.approx(expected, rel=1e-5), cand
+    return fast
+
+
+CAPITALS = "France -> Paris\nJapan -> Tokyo\nGermany -> Berlin\nItaly ->"
+
+
+def test_example_pilot_prompts_match_the_reference(lm: tuple[Any, Any]) -> None:
+    prompts = probe.build_prompts(load_pilot(EXAMPLE))
+    for prompt in (prompts[0], prompts[-1]):  # one single-task and one three-task prompt
+        candidates = [probe.candidate(a) for a in prompt.answers.values()]
+        scored = assert_matches(lm, prompt.text, candidates)
+        assert sum(s.probability for s in scored) <= 1.0 + 1e-6
+
+
+def test_multi_token_and_prefix_candidates(lm: tuple[Any, Any]) -> None:
+    _, tokenizer = lm
+    candidates = [" Rome", " Rome is", " Ro", " R", " Romeo and Juliet", " Europe"]
+    scored = assert_matches(lm, CAPITALS, candidates)
+    assert scored[1].tokens > scored[0].tokens == 1 and scored[4].tokens >= 3
+    # A prefix continuation can only be as likely as the word it starts, and an extension less so.
+    assert scored[1].probability < scored[0].probability
+    assert len(tokenizer(" Romeo and Juliet", add_special_tokens=False).input_ids) >= 3
+
+
+def test_candidate_merging_with_the_prompt_end(lm: tuple[Any, Any]) -> None:
+    _, tokenizer = lm
+    # The prompt ends in a space, the candidate has none: jointly they form one token ("▁Rome").
+    split = probe.joint_split(tokenizer, CAPITALS + " ", "Rome")
+    prompt_ids = tokenizer(CAPITALS + " ").input_ids
+    assert split.start < len(prompt_ids), "the space token of the prompt is re-tokenised with the answer"
+    assert tokenizer.convert_ids_to_tokens(split.ids[split.start :]) == ["▁Rome"]
+    merged = assert_matches(lm, CAPITALS + " ", ["Rome", "Roma", "Europe", "R"])
+    plain = assert_matches(lm, CAPITALS, [" Rome", " Roma", " Europe", " R"])
+    assert [m.probability for m in merged] == pytest.approx([p.probability for p in plain], rel=1e-5)
+    # No space at all: a different, less likely token sequence, scored exactly too.
+    bare = assert_matches(lm, CAPITALS, ["Rome", " Rome"])
+    assert bare[0].probability < bare[1].probability
+
+
+def test_prompt_longer_than_the_sliding_window(lm: tuple[Any, Any]) -> None:
+    model, tokenizer = lm
+    window = model.config.get_text_config().sliding_window
+    lines = [f"{n} -> {n + 1}" for n in range(1, 400)]
+    prompt = "\n".join(lines[: window // 3] + lines[window // 3 :][:100]) + "\n17 ->"
+    assert len(tokenizer(prompt).input_ids) > window
+    assert_matches(lm, prompt, [" 18", " 1", " seventeen", " 18 and"])
+
+
+def test_beam_answers_are_the_models_own_continuations(lm: tuple[Any, Any]) -> None:
+    model, tokenizer = lm
+    beams = probe.beam_answers(model, tokenizer, CAPITALS, width=3, max_new_tokens=4)
+    assert len(beams) == 3 and beams[0] == "Rome" and len(set(beams)) == 3
+
+
+# ---------------------------------------------------------------- a run with a probe, end to end
+
+
+def test_run_stores_probe_rows_and_figures(tmp_path: Path, embedded_model_dir: Path) -> None:
+    from roi.backends.transformers_backend import TransformersBackend
+
+    probe_yaml = (
+        "probe:\n  tasks: [number_en, number_fr]\n  mixtures:\n    - [0.5, 0.5]\n    - {number_en: 1}\n"
+        "  examples_per_prompt: 6\n  prompts_per_mixture: 2\n"
+    )
+    pilot = load_pilot(_with_probe(tmp_path, probe_yaml))
+    backend = TransformersBackend(pilot.spec.models[0], tmp_path, lambda s: None)
+    result = run_pilot(pilot, RunOptions(out_dir=tmp_path / "out", limit=1, backends={"gemma-270m": backend}))
+    db = sqlite3.connect(result.db_path)
+    rows = db.execute("SELECT mixture, prompt_index, task, share, probability, logprob FROM probe").fetchall()
+    assert len(rows) == 2 * 2 * 2
+    assert {r[0] for r in rows} == {"number_en 0.50 + number_fr 0.50", "number_en 1.00"}
+    assert all(0 < r[4] <= 1 and r[4] == pytest.approx(math.exp(r[5])) for r in rows)
+    # The stored probabilities are the model's: recompute one prompt with the reference.
+    prompt = probe.build_prompts(pilot)[0]
+    stored = {r[2]: r[4] for r in rows if r[0] == prompt.mixture and r[1] == 0}
+    expected = paper_reference(backend.model, backend.tokenizer, prompt.text, " " + prompt.answers["number_en"])
+    assert stored["number_en"] == pytest.approx(expected, rel=1e-5)
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    by_mixture = {f["mixture"]: f for f in summary["probe"]}
+    even = by_mixture["number_en 0.50 + number_fr 0.50"]
+    assert even["prompts"] == 2 and even["kl"]["n"] == 2 and even["all_in_beam"]["n"] == 2
+    assert [t["share"] for t in even["tasks"]] == [0.5, 0.5]
+    assert result.probe and {f.mixture for f in result.probe} == set(by_mixture)
+    # Resuming the finished run re-probes nothing and keeps the rows.
+    again = run_pilot(pilot, RunOptions(out_dir=tmp_path / "out", limit=1, resume=result.run_id,
+                                        backends={"gemma-270m": backend}))  # fmt: skip
+    assert db.execute("SELECT COUNT(*) FROM probe WHERE run_id = ?", (again.run_id,)).fetchone()[0] == 8
+
+
+def test_console_table_shows_every_mixture() -> None:
+    from rich.console import Console
+
+    from roi import console
+
+    rows = [_row(0, "a", 0.5, 0.4, True), _row(0, "b", 0.5, 0.4, True), _row(1, "a", 0.5, 0.6, True),
+            _row(1, "b", 0.5, 0.2, False)]  # fmt: skip
+    recorder = Console(record=True, width=200)
+    recorder.print(console.probe_table(probe.figures(rows, beam_width=0)))
+    text = recorder.export_text()
+    assert "a 0.50 + b 0.50" in text and "a [0.50]: 0.500" in text and "K=2: 50%" in text
