@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from roi import baseline, cache, events, locking, notify, probe, store
-from roi.backends import Backend, GenerationRequest, GenerationResult, create_backend
+from roi.backends import Backend, GenerationRequest, GenerationResult, check_credentials, create_backend
 from roi.costs import call_cost_usd
 from roi.decision import Decision
 from roi.errors import RoiError
@@ -82,6 +82,7 @@ def run_pilot(pilot: LoadedPilot, options: RunOptions | None = None) -> RunResul
     """Run every enabled mode of `pilot` on every model, storing as it goes; return the summary.
     One run per pilot at a time (roi/locking.py); a run the last one left unfinished is resumed."""
     opts = options or RunOptions()
+    check_credentials(pilot.spec.models, skip=opts.backends or {})
     with locking.PilotLock(opts.out_dir, pilot.name, wait=opts.wait, on_wait=lambda h: _waiting(opts, h)) as lock:
         if lock.previous is not None:
             opts.status(f"Took over the lock of a run that is gone ({lock.previous.describe()})")

@@ -50,8 +50,11 @@ class FakeBackend:
         if call.mode == "single":
             return f" {answers[0] or ''}\n"
         lines = [f" {answers[0] or ''}"]
-        lines += [f"{answer_head(n, q.task, q.item.input)} {a}"
-                  for n, (q, a) in enumerate(zip(call.queries, answers, strict=True), 1) if n > 1 and a is not None]
+        lines += [
+            f"{answer_head(n, q.task, q.item.input)} {a}"
+            for n, (q, a) in enumerate(zip(call.queries, answers, strict=True), 1)
+            if n > 1 and a is not None
+        ]
         return "\n".join(lines) + "\n"
 
     def count_tokens(self, text: str) -> int | None:

@@ -51,11 +51,13 @@ def test_run_demo_end_to_end_on_the_embedded_model(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert "mixed − single" in result.stdout and "capital" in result.stdout
     db = sqlite3.connect(tmp_path / "out" / "roi.db")
-    (run_id, status, env), = db.execute("SELECT run_id, status, environment_json FROM runs").fetchall()
+    ((run_id, status, env),) = db.execute("SELECT run_id, status, environment_json FROM runs").fetchall()
     assert status == "complete"
     assert json.loads(env)["gemma-270m"]["device"] == "cpu"
-    calls = db.execute("SELECT mode, count(*), sum(prompt_tokens > 0), sum(output_tokens > 0), "
-                       "sum(latency_s > 0), sum(cost_usd > 0) FROM calls GROUP BY mode ORDER BY mode").fetchall()
+    calls = db.execute(
+        "SELECT mode, count(*), sum(prompt_tokens > 0), sum(output_tokens > 0), "
+        "sum(latency_s > 0), sum(cost_usd > 0) FROM calls GROUP BY mode ORDER BY mode"
+    ).fetchall()
     assert calls == [("mixed", 2, 2, 2, 2, 2), ("single", 8, 8, 8, 8, 8)]
     answers = dict(db.execute("SELECT task || '/' || input, answer FROM items WHERE mode = 'single'").fetchall())
     # Greedy decoding on fixed weights: the embedded model's real answers, stable run to run.

@@ -89,15 +89,24 @@ BAD_PILOTS = [
     ("duplicate task", ("name: double", "name: upper"), ["duplicate task name", "upper"]),
     ("unknown scorer", ("type: numeric, tolerance: 0.5", "type: fuzzy"), ["tasks[1].scorer", "pilot.yaml:21"]),
     ("unknown backend", ("backend: transformers", "backend: magic"), ["models[0].backend", "pilot.yaml:6"]),
-    ("openai field on local model", ("model: embedded", "model: embedded\n    base_url: http://x"),
-     ["models[0]", "only apply to backend 'openai'"]),
+    (
+        "openai field on local model",
+        ("model: embedded", "model: embedded\n    base_url: http://x"),
+        ["models[0]", "only apply to backend 'openai'"],
+    ),
     ("tasks_per_call too small", ("tasks_per_call: all", "tasks_per_call: 1"), ["tasks_per_call", "at least 2"]),
     ("too many shots", ("shots: 2", "shots: 5"), ["tasks[0].examples", "5 shots", "only 2 examples"]),
-    ("missing data file", ("examples: upper.csv", "examples: nothere.csv"), ["nothere.csv", "not found",
-                                                                            "tasks[0].examples", "pilot.yaml:12"]),
+    (
+        "missing data file",
+        ("examples: upper.csv", "examples: nothere.csv"),
+        ["nothere.csv", "not found", "tasks[0].examples", "pilot.yaml:12"],
+    ),
     ("data file is a directory", ("examples: upper.csv", "examples: subdir"), ["is a directory"]),
-    ("empty inline eval", ("eval:\n      - {input: cat, output: CAT}\n      - {input: dog, output: DOG}", "eval: []"),
-     ["tasks[0].eval", "empty"]),
+    (
+        "empty inline eval",
+        ("eval:\n      - {input: cat, output: CAT}\n      - {input: dog, output: DOG}", "eval: []"),
+        ["tasks[0].eval", "empty"],
+    ),
     ("bad data extension", ("examples: upper.csv", "examples: upper.txt"), ["unsupported data file type"]),
 ]
 
@@ -155,8 +164,11 @@ def test_unreadable(pilot_dir: Path) -> None:
         ("double.jsonl", '{"input": "2", "output": "4"}\n{"input": 3\n', "double.jsonl:2: malformed JSON"),
         ("double.jsonl", '["2", "4"]\n', "double.jsonl:1: each line must be a JSON object"),
         ("double.jsonl", '{"input": "2"}\n', "double.jsonl:1: missing key(s) output"),
-        ("double.jsonl", '{"id": 1, "input": "2", "output": "4"}\n{"id": 1, "input": "3", "output": "6"}\n',
-         "duplicate id '1'"),
+        (
+            "double.jsonl",
+            '{"id": 1, "input": "2", "output": "4"}\n{"id": 1, "input": "3", "output": "6"}\n',
+            "duplicate id '1'",
+        ),
     ],
 )
 def test_bad_data_files(pilot_dir: Path, name: str, content: str, expected: str) -> None:

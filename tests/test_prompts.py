@@ -61,7 +61,9 @@ def test_tasks_per_call_groups() -> None:
     mixed3 = mixed.model_copy(update={"tasks_per_call": 3})
     three = type(pilot)(
         pilot.spec.model_copy(update={"modes": modes.model_copy(update={"mixed": mixed3})}),
-        pilot.path, pilot.sha256, pilot.tasks,
+        pilot.path,
+        pilot.sha256,
+        pilot.tasks,
     )
     # A lone leftover task cannot be mixed: it joins the previous group.
     assert [len(g) for g in task_groups(three)] == [4]

@@ -32,7 +32,6 @@ def swap_upper_and_capital_in_mixed(query: Query, call: PromptCall) -> str | Non
     return query.item.output
 
 
-
 def test_rows_and_figures(demo: LoadedPilot, tmp_path: Path) -> None:
     backend = FakeBackend(demo.spec.models[0], demo, swap_upper_and_capital_in_mixed)
     result = run_pilot(demo, RunOptions(out_dir=tmp_path, limit=10, backends={"gemma-270m": backend}))
@@ -75,11 +74,13 @@ def test_failed_calls_are_recorded_and_resume_repeats_only_them(demo: LoadedPilo
     assert modes["single"].failed_calls == 1 and modes["mixed"].failed_calls == 1
     db = sqlite3.connect(tmp_path / "roi.db")
     assert db.execute("SELECT error FROM calls WHERE call_id = 'gemma-270m/single:capital:1'").fetchone() == (
-        "HTTP 500 from fake",)
+        "HTTP 500 from fake",
+    )
     assert db.execute("SELECT status FROM runs").fetchone() == ("complete_with_failures",)
     second = FakeBackend(demo.spec.models[0], demo)
-    resumed = run_pilot(demo, RunOptions(out_dir=tmp_path, limit=3, resume=result.run_id,
-                                         backends={"gemma-270m": second}))
+    resumed = run_pilot(
+        demo, RunOptions(out_dir=tmp_path, limit=3, resume=result.run_id, backends={"gemma-270m": second})
+    )
     assert sorted(second.seen) == sorted(failing)
     assert all(m.failed_calls == 0 for m in resumed.summary.modes)
     assert db.execute("SELECT count(*) FROM items").fetchone() == (2 * 4 * 3,)
@@ -103,9 +104,33 @@ def test_interrupted_run_keeps_finished_calls_and_resumes(demo: LoadedPilot, tmp
 def test_resume_refuses_a_changed_pilot(demo: LoadedPilot, tmp_path: Path) -> None:
     from roi.errors import RoiError
 
-    run = run_pilot(demo, RunOptions(out_dir=tmp_path, limit=1,
-                                     backends={"gemma-270m": FakeBackend(demo.spec.models[0], demo)}))
+    run = run_pilot(
+        demo, RunOptions(out_dir=tmp_path, limit=1, backends={"gemma-270m": FakeBackend(demo.spec.models[0], demo)})
+    )
     changed = LoadedPilot(demo.spec, demo.path, "0" * 64, demo.tasks)
     with pytest.raises(RoiError, match="different version"):
-        run_pilot(changed, RunOptions(out_dir=tmp_path, limit=1, resume=run.run_id,
-                                      backends={"gemma-270m": FakeBackend(demo.spec.models[0], demo)}))
+        run_pilot(
+            changed,
+            RunOptions(
+                out_dir=tmp_path,
+                limit=1,
+                resume=run.run_id,
+                backends={"gemma-270m": FakeBackend(demo.spec.models[0], demo)},
+            ),
+        )
+
+
+def test_missing_api_key_fails_before_anything_is_written(
+    demo: LoadedPilot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from roi.errors import RoiError
+    from roi.pilot import ModelSpec
+
+    monkeypatch.delenv("ROI_TEST_ABSENT_KEY", raising=False)
+    api = ModelSpec(
+        name="api", backend="openai", model="m", base_url="http://127.0.0.1:9/v1", api_key_env="ROI_TEST_ABSENT_KEY"
+    )
+    pilot = LoadedPilot(demo.spec.model_copy(update={"models": [api]}), demo.path, demo.sha256, demo.tasks)
+    with pytest.raises(RoiError, match="ROI_TEST_ABSENT_KEY is not set"):
+        run_pilot(pilot, RunOptions(out_dir=tmp_path / "out"))
+    assert not (tmp_path / "out").exists()

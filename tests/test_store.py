@@ -19,8 +19,17 @@ def item_row(call_id: str = "m/single:t:1", item_id: str = "1") -> store.ItemRow
 
 
 def new_run(db: sqlite3.Connection, run_id: str = "r1") -> None:
-    store.insert_run(db, run_id=run_id, pilot="p", pilot_path="p.yaml", pilot_sha256="0" * 64, pilot_json="{}",
-                     started_at="now", item_limit=None, environment={"python": "3"})
+    store.insert_run(
+        db,
+        run_id=run_id,
+        pilot="p",
+        pilot_path="p.yaml",
+        pilot_sha256="0" * 64,
+        pilot_json="{}",
+        started_at="now",
+        item_limit=None,
+        environment={"python": "3"},
+    )
 
 
 def test_migrations_apply_once_and_reopen(tmp_path: Path) -> None:

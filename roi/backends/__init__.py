@@ -7,12 +7,13 @@ so `roi validate`, `roi plan` and `roi --help` stay fast.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator, Sequence
+import os
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from roi.errors import RoiError
+from roi.errors import Problem, RoiError
 from roi.pilot import ModelSpec
 
 Status = Callable[[str], None]
@@ -72,6 +73,14 @@ _INSTALL_HINT = {
     "transformers": "pip install torch==2.13.0 transformers gguf accelerate",
     "openai": "pip install openai",
 }
+
+
+def check_credentials(models: Sequence[ModelSpec], skip: Collection[str] = ()) -> None:
+    """Fail before anything is written when a model's API key variable is not set."""
+    missing = [m for m in models if m.name not in skip and m.api_key_env and not os.environ.get(m.api_key_env)]
+    if missing:
+        raise RoiError([Problem(f"model '{m.name}': the environment variable {m.api_key_env} is not set",
+                                field="api_key_env") for m in missing])
 
 
 def create_backend(spec: ModelSpec, base_dir: Path, status: Status) -> Backend:
