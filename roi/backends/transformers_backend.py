@@ -47,13 +47,14 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
 
 
 def pick_threads(torch: Any) -> int:
-    """Intra-op threads: one per CPU this process may run on (PyTorch counts the host's cores, which
-    oversubscribes a container or a pinned job)."""
+    """Intra-op threads: the CPUs this process may run on that other work is not already using.
+    PyTorch counts the host's cores; on a busy machine its spinning OpenMP threads then wait on each
+    other (measured here: one forward 4x slower with 2 threads than with 1 at load average 7 on
+    2 cores)."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = int(torch.get_num_threads())
-    if threads > usable:
-        torch.set_num_threads(usable)
-        threads = usable
+    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    threads = max(1, min(usable, int(torch.get_num_threads()), round(usable - busy)))
+    torch.set_num_threads(threads)
     return threads
 
 
@@ -112,19 +113,15 @@ class TransformersBackend:
             yield from self._group(group)
 
     def _group(self, group: list[GenerationRequest]) -> Iterator[GenerationResult]:
-        """The first call of the group runs alone and is timed as a production call would be; the rest
-        share the prefix's cache in batches, and their latency comes from that measured call."""
-        from roi.backends.prefix_batching import Row
-
-        started = time.perf_counter()
+        """The group's calls share the prefix's cache in batches. Their latency is that of a call run
+        alone, modelled from one probe per group (the first prompt run alone: prefill and a few decoding
+        steps), not the batch's wall time; see docs/speed.md."""
         rows = [self._row(r) for r in group]
-        tokens, timing = self._batcher.time_alone(rows[0])
-        yield self._result(group[0], rows[0], tokens, time.perf_counter() - started)
-        for done in self._batcher.complete(rows[1:]):
+        timing = self._batcher.time_alone(rows[0])
+        for done in self._batcher.complete(rows):
             for index, generated in done.items():
-                row: Row = rows[index + 1]
-                latency = timing.latency(len(row.ids), len(generated))
-                yield self._result(group[index + 1], row, generated, latency)
+                latency = timing.latency(len(rows[index].ids), len(generated))
+                yield self._result(group[index], rows[index], generated, latency)
 
     def _row(self, request: GenerationRequest) -> Any:
         from roi.backends.prefix_batching import Row

@@ -1,0 +1,77 @@
+"""The fast path (shared prefix, batched suffixes) against the naive one (`model.generate` per call) on
+the real embedded model: every answer and token count must be the same."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from roi.backends import GenerationRequest
+from roi.backends.prefix_batching import Row, shared_length
+from roi.backends.transformers_backend import TransformersBackend, group_by_prefix
+from roi.pilot import load_pilot
+from roi.prompts import build_calls
+from tests.conftest import PILOTS, REPO
+
+
+def demo_requests() -> list[GenerationRequest]:
+    """Two single-mode items of every demo task and two mixed calls. The mixed answers are capped at
+    24 tokens to keep the test short; their prompts (~505 tokens) plus the answer still run past
+    Gemma 3's 512-token sliding window, the case where a wrong cache layout would change answers."""
+    pilot = load_pilot(PILOTS / "superposition-demo.yaml")
+    calls = build_calls(pilot, limit=2)
+    requests = []
+    for call in calls:
+        budget = call.max_new_tokens if call.mode == "single" else min(call.max_new_tokens, 24)
+        requests.append(GenerationRequest(call.call_key, call.prefix, call.suffix, budget, call.stop))
+    return requests
+
+
+@pytest.fixture(scope="module")
+def backend(embedded_model_dir: Path) -> TransformersBackend:
+    spec = load_pilot(PILOTS / "superposition-demo.yaml").spec.models[0]
+    return TransformersBackend(spec, REPO, lambda _: None)
+
+
+def test_fast_path_gives_the_naive_answers_and_token_counts(backend: TransformersBackend) -> None:
+    requests = demo_requests()
+    fast = {r.key: r for r in backend.generate(requests)}
+    naive = {r.key: backend.generate_naive(r) for r in requests}
+    assert set(fast) == {r.key for r in requests}
+    for key, reference in naive.items():
+        got = fast[key]
+        assert reference.text, f"{key}: the naive path produced no answer"
+        assert (got.text, got.prompt_tokens, got.output_tokens) == (
+            reference.text,
+            reference.prompt_tokens,
+            reference.output_tokens,
+        ), key
+        assert got.latency_s > 0
+    # The capital task's items have answers a working model gets right: the comparison is not vacuous.
+    assert "Athens" in (fast["single:capital:1"].text or "") or "Lisbon" in (fast["single:capital:2"].text or "")
+
+
+def test_prefix_groups_and_shared_length() -> None:
+    requests = demo_requests()
+    groups = group_by_prefix(requests)
+    assert [len(g) for g in groups] == [2, 2, 2, 2, 2]
+    rows = [Row((2, 5, 6, 7), 4, ()), Row((2, 5, 6, 9, 9), 4, ()), Row((2, 5, 6), 4, ())]
+    # At least one token of each row stays to be fed; a sliding window caps the shared part.
+    assert shared_length(rows, None) == 2
+    assert shared_length(rows[:2], None) == 3
+    assert shared_length(rows[:2], 3) == 2
+
+
+def test_describe_says_how_calls_are_run(backend: TransformersBackend) -> None:
+    facts = backend.describe()
+    assert facts["batching"] == "prefix-shared batches"
+    assert int(facts["threads"]) >= 1
+
+
+def test_results_keep_request_keys_for_a_lone_request(backend: TransformersBackend) -> None:
+    request = dataclasses.replace(demo_requests()[0], key="alone")
+    (result,) = list(backend.generate([request]))
+    assert result.key == "alone"
+    assert result.text == backend.generate_naive(request).text
