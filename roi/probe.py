@@ -152,8 +152,8 @@ def score_candidates(model: Any, tokenizer: Any, prompt: str, candidates: Sequen
         cache, first = _prefix(model, splits[0].ids[:shared], device)
         tails = [s.ids[shared:] for s in splits]
         rows, positions, targets = _scored_positions(splits, shared)
-        logprobs = torch.zeros(len(splits), dtype=torch.float32)
-        first_lp = torch.log_softmax(first.float(), dim=-1)
+        logprobs = torch.zeros(len(splits), dtype=torch.float64)
+        first_lp = torch.log_softmax(_upcast(first), dim=-1)
         for r, tail in enumerate(tails):
             if splits[r].start == shared:  # the tail's first token is scored, predicted by the prefix
                 logprobs[r] += first_lp[tail[0]].cpu()
@@ -206,11 +206,18 @@ def _tail_logprobs(
     cache.batch_repeat_interleave(len(tails))
     hidden = model.get_decoder()(input_ids=fed, cache=cache, use_cache=True).last_hidden_state
     picked = hidden[torch.tensor(rows, device=device), torch.tensor(positions, device=device)]
-    logits = _lm_head(model, picked).float()
+    logits = _upcast(_lm_head(model, picked))
     token_lp = torch.log_softmax(logits, dim=-1)[torch.arange(len(targets), device=device), torch.tensor(targets)]
-    sums = torch.zeros(len(tails), dtype=torch.float32, device=device)
-    sums.index_add_(0, torch.tensor(rows, device=device), token_lp)
+    sums = torch.zeros(len(tails), dtype=torch.float64, device=device)
+    sums.index_add_(0, torch.tensor(rows, device=device), token_lp.double())
     return sums.cpu()
+
+
+def _upcast(logits: Any) -> Any:
+    """Half-precision logits to float32 for the softmax; float32 and float64 stay as they are."""
+    import torch
+
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
 
 def _lm_head(model: Any, hidden: Any) -> Any:
@@ -232,8 +239,9 @@ def reference_scores(model: Any, tokenizer: Any, prompt: str, candidates: Sequen
     with torch.inference_mode():
         for cand in candidates:
             split = joint_split(tokenizer, prompt, cand)
-            probs = torch.softmax(model(input_ids=torch.tensor([split.ids], device=device)).logits[0].float(), -1)
-            p = torch.ones((), dtype=torch.float32)
+            logits = model(input_ids=torch.tensor([split.ids], device=device)).logits[0]
+            probs = torch.softmax(_upcast(logits), -1)
+            p = torch.ones((), dtype=probs.dtype)
             for pos in range(split.start, len(split.ids)):
                 p = p * probs[pos - 1, split.ids[pos]].cpu()
             out.append(float(p))
@@ -452,3 +460,116 @@ def stored_figures(db: Any, run_id: str, pilot: LoadedPilot) -> list[MixtureFigu
     if not rows or pilot.spec.probe is None:
         return []
     return figures(rows, pilot.spec.probe.beam_width, seed=pilot.spec.seed)
+
+
+# ---------------------------------------------------------------- the report's section (roi/report/sections.py)
+
+_WORDS = {
+    "en": {
+        "intro": "The probe asks whether the model keeps several tasks alive at once, in proportion to their "
+        "examples: prompts mix the examples of tasks that share one input, and the chart shows the probability "
+        "the model gave each task's answer (mean over prompts, 95% interval) against that task's share of the "
+        "examples. On the diagonal the model follows the mix exactly; below it, probability goes elsewhere.",
+        "point": "With {mixture}: {answers}. All in-context answers were among its top {k} continuations in "
+        "{all_in} of {n} prompts; {leftover} of the probability went to other answers.",
+        "answer": "{task} {p} (share {share})",
+        "note": "Teacher-forced probability of each answer, as in Xiong et al. (2024). KL(pi||p) is computed with "
+        "p as measured (not renormalised, as the paper's code does) and renormalised over the mixture's tasks.",
+        "title": "Share of examples vs probability of the task's answer",
+        "x": "share of examples", "y": "P(answer)",
+    },
+    "ja": {
+        "intro": "このプローブは、モデルが複数のタスクを同時に、例の比率どおりに保てるかを確かめます。同じ入力を持つ"
+        "タスクの例を混ぜたプロンプトに対し、各タスクの答えにモデルが与えた確率（プロンプト平均と95%区間）を、"
+        "そのタスクの例の比率に対して示します。対角線上なら比率どおり、下にあれば確率が他の答えへ流れています。",
+        "point": "{mixture} のとき: {answers}。文脈内の全タスクの答えが上位{k}候補に入ったのは {n} 件中 {all_in} 件、"
+        "確率の {leftover} は他の答えに向かいました。",
+        "answer": "{task} {p}（比率 {share}）",
+        "note": "各答えの確率は Xiong ら (2024) と同じ教師強制で求めています。KL(pi||p) は論文のコードと同じく p を"
+        "正規化せずに計算し、混合内のタスクで正規化した値も示します。",
+        "title": "例の比率とタスクの答えの確率",
+        "x": "例の比率", "y": "P(答え)",
+    },
+}  # fmt: skip
+
+
+def report_section(db: Any, run_id: str, pilot: Any, lang: str) -> dict[str, Any] | None:
+    """Plain data for templates/sections/probe.html.j2 (None when the run has no probe rows)."""
+    rows = stored_rows(db, run_id)
+    if not rows or pilot.probe is None:
+        return None
+    words = _WORDS.get(lang, _WORDS["en"])
+    figs = figures(rows, pilot.probe.beam_width, seed=pilot.seed)
+    sentences = [_sentence(f, words) for f in figs if sum(t.share > 0 for t in f.tasks) >= 2]
+    table = [
+        {"model": f.model, "mixture": f.mixture, "task": t.task, "share": f"{t.share:.2f}", "p": _fmt(t.probability),
+         "kl": _fmt(f.kl), "kl_renormalised": _fmt(f.kl_renormalised), "n": f.prompts}
+        for f in figs for t in f.tasks
+    ]  # fmt: skip
+    return {
+        "intro": words["intro"],
+        "sentences": sentences,
+        "rows": table,
+        "note": words["note"],
+        "figures": [_plain(f) for f in figs],
+        "charts": {"calibration": calibration_chart(figs, words)},
+    }
+
+
+def _fmt(m: Mean) -> str:
+    return "n/a" if m.value is None else f"{m.value:.3f} [{m.low:.3f}, {m.high:.3f}]"
+
+
+def _plain(f: MixtureFigures) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(f)
+
+
+def _sentence(f: MixtureFigures, words: dict[str, str]) -> str:
+    answers = ", ".join(
+        words["answer"].format(task=t.task, p=f"{t.probability.value or 0:.0%}", share=f"{t.share:.0%}")
+        for t in f.tasks
+        if t.share > 0
+    )
+    return words["point"].format(
+        mixture=f.mixture, answers=answers, k=f.beam_width, all_in=f.all_in_beam.k, n=f.all_in_beam.n,
+        leftover=f"{f.leftover.value or 0:.0%}",
+    )  # fmt: skip
+
+
+def calibration_chart(figs: Sequence[MixtureFigures], words: dict[str, str]) -> Any:
+    """Share (x) vs mean probability (y) on 0..1, one labelled point per task and mixture, the diagonal
+    drawn, interval whiskers."""
+    from roi.report.charts import Canvas
+
+    size, left, top = 420, 60, 30
+    c = Canvas(words["title"], width=left + size + 260, height=top + size + 50)
+
+    def sx(v: float) -> float:
+        return left + v * size
+
+    def sy(v: float) -> float:
+        return top + (1 - v) * size
+
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        c.line(sx(tick), sy(0), sx(tick), sy(1), "grid")
+        c.line(sx(0), sy(tick), sx(1), sy(tick), "grid")
+        c.text(sx(tick), sy(0) + 14, f"{tick:.2f}", "tick", "middle")
+        c.text(sx(0) - 6, sy(tick) + 4, f"{tick:.2f}", "tick", "end")
+    c.line(sx(0), sy(0), sx(1), sy(1), "limit")  # the diagonal: probability = share
+    c.text(sx(0.5), sy(0) + 32, words["x"], "tick", "middle")
+    c.text(left - 44, sy(0.5), words["y"], "tick", "middle", rotate=-90)
+    legend_y = top
+    for i, f in enumerate(figs):
+        cls = f"s{i % 2}"
+        for t in f.tasks:
+            p = t.probability
+            if p.value is None or p.low is None or p.high is None:
+                continue
+            c.line(sx(t.share), sy(p.low), sx(t.share), sy(p.high), "axis")
+            c.rect(sx(t.share) - 4, sy(p.value) - 4, 8, 8, cls)
+            c.text(sx(t.share) + 7, sy(p.value) - 5, f"{i + 1}:{t.task} {p.value:.2f}", "tick")
+        c.text(left + size + 20, legend_y, f"{i + 1}. {f.mixture}", "tick")
+        legend_y += 16
+    return c

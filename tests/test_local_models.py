@@ -12,13 +12,13 @@ from roi.errors import RoiError
 
 
 def test_missing_model_is_a_clear_error_not_a_download(tmp_path: Path) -> None:
-    with pytest.raises(RoiError, match="not found on disk.*never downloads"):
+    with pytest.raises(RoiError, match=r"not found on disk.*never downloads"):
         resolve_model_dir("google/gemma-3-270m", tmp_path, print)
     assert os.environ["HF_HUB_OFFLINE"] == "1"
     with pytest.raises(RoiError, match="model file not found"):
         resolve_model_dir("weights/absent.gguf", tmp_path, print)
     (tmp_path / "not-a-model").mkdir()
-    with pytest.raises(RoiError, match="no config.json"):
+    with pytest.raises(RoiError, match=r"no config\.json"):
         resolve_model_dir("not-a-model", tmp_path, print)
 
 

@@ -47,7 +47,6 @@ def test_call_and_items_are_atomic(tmp_path: Path) -> None:
     db = store.connect(tmp_path / "roi.db")
     new_run(db)
     store.record_call(db, "r1", call_row(), [item_row()])
-    broken = item_row("m/single:t:2", "1")  # same item key as before, but the call row does not exist yet
     with pytest.raises(sqlite3.IntegrityError):
         store.record_call(db, "r1", call_row("m/single:t:2"), [item_row("m/single:t:2", "2"), item_row("m/nope", "3")])
     assert tuple(db.execute("SELECT count(*) FROM calls").fetchone()) == (1,)

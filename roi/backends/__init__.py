@@ -79,8 +79,12 @@ def check_credentials(models: Sequence[ModelSpec], skip: Collection[str] = ()) -
     """Fail before anything is written when a model's API key variable is not set."""
     missing = [m for m in models if m.name not in skip and m.api_key_env and not os.environ.get(m.api_key_env)]
     if missing:
-        raise RoiError([Problem(f"model '{m.name}': the environment variable {m.api_key_env} is not set",
-                                field="api_key_env") for m in missing])
+        raise RoiError(
+            [
+                Problem(f"model '{m.name}': the environment variable {m.api_key_env} is not set", field="api_key_env")
+                for m in missing
+            ]
+        )
 
 
 def create_backend(spec: ModelSpec, base_dir: Path, status: Status) -> Backend:

@@ -38,8 +38,8 @@ def offline() -> None:
     from transformers.utils import logging as hf_logging
 
     # roi prints its own status lines; transformers' tqdm bars would tangle with the Rich progress bar.
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
 
 
 def embedded_gguf() -> tuple[Path, str]:

@@ -143,3 +143,16 @@ def register(section: Section, *, after: str | None = None) -> None:
     anchor = after if after is not None else SECTIONS[-2].id if SECTIONS[-1].id == "method" else SECTIONS[-1].id
     index = next(i for i, s in enumerate(SECTIONS) if s.id == anchor) + 1
     SECTIONS.insert(index, section)
+
+
+def _build_probe(inputs: ReportInputs) -> dict[str, Any] | None:
+    """Issue 5: the superposition probe's calibration chart and reading (roi/probe.py)."""
+    from roi.probe import report_section
+
+    return report_section(inputs.db, inputs.run_id, inputs.pilot, inputs.lang)
+
+
+register(
+    Section("probe", "sections/probe.html.j2", _build_probe, {"en": "Superposition probe", "ja": "重ね合わせプローブ"}),
+    after="interference",
+)

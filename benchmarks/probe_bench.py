@@ -1,0 +1,68 @@
+"""Wall time of roi's probe scoring vs the paper's reference, on the example pilot's prompts.
+
+    ROI_CACHE_DIR=/tmp/roicache .venv/bin/python benchmarks/probe_bench.py [--prompts 12] [--k 2 3 5]
+
+For each prompt of pilots/superposition-probe.yaml (spread over its mixtures) and each K, the
+candidates are the three tasks' answers plus distractor numbers' answers up to K. Both methods score
+the same candidates; the script prints the wall times, the speed-up and the worst relative
+difference of the probabilities (float32). Scoring only: the beam-search top-K check is not timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from roi import probe
+from roi.backends.local_models import resolve_model_dir
+from roi.pilot import load_pilot
+
+PILOT = Path(__file__).resolve().parent.parent / "pilots" / "superposition-probe.yaml"
+
+
+def candidates_for(prompt: probe.ProbePrompt, k: int) -> list[str]:
+    answers = list(prompt.answers.values())
+    extra = [f"{w}-{n}" for n in range(2, 10) for w in ("forty", "soixante")]  # plausible distractors
+    return [probe.candidate(a) for a in (answers + extra)[:k]]
+
+
+def timed(fn: object, *args: object) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = fn(*args)  # type: ignore[operator]
+    return time.perf_counter() - started, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--prompts", type=int, default=12)
+    parser.add_argument("--k", type=int, nargs="+", default=[2, 3, 5])
+    args = parser.parse_args()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_dir = resolve_model_dir("embedded", PILOT.parent, print)
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, local_files_only=True).eval()
+    prompts = probe.build_prompts(load_pilot(PILOT))
+    prompts = prompts[:: max(1, len(prompts) // args.prompts)][: args.prompts]
+    lengths = [len(tokenizer(p.text).input_ids) for p in prompts]
+    print(f"torch threads {torch.get_num_threads()}; {len(prompts)} prompts, {min(lengths)}-{max(lengths)} tokens")
+    probe.score_candidates(model, tokenizer, prompts[0].text, candidates_for(prompts[0], 2))  # warm-up
+    print("K  roi_s  reference_s  speedup  target(0.8K)  worst_rel_diff")
+    for k in args.k:
+        ours = ref = 0.0
+        worst = 0.0
+        for prompt in prompts:
+            cands = candidates_for(prompt, k)
+            t_ours, fast = timed(probe.score_candidates, model, tokenizer, prompt.text, cands)
+            t_ref, slow = timed(probe.reference_scores, model, tokenizer, prompt.text, cands)
+            ours, ref = ours + t_ours, ref + t_ref
+            for f, r in zip(fast, slow, strict=True):  # type: ignore[call-overload]
+                worst = max(worst, abs(f.probability - r) / r)
+        print(f"{k}  {ours:.2f}  {ref:.2f}  {ref / ours:.1f}x  {0.8 * k:.1f}x  {worst:.1e}")
+
+
+if __name__ == "__main__":
+    main()
