@@ -127,7 +127,7 @@ def summary_table(summary: RunSummary) -> Table:
 
 def modes_table(summary: RunSummary) -> Table:
     table = Table(title="per model and mode")
-    for name in ("model", "mode", "calls", "failed", "items", "compute s", "items/s", "cost"):
+    for name in ("model", "mode", "calls", "failed", "retries", "items", "compute s", "items/s", "cost"):
         table.add_column(name)
     for m in summary.modes:
         rate = "n/a" if m.items_per_s is None else f"{m.items_per_s:.2f}"
@@ -137,6 +137,7 @@ def modes_table(summary: RunSummary) -> Table:
             m.mode,
             str(m.calls),
             str(m.failed_calls),
+            str(m.retries),
             str(m.items),
             f"{m.compute_s:.1f}",
             rate,

@@ -50,6 +50,8 @@ class ModeSummary:
     cost_usd: float | None
     latency_p50_s: float | None
     latency_p95_s: float | None
+    retries: int = 0  # retried attempts (API rate limits, 5xx, timeouts), failed calls included
+    backoff_s: float = 0.0  # time spent waiting between retries, kept out of latency
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,8 @@ def _mode(calls: pd.DataFrame, items: pd.DataFrame, model: str, mode: str) -> Mo
         cost_usd=_known_sum(ok["cost_usd"]),
         latency_p50_s=percentile(lat, 50),
         latency_p95_s=percentile(lat, 95),
+        retries=int(calls["retries"].sum()),
+        backoff_s=float(calls["backoff_s"].sum()),
     )
 
 

@@ -72,6 +72,7 @@ def test_failed_calls_are_recorded_and_resume_repeats_only_them(demo: LoadedPilo
     result = run_pilot(demo, RunOptions(out_dir=tmp_path, limit=3, backends={"gemma-270m": first}))
     modes = {m.mode: m for m in result.summary.modes}
     assert modes["single"].failed_calls == 1 and modes["mixed"].failed_calls == 1
+    assert modes["single"].retries == 2 and modes["mixed"].retries == 2  # counted in the end table
     db = sqlite3.connect(tmp_path / "roi.db")
     assert db.execute("SELECT error FROM calls WHERE call_id = 'gemma-270m/single:capital:1'").fetchone() == (
         "HTTP 500 from fake",
