@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -149,11 +151,16 @@ def report(
 OutOption = Annotated[Path, typer.Option(help="Folder holding roi.db (as given to roi run --out).")]
 
 
-def _store(out: Path) -> sqlite3.Connection:
+@contextmanager
+def _store(out: Path) -> Iterator[sqlite3.Connection]:
     path = out / DB_NAME
     if not path.is_file():
         raise RoiError([Problem(f"no run store here (looked for {path})", str(out), None, "--out")])
-    return store.connect(path)
+    db = store.connect(path)
+    try:
+        yield db
+    finally:
+        db.close()
 
 
 @app.command()
@@ -165,11 +172,8 @@ def history(
 ) -> None:
     """Past runs, newest first: date, models, decision and headline figures; ★ marks the baseline."""
     name = load_pilot(Path(pilot)).name if pilot and pilot.endswith((".yaml", ".yml")) else pilot
-    db = _store(out)
-    try:
+    with _store(out) as db:
         rows = past.history(db, name, last)
-    finally:
-        db.close()
     if as_json:
         console.out.print_json(json.dumps(past.to_json(rows), default=str))
     else:
@@ -184,11 +188,8 @@ def compare(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Per model x task x mode changes between two runs, paired on the items both answered."""
-    db = _store(out)
-    try:
+    with _store(out) as db:
         result = comparing.compare_runs(db, run_a, run_b)
-    finally:
-        db.close()
     if as_json:
         console.out.print_json(json.dumps(result.to_dict(), default=str))
     else:
@@ -201,11 +202,8 @@ def accept(
     out: OutOption = Path("reports"),
 ) -> None:
     """Accept a run as its pilot's baseline: later runs are compared with it (exit 3 on a regression)."""
-    db = _store(out)
-    try:
+    with _store(out) as db:
         pilot = baseline.accept(db, run_id)
-    finally:
-        db.close()
     console.quiet_line(f"Run {run_id} is now the baseline of pilot {pilot}.")
 
 

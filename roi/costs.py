@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from roi.pilot import ModelSpec
+
+if TYPE_CHECKING:
+    from roi.backends import GenerationResult
 
 
 def call_cost_usd(
@@ -24,3 +29,14 @@ def call_cost_usd(
     cached_price = price.cached_input_per_1m if price.cached_input_per_1m is not None else price.input_per_1m
     dollars = (prompt_tokens - cached) * price.input_per_1m + cached * cached_price
     return (dollars + output_tokens * price.output_per_1m) / 1e6
+
+
+def result_cost_usd(spec: ModelSpec, result: GenerationResult) -> float | None:
+    """What a finished call cost, from its measured latency or its reported tokens."""
+    return call_cost_usd(
+        spec,
+        latency_s=result.latency_s,
+        prompt_tokens=result.prompt_tokens,
+        output_tokens=result.output_tokens,
+        cached_prompt_tokens=result.cached_prompt_tokens,
+    )

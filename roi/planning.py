@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from roi.backends import Backend, GenerationRequest, GenerationResult
-from roi.costs import call_cost_usd
+from roi.costs import call_cost_usd, result_cost_usd
 from roi.errors import RoiError
 from roi.pilot import LoadedPilot, ModelSpec
 from roi.prompts import PromptCall, answer_head, build_calls
@@ -199,13 +199,7 @@ class Budget:
         return batch
 
     def record(self, spec: ModelSpec, request: GenerationRequest, result: GenerationResult) -> None:
-        cost = call_cost_usd(
-            spec,
-            latency_s=result.latency_s,
-            prompt_tokens=result.prompt_tokens,
-            output_tokens=result.output_tokens,
-            cached_prompt_tokens=result.cached_prompt_tokens,
-        )
+        cost = result_cost_usd(spec, result)
         if cost is None and result.error is None:
             cost = self.ceiling_usd(spec, request)  # spend not reported: assume the most it could be
         self.spent_usd += cost or 0.0

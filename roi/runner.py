@@ -16,7 +16,7 @@ from typing import Any
 
 from roi import baseline, cache, events, locking, notify, probe, store
 from roi.backends import Backend, GenerationRequest, GenerationResult, check_credentials, create_backend
-from roi.costs import call_cost_usd
+from roi.costs import result_cost_usd
 from roi.decision import Decision
 from roi.errors import RoiError
 from roi.grading import AnswerSpaces, grade_call
@@ -243,13 +243,7 @@ def _store_result(
     cache_key: str | None = None,
     cached: bool = False,
 ) -> None:
-    cost = call_cost_usd(
-        model,
-        latency_s=result.latency_s,
-        prompt_tokens=result.prompt_tokens,
-        output_tokens=result.output_tokens,
-        cached_prompt_tokens=result.cached_prompt_tokens,
-    )
+    cost = result_cost_usd(model, result)
     row = store.CallRow(
         call_id=result.key,
         model=model.name,
