@@ -144,7 +144,3 @@ def summarize(
         cells.append(_cell(group, single if len(single) else None, str(model), str(task), str(mode), seed))
     cells.sort(key=lambda c: (c.model, c.task, c.mode != "single"))
     return RunSummary(run_id, pilot, item_limit, cells, modes)
-
-
-def accuracy_vector(items: pd.DataFrame) -> np.ndarray:
-    return items["correct"].to_numpy(dtype=float)
