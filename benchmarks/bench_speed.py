@@ -103,9 +103,10 @@ def run_lm_eval(reqs: list[Any], batch_size: int) -> dict[str, Any]:
 
 
 def machine_limit(roi: dict[str, Any], reqs: list[Any]) -> dict[str, float]:
-    """A lower bound on the time of roi's work: the FLOPs of the tokens it must process against
-    measured matmul throughput, and the weight reads its sequential decoding steps need against
-    measured memory bandwidth; the larger of the two."""
+    """A lower bound on the time of roi's work: the FLOPs of the tokens it must process (each prefix
+    once, each call's own tokens, the output layer at generated positions only) against measured
+    matmul throughput, and the weight reads of the sequential decoding steps (the longest answer's,
+    as if every call ran in one batch) against measured memory bandwidth; the larger of the two."""
     import torch
     from transformers import AutoConfig
 
@@ -125,15 +126,15 @@ def machine_limit(roi: dict[str, Any], reqs: list[Any]) -> dict[str, float]:
 
     head = cfg.vocab_size * cfg.hidden_size  # the tied output layer, only at generated positions
     body = roi["model_bytes"] / 4 - head
-    prefixes = {r.prefix for r in reqs}
+    first_of_prefix = {r.prefix: r for r in reversed(reqs)}
     prompt_tokens = sum(roi["prompt_tokens"].values())
-    prefix_tokens = sum(max(roi["prompt_tokens"][r.key] for r in reqs if r.prefix == p) for p in prefixes)
+    prefix_tokens = sum(_prefix_len(r, roi) for r in first_of_prefix.values())
     # Tokens that must go through the body at least once: each prefix once, each call's own part.
     fed = prefix_tokens + sum(roi["prompt_tokens"][r.key] - _prefix_len(r, roi) for r in reqs)
     generated = sum(roi["output_tokens"].values())
     flops = 2 * body * (fed + generated) + 2 * head * generated
-    # Decoding is sequential: every step of the longest answer of each prefix group reads the weights.
-    steps = sum(max(roi["output_tokens"][r.key] for r in reqs if r.prefix == p) for p in prefixes)
+    # Decoding is sequential: at least the longest answer's steps, each reading every weight once.
+    steps = max(roi["output_tokens"].values())
     weight_bytes = steps * roi["model_bytes"]
     return {
         "matmul_gflop_s": flops_s / 1e9,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from roi.backends import GenerationRequest
-from roi.backends.prefix_batching import Row, shared_length
-from roi.backends.transformers_backend import TransformersBackend, group_by_prefix
+from roi.backends.prefix_batching import PrefixBatcher, Row, shared_length
+from roi.backends.transformers_backend import TransformersBackend
 from roi.pilot import load_pilot
 from roi.prompts import build_calls
 from tests.conftest import PILOTS, REPO
@@ -53,10 +53,7 @@ def test_fast_path_gives_the_naive_answers_and_token_counts(backend: Transformer
     assert "Athens" in (fast["single:capital:1"].text or "") or "Lisbon" in (fast["single:capital:2"].text or "")
 
 
-def test_prefix_groups_and_shared_length() -> None:
-    requests = demo_requests()
-    groups = group_by_prefix(requests)
-    assert [len(g) for g in groups] == [2, 2, 2, 2, 2]
+def test_shared_length() -> None:
     rows = [Row((2, 5, 6, 7), 4, ()), Row((2, 5, 6, 9, 9), 4, ()), Row((2, 5, 6), 4, ())]
     # At least one token of each row stays to be fed; a sliding window caps the shared part.
     assert shared_length(rows, None) == 2
@@ -75,3 +72,46 @@ def test_results_keep_request_keys_for_a_lone_request(backend: TransformersBacke
     (result,) = list(backend.generate([request]))
     assert result.key == "alone"
     assert result.text == backend.generate_naive(request).text
+
+
+def test_rows_of_several_prefixes_batch_together(backend: TransformersBackend) -> None:
+    """The single-mode rows of every task (four prefixes) form one batch; the mixed rows, whose own
+    part is much longer, another."""
+    requests = demo_requests()
+    rows = [backend._row(r, i // 2) for i, r in enumerate(requests)]
+    batches = [set(done) for done in backend._batcher.complete(rows)]
+    singles = {i for i, r in enumerate(requests) if r.key.startswith("single:")}
+    assert batches == [singles, set(range(len(requests))) - singles]
+
+
+MIXED_STOP = ("\n\n", "\nQ[", "\nA[3]")
+STOP_CASES = [
+    # (prompt text, answer text, stop strings)
+    ("Q[1] (capital): France\nA[1] (capital) France ->", " Paris\nA[2] (upper) x -> X\n\nQ[3]", MIXED_STOP),
+    ("Q[1] (capital): France\nA[1] (capital) France ->", " Paris\nA[2] (upper) x -> X\nA[3] (en) 4", MIXED_STOP),
+    ("Input: hello\nOutput:", " HELLO\nInput: next", ("\n",)),
+    ("Input: hello\n", "\nOutput: x", ("\n\n",)),  # the stop string straddles prompt and answer
+    ("Input: hello\n\n", "Output: x\n", ("\n\n",)),  # in the prompt only: no stop
+    ("Input: a", " b c d e f", ("\n",)),  # never stops
+]
+
+
+@pytest.mark.parametrize(("prompt", "answer", "stop"), STOP_CASES)
+def test_stop_check_agrees_with_transformers_stop_strings(
+    backend: TransformersBackend, prompt: str, answer: str, stop: tuple[str, ...]
+) -> None:
+    """roi's text check stops at the same token as `generate(stop_strings=...)`'s StopStringCriteria,
+    token by token, on the real tokenizer."""
+    import torch
+    from transformers import StopStringCriteria
+
+    tok = backend.tokenizer
+    ids = tuple(tok(prompt, add_special_tokens=True).input_ids)
+    answer_ids = list(tok(answer, add_special_tokens=False).input_ids)  # as if generated after the prompt
+    criteria = StopStringCriteria(tok, list(stop))
+    batcher: PrefixBatcher = backend._batcher
+    row = Row(ids, 64, stop)
+    theirs = [bool(criteria(torch.tensor([list(ids) + answer_ids[: n + 1]]), None)[0]) for n in range(len(answer_ids))]
+    ours = [batcher._stopped(row, answer_ids[: n + 1]) for n in range(len(answer_ids))]
+    assert ours == theirs
+    assert any(ours) == (prompt not in ("Input: a", "Input: hello\n\n"))  # the others stop somewhere

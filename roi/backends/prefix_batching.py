@@ -1,14 +1,21 @@
-"""Greedy generation for many prompts that share a prefix: the prefix once, the suffixes in batches.
+"""Greedy generation for many prompts: each shared prompt prefix runs once, every row decodes in batches.
 
-Layout of a batch (row r, `d_r` = how much shorter its suffix is than the longest one):
+Rows carry a `group`; the rows of a group share a prompt prefix (a task's instruction and shots, a
+mixed group's demonstrations), which runs once as a batch of one and whose keys/values every row of
+the group reuses. A batch may hold rows of several groups: rows are sorted by the length of their own
+part (the tokens after their group's prefix), so the single-mode calls of every task decode together
+and read the weights once per step instead of once per task.
 
-    KV cache   [ 0 x d_r | prefix[: L - d_r] ]          the prefix's keys/values, shifted right by d_r
-    new input  [ prefix[L - d_r :] + suffix_r ]          every row feeds the same number of tokens
+Layout of a batch of width `F` (the longest own part in it; row r has `n_r` tokens):
+
+    KV cache   [ 0 ... 0 | prefix_r[: n_r - F] ]     right-aligned, left padding masked out
+    new input  [ ids_r[n_r - F :] ]                  every row feeds the same F tokens
 
 so every row is an ordinary left-padded sequence: its real tokens are contiguous, positions are
-0..n-1 as in a batch-of-one call, and Gemma 3's sliding-window layers (window counted in cache slots)
-see exactly the tokens they would see alone. Padding between prefix and suffix would be simpler
-but shifts the window by the padding on long prompts, which changes answers.
+0..n_r-1 as in a batch-of-one call, and Gemma 3's sliding-window layers (window counted in cache slots)
+see exactly the tokens they would see alone. Padding between prefix and suffix would be simpler but
+shifts the window by the padding on long prompts, which changes answers. A row whose own part is
+shorter than F re-feeds the last prefix tokens that makes room for.
 
 Logits are computed for the last position only; a row leaves the batch as soon as it stops (end of
 sequence, one of its stop strings, or its token budget), so long answers do not hold short ones.
@@ -17,25 +24,30 @@ sequence, one of its stop strings, or its token budget), so long answers do not 
 from __future__ import annotations
 
 import os
+import statistics
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from transformers import DynamicCache, StopStringCriteria
+
+from roi.backends.growing_cache import growing_cache
 
 _CPU_MAX_BATCH = 64  # past this a 2-8 core CPU is compute-bound: bigger batches only cost memory
 _CUDA_MAX_BATCH = 256
+_STOP_CONTEXT = 8  # prompt tokens decoded with the answer, so a stop string may straddle the seam
+_TIMED_STEPS = 3  # decoding steps timed alone per group (their median is the step time)
 
 
 @dataclass(frozen=True)
 class Row:
-    """One prompt to complete: its token ids, token budget and stop strings."""
+    """One prompt to complete: its token ids, token budget, stop strings and prefix group."""
 
     ids: tuple[int, ...]
     max_new_tokens: int
     stop: tuple[str, ...]
+    group: int = 0
 
 
 @dataclass
@@ -45,17 +57,36 @@ class Completion:
 
 
 @dataclass(frozen=True)
+class Generated:
+    """A finished row: its token ids (stop token included, as `generate` returns them) and the modelled
+    latency of the call run alone."""
+
+    tokens: list[int]
+    latency_s: float
+
+
+@dataclass(frozen=True)
 class SingleCallTiming:
-    """Wall time of one prompt run alone (batch of one, no shared cache): a production call."""
+    """Wall time of a prompt run alone (batch of one, no shared cache): a production call."""
 
     prompt_tokens: int
     prefill_s: float
-    decode_step_s: float  # mean time of one decoding step after the first token
+    decode_step_s: float  # median time of one decoding step after the first token
 
     def latency(self, prompt_tokens: int, output_tokens: int) -> float:
         """The modelled wall time of a call alone: prefill scaled by prompt length, then decode steps."""
         prefill = self.prefill_s * prompt_tokens / max(1, self.prompt_tokens)
         return prefill + self.decode_step_s * max(0, output_tokens - 1)
+
+
+@dataclass
+class _Prefix:
+    """A group's shared prefix: its keys/values per layer, its timing alone, how many rows still need it."""
+
+    length: int
+    kv: list[tuple[torch.Tensor, torch.Tensor]]
+    timing: SingleCallTiming
+    pending: int
 
 
 def shared_length(rows: Sequence[Row], window: int | None) -> int:
@@ -82,14 +113,14 @@ def model_bytes(model: Any) -> int:
 
 
 def memory_budget(model: Any, device: str) -> int:
-    """Bytes a batch's cache and logits may take. On CPU a quarter of the model's size (weights, the
-    tokenizer and PyTorch already take about 1.9x the weights of a 270M model with a 262k vocabulary;
-    past ~10 rows a small CPU is compute-bound anyway) and never more than a quarter of the free
-    RAM; on CUDA half of the free device memory."""
+    """Bytes a batch's cache and logits may take. On CPU 30% of the model's size (weights, the tokenizer
+    and PyTorch already take about 1.6x the weights of a 270M model with a 262k vocabulary, and a run
+    should stay under 2x) and never more than a quarter of the free RAM; on CUDA half the free device
+    memory."""
     if device.startswith("cuda"):
         free, _ = torch.cuda.mem_get_info()
         return int(free // 2)
-    budget = model_bytes(model) // 4
+    budget = model_bytes(model) * 3 // 10
     try:
         available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         budget = min(budget, available // 4)
@@ -98,11 +129,25 @@ def memory_budget(model: Any, device: str) -> int:
     return max(budget, 64 * 2**20)
 
 
+def output_logits(model: Any, hidden: torch.Tensor) -> torch.Tensor:
+    """The model's output layer on hidden states of shape (rows, hidden), final soft-capping as the model
+    applies it. On CPU as `W @ h.T`: with a 262k-token vocabulary and a handful of rows, `linear(h, W)`
+    picks a kernel that is 2x slower at 4-12 rows (measured on this machine, BENCHMARKS.md)."""
+    head = model.get_output_embeddings()
+    if hidden.device.type == "cpu" and getattr(head, "bias", None) is None:
+        logits = torch.mm(head.weight, hidden.t()).t()
+    else:
+        logits = head(hidden)
+    cap = getattr(model.config.get_text_config(decoder=True), "final_logit_softcapping", None)
+    return torch.tanh(logits / cap) * cap if cap else logits
+
+
 class PrefixBatcher:
     """Runs greedy decoding on one device for rows of token ids; see the module docstring."""
 
     def __init__(self, model: Any, tokenizer: Any, device: str, budget_bytes: int | None = None) -> None:
         self.model = model
+        self.decoder = model.get_decoder()
         self.tokenizer = tokenizer
         self.device = device
         cfg = model.config.get_text_config(decoder=True)
@@ -112,65 +157,65 @@ class PrefixBatcher:
         self.eos = set([eos] if isinstance(eos, int) else list(eos or []))
         self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
         self.token_bytes = kv_bytes_per_token(model)
-        vocab = int(cfg.vocab_size)
-        self.row_logit_bytes = 3 * vocab * 4  # last-position logits, float32 copy for argmax, slack
+        self.row_logit_bytes = 2 * int(cfg.vocab_size) * next(model.parameters()).element_size()
         self.budget = budget_bytes if budget_bytes is not None else memory_budget(model, device)
         self.max_batch = _CUDA_MAX_BATCH if device.startswith("cuda") else _CPU_MAX_BATCH
-        self._stoppers: dict[tuple[str, ...], StopStringCriteria] = {}
 
     # -- public -----------------------------------------------------------------------------------
 
-    def complete(self, rows: Sequence[Row]) -> Iterator[dict[int, list[int]]]:
-        """Generated token ids by row index (stop token included, as `generate` returns them), one
-        dict per batch as it finishes."""
+    def complete(self, rows: Sequence[Row]) -> Iterator[dict[int, Generated]]:
+        """Generated tokens and modelled latency by row index, one dict per batch as it finishes."""
         if not rows:
             return
-        shared = shared_length(rows, self.window)
-        prefix_kv = self._prefix_cache(rows[0].ids[:shared]) if shared else None
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i].ids))
-        for batch in self._batches([rows[i] for i in order], order):
-            out: dict[int, list[int]] = {}
-            self._run_batch(rows, batch, shared, prefix_kv, out)
+        members: dict[int, list[int]] = {}
+        for i, row in enumerate(rows):
+            members.setdefault(row.group, []).append(i)
+        shared = {g: shared_length([rows[i] for i in idx], self.window) for g, idx in members.items()}
+        prefixes: dict[int, _Prefix] = {}
+        own = [len(r.ids) - shared[r.group] for r in rows]
+        order = sorted(range(len(rows)), key=lambda i: (own[i], len(rows[i].ids), i))
+        for batch in self._batches(rows, order, own):
+            for g in {rows[i].group for i in batch} - prefixes.keys():
+                prefixes[g] = self._prefix(rows[members[g][0]], shared[g], len(members[g]))
+            tokens: dict[int, list[int]] = {}
+            self._run_batch(rows, batch, prefixes, tokens)
+            out = {}
+            for i, generated in tokens.items():
+                prefix = prefixes[rows[i].group]
+                out[i] = Generated(generated, prefix.timing.latency(len(rows[i].ids), len(generated)))
+                prefix.pending -= 1
+            for g in [g for g, p in prefixes.items() if p.pending == 0]:
+                prefixes[g].kv = []  # free the prefix's cache; the group has no rows left
             yield out
-
-    def time_alone(self, row: Row, steps: int = 4) -> SingleCallTiming:
-        """Time `row` as a production call would run: full prompt, no shared cache, batch of one;
-        the prefill and the first `steps` decoding steps (the mean step time holds for the rest)."""
-        probe = Row(row.ids, steps + 1, ())
-        started = time.perf_counter()
-        timing: list[float] = []
-        tokens = self._decode([probe], [0], 0, None, timing)
-        prefill = timing[0] - started
-        done = len(tokens[0]) - 1
-        step_s = (time.perf_counter() - timing[0]) / done if done > 0 else prefill / max(1, len(row.ids))
-        return SingleCallTiming(len(row.ids), prefill, step_s)
 
     # -- internals --------------------------------------------------------------------------------
 
-    def _row_bytes(self, row: Row) -> int:
-        return (len(row.ids) + row.max_new_tokens) * self.token_bytes + self.row_logit_bytes
-
-    def _batches(self, rows: list[Row], order: list[int]) -> list[list[int]]:
-        """Consecutive runs of (length-sorted) rows whose worst-case cache fits the budget."""
+    def _batches(self, rows: Sequence[Row], order: list[int], own: list[int]) -> list[list[int]]:
+        """Consecutive runs of rows (sorted by own length) whose worst-case cache fits the budget. A batch
+        also ends where a row's own part is more than twice the batch's first (plus slack): shorter rows
+        would re-feed that many prefix tokens."""
         batches: list[list[int]] = []
         current: list[int] = []
-        used = 0
-        for row, index in zip(rows, order, strict=True):
-            cost = self._row_bytes(row)
-            if current and (used + cost > self.budget or len(current) >= self.max_batch):
+        longest = 0
+        for index in order:
+            row = rows[index]
+            longest = max(longest, len(row.ids) + row.max_new_tokens) if current else len(row.ids) + row.max_new_tokens
+            cost = (len(current) + 1) * (longest * self.token_bytes + self.row_logit_bytes)
+            if current and (
+                cost > self.budget or len(current) >= self.max_batch or own[index] > 2 * own[current[0]] + 16
+            ):
                 batches.append(current)
-                current, used = [], 0
+                current, longest = [], len(row.ids) + row.max_new_tokens
             current.append(index)
-            used += cost
         if current:
             batches.append(current)
         return batches
 
     def _run_batch(
-        self, rows: Sequence[Row], batch: list[int], shared: int, prefix_kv: Any, out: dict[int, list[int]]
+        self, rows: Sequence[Row], batch: list[int], prefixes: dict[int, _Prefix], out: dict[int, list[int]]
     ) -> None:
         try:
-            for index, tokens in zip(batch, self._decode(rows, batch, shared, prefix_kv, None), strict=True):
+            for index, tokens in zip(batch, self._decode(rows, batch, prefixes), strict=True):
                 out[index] = tokens
         except torch.OutOfMemoryError:
             # Only CUDA reports running out of memory (a CPU process is killed): halve and retry.
@@ -179,75 +224,101 @@ class PrefixBatcher:
             torch.cuda.empty_cache()
             self.budget //= 2
             half = len(batch) // 2
-            self._run_batch(rows, batch[:half], shared, prefix_kv, out)
-            self._run_batch(rows, batch[half:], shared, prefix_kv, out)
+            self._run_batch(rows, batch[:half], prefixes, out)
+            self._run_batch(rows, batch[half:], prefixes, out)
 
-    def _prefix_cache(self, ids: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Keys and values of the shared prefix, one (key, value) pair per layer, batch of one."""
-        cache = DynamicCache(config=self.model.config)
-        input_ids = torch.tensor([list(ids)], device=self.device)
+    def _prefix(self, row: Row, shared: int, rows: int) -> _Prefix:
+        """A group's prefix run once (batch of one, logits at its last position only) and timed, then the
+        group's first row continued alone for its own tokens and a few decoding steps, timed: together
+        the wall time of that call alone, which every row of the group scales to its own lengths."""
         with torch.inference_mode():
-            self.model(input_ids=input_ids, cache=cache, use_cache=True, logits_to_keep=1)
-        layers: list[Any] = list(cache.layers)
-        return [(layer.keys, layer.values) for layer in layers]
+            started = time.perf_counter()
+            kv: list[tuple[torch.Tensor, torch.Tensor]] = []
+            if shared:
+                cache = growing_cache(self.model.config)
+                ids = torch.tensor([list(row.ids[:shared])], device=self.device)
+                self.decoder(input_ids=ids, cache=cache, use_cache=True)
+                layers: list[Any] = list(cache.layers)
+                kv = [(layer.keys, layer.values) for layer in layers]
+            prefill_s = self._synchronised(started)
+            timing = self._time_alone(row, shared, kv, prefill_s)
+        return _Prefix(shared, kv, timing, rows)
 
-    def _batch_cache(self, prefix_kv: list[tuple[torch.Tensor, torch.Tensor]], pads: list[int]) -> DynamicCache:
-        """The prefix cache for every row, shifted right by the row's padding (see module docstring)."""
-        cache = DynamicCache(config=self.model.config)
-        for layer_idx, (keys, values) in enumerate(prefix_kv):
-            shared = keys.shape[-2]
-            batch_k = keys.new_zeros((len(pads), *keys.shape[1:]))
-            batch_v = values.new_zeros((len(pads), *values.shape[1:]))
-            for r, pad in enumerate(pads):
-                batch_k[r, :, pad:] = keys[0, :, : shared - pad]
-                batch_v[r, :, pad:] = values[0, :, : shared - pad]
+    def _time_alone(
+        self, row: Row, shared: int, kv: list[tuple[torch.Tensor, torch.Tensor]], prefix_s: float
+    ) -> SingleCallTiming:
+        cache = growing_cache(self.model.config, spare=len(row.ids) - shared + _TIMED_STEPS)
+        for layer_idx, (keys, values) in enumerate(kv):
+            cache.update(keys, values, layer_idx)  # copied into the cache's own room: the prefix stays
+        started = time.perf_counter()
+        hidden = self.decoder(input_ids=torch.tensor([list(row.ids[shared:])], device=self.device), cache=cache)
+        token = output_logits(self.model, hidden.last_hidden_state[:, -1]).argmax(dim=-1)
+        prefill_s = prefix_s + self._synchronised(started)
+        steps = []
+        for position in range(len(row.ids), len(row.ids) + _TIMED_STEPS):
+            started = time.perf_counter()
+            hidden = self.decoder(
+                input_ids=token[:, None], position_ids=torch.tensor([[position]], device=self.device), cache=cache
+            )
+            token = output_logits(self.model, hidden.last_hidden_state[:, -1]).argmax(dim=-1)
+            steps.append(self._synchronised(started))
+        return SingleCallTiming(len(row.ids), prefill_s, statistics.median(steps))
+
+    def _synchronised(self, started: float) -> float:
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter() - started
+
+    def _batch_cache(
+        self, rows: Sequence[Row], batch: list[int], prefixes: dict[int, _Prefix], cached: list[int], spare: int
+    ) -> Any:
+        """Every row's prefix keys/values (its first `cached[r]` tokens), right-aligned in one cache."""
+        cache = growing_cache(self.model.config, spare=spare)
+        width = max(cached)
+        sources = [(r, prefixes[rows[i].group].kv, n) for r, (i, n) in enumerate(zip(batch, cached, strict=True)) if n]
+        for layer_idx in range(len(sources[0][1])):
+            keys0, values0 = sources[0][1][layer_idx]
+            batch_k = keys0.new_zeros((len(batch), keys0.shape[1], width, keys0.shape[3]))
+            batch_v = values0.new_zeros((len(batch), values0.shape[1], width, values0.shape[3]))
+            for r, kv, n in sources:
+                batch_k[r, :, width - n :] = kv[layer_idx][0][0, :, :n]
+                batch_v[r, :, width - n :] = kv[layer_idx][1][0, :, :n]
             cache.update(batch_k, batch_v, layer_idx)
         return cache
 
-    def _decode(
-        self,
-        rows: Sequence[Row],
-        batch: list[int],
-        shared: int,
-        prefix_kv: list[tuple[torch.Tensor, torch.Tensor]] | None,
-        first_token_at: list[float] | None,
-    ) -> list[list[int]]:
-        torch_device = self.device
-        own = [len(rows[i].ids) - shared for i in batch]
-        width = max(own)
-        pads = [width - n for n in own]
-        if prefix_kv is not None and shared:
-            cache = self._batch_cache(prefix_kv, pads)
-            cached = shared
+    def _decode(self, rows: Sequence[Row], batch: list[int], prefixes: dict[int, _Prefix]) -> list[list[int]]:
+        device = self.device
+        lengths = [len(rows[i].ids) for i in batch]
+        shared = [prefixes[rows[i].group].length for i in batch]
+        feed_width = max(n - s for n, s in zip(lengths, shared, strict=True))
+        cached = [max(0, n - feed_width) for n in lengths]
+        width = max(cached)
+        spare = feed_width + max(rows[i].max_new_tokens for i in batch)
+        if width:
+            cache = self._batch_cache(rows, batch, prefixes, cached, spare)
         else:
-            cache, cached = DynamicCache(config=self.model.config), 0
-        feed = [list(rows[i].ids[cached - pad :]) for i, pad in zip(batch, pads, strict=True)]
-        input_ids = torch.tensor(feed, device=torch_device)
-        mask = torch.ones((len(batch), cached + width), dtype=torch.long, device=torch_device)
-        for r, pad in enumerate(pads):
-            mask[r, :pad] = 0
-        starts = torch.tensor([cached - pad for pad in pads], device=torch_device)
-        positions = starts[:, None] + torch.arange(width, device=torch_device)[None, :]
+            cache = growing_cache(self.model.config, spare=spare)
+        # Row r: [pad x (width - cached)] cache | [pad x (feed_width - fed)] + its fed tokens.
+        fed = [list(rows[i].ids[c:]) for i, c in zip(batch, cached, strict=True)]
+        input_ids = torch.tensor([[self.pad_id] * (feed_width - len(f)) + f for f in fed], device=device)
+        mask = torch.zeros((len(batch), width + feed_width), dtype=torch.long, device=device)
+        positions = torch.zeros((len(batch), feed_width), dtype=torch.long, device=device)
+        for r, n in enumerate(lengths):
+            mask[r, width + feed_width - n :] = 1
+            positions[r, feed_width - len(fed[r]) :] = torch.arange(cached[r], n, device=device)
         results = [Completion() for _ in batch]
         active = list(range(len(batch)))
         with torch.inference_mode():
             while True:
-                logits = self.model(
-                    input_ids=input_ids,
-                    attention_mask=mask,
-                    position_ids=positions,
-                    cache=cache,
-                    use_cache=True,
-                    logits_to_keep=1,
-                ).logits
-                next_ids = logits[:, -1, :].argmax(dim=-1)
-                if first_token_at is not None and not first_token_at:
-                    first_token_at.append(time.perf_counter())
+                hidden = self.decoder(
+                    input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True
+                ).last_hidden_state[:, -1]
+                next_ids = output_logits(self.model, hidden).argmax(dim=-1)
                 keep = self._advance(rows, batch, active, next_ids.tolist(), results)
                 if not keep:
                     break
                 if len(keep) < len(active):
-                    index = torch.tensor(keep, device=torch_device)
+                    index = torch.tensor(keep, device=device)
                     cache.batch_select_indices(index)
                     mask, positions, next_ids = mask[index], positions[index], next_ids[index]
                     active = [active[k] for k in keep]
@@ -276,20 +347,15 @@ class PrefixBatcher:
         return keep
 
     def _stopped(self, row: Row, generated: list[int]) -> bool:
-        """Whether the text now ends with a stop string, exactly as `generate(stop_strings=...)` decides
-        (the check may straddle the prompt's last tokens, as it does there)."""
+        """Whether a stop string now ends within the newest token, as `generate(stop_strings=...)` decides:
+        checked at every step, the first occurrence is always in the newest token; it may start in the
+        prompt's last tokens (a stop string straddling the seam)."""
         if not row.stop:
             return False
-        stopper = self._stopper(row.stop)
-        assert stopper is not None
-        tail = (list(row.ids) + generated)[-stopper.maximum_token_len :]
-        return bool(stopper(torch.tensor([tail]), None)[0])
+        context = list(row.ids[-_STOP_CONTEXT:])
+        before = self._text(context + generated[:-1])
+        text = self._text(context + generated)
+        return any(text.find(s, max(0, len(before) - len(s) + 1)) >= 0 for s in row.stop)
 
-    def _stopper(self, stop: tuple[str, ...]) -> StopStringCriteria | None:
-        if not stop:
-            return None
-        stopper = self._stoppers.get(stop)
-        if stopper is None:
-            # Preprocessing the whole vocabulary takes about a second: once per stop set, not per call.
-            stopper = self._stoppers[stop] = StopStringCriteria(self.tokenizer, list(stop))
-        return stopper
+    def _text(self, ids: list[int]) -> str:
+        return str(self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False))

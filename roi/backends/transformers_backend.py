@@ -1,6 +1,6 @@
 """Local causal LMs with PyTorch and transformers: greedy decoding, stop at the end of the answer.
 
-Requests that share a prefix run through `PrefixBatcher` (prefix once, suffixes batched); the naive
+Requests run through `PrefixBatcher` (each shared prefix once, rows of every prefix batched together); the naive
 path (one `model.generate` per request, `batching=False`) is kept as the reference the tests compare
 against. Latency of a batched call is not the batch's wall time: see `docs/speed.md`.
 """
@@ -58,14 +58,6 @@ def pick_threads(torch: Any) -> int:
     return threads
 
 
-def group_by_prefix(requests: Sequence[GenerationRequest]) -> list[list[GenerationRequest]]:
-    """Requests that share a prefix, in order of first appearance."""
-    groups: dict[str, list[GenerationRequest]] = {}
-    for request in requests:
-        groups.setdefault(request.prefix, []).append(request)
-    return list(groups.values())
-
-
 class TransformersBackend:
     def __init__(self, spec: ModelSpec, base_dir: Path, status: Status, *, batching: bool = True) -> None:
         import torch
@@ -109,25 +101,19 @@ class TransformersBackend:
             for request in requests:
                 yield self.generate_naive(request)
             return
-        for group in group_by_prefix(requests):
-            yield from self._group(group)
-
-    def _group(self, group: list[GenerationRequest]) -> Iterator[GenerationResult]:
-        """The group's calls share the prefix's cache in batches. Their latency is that of a call run
-        alone, modelled from one probe per group (the first prompt run alone: prefill and a few decoding
-        steps), not the batch's wall time; see docs/speed.md."""
-        rows = [self._row(r) for r in group]
-        timing = self._batcher.time_alone(rows[0])
+        groups = {prefix: g for g, prefix in enumerate(dict.fromkeys(r.prefix for r in requests))}
+        rows = [self._row(r, groups[r.prefix]) for r in requests]
         for done in self._batcher.complete(rows):
             for index, generated in done.items():
-                latency = timing.latency(len(rows[index].ids), len(generated))
-                yield self._result(group[index], rows[index], generated, latency)
+                yield self._result(requests[index], rows[index], generated.tokens, generated.latency_s)
 
-    def _row(self, request: GenerationRequest) -> Any:
+    def _row(self, request: GenerationRequest, group: int) -> Any:
+        """The request's tokens; requests with the same prefix text form a group (their common tokens
+        run once)."""
         from roi.backends.prefix_batching import Row
 
         ids = self.tokenizer(request.prompt, add_special_tokens=True).input_ids
-        return Row(tuple(int(i) for i in ids), request.max_new_tokens, request.stop)
+        return Row(tuple(int(i) for i in ids), request.max_new_tokens, request.stop, group)
 
     def _result(self, request: GenerationRequest, row: Any, tokens: list[int], latency: float) -> GenerationResult:
         text = str(self.tokenizer.decode(tokens, skip_special_tokens=True))
