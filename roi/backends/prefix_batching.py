@@ -113,14 +113,14 @@ def model_bytes(model: Any) -> int:
 
 
 def memory_budget(model: Any, device: str) -> int:
-    """Bytes a batch's cache and logits may take. On CPU 30% of the model's size (weights, the tokenizer
-    and PyTorch already take about 1.6x the weights of a 270M model with a 262k vocabulary, and a run
-    should stay under 2x) and never more than a quarter of the free RAM; on CUDA half the free device
-    memory."""
+    """Bytes a batch's cache and logits may take. On CPU a quarter of the model's size (weights, the
+    tokenizer and PyTorch already take about 1.7x the weights of a 270M model with a 262k vocabulary,
+    and a run should stay under 2x) and never more than a quarter of the free RAM; on CUDA half the
+    free device memory."""
     if device.startswith("cuda"):
         free, _ = torch.cuda.mem_get_info()
         return int(free // 2)
-    budget = model_bytes(model) * 3 // 10
+    budget = model_bytes(model) // 4
     try:
         available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         budget = min(budget, available // 4)
@@ -157,7 +157,7 @@ class PrefixBatcher:
         self.eos = set([eos] if isinstance(eos, int) else list(eos or []))
         self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
         self.token_bytes = kv_bytes_per_token(model)
-        self.row_logit_bytes = 2 * int(cfg.vocab_size) * next(model.parameters()).element_size()
+        self.row_logit_bytes = 3 * int(cfg.vocab_size) * next(model.parameters()).element_size() // 2
         self.budget = budget_bytes if budget_bytes is not None else memory_budget(model, device)
         self.max_batch = _CUDA_MAX_BATCH if device.startswith("cuda") else _CPU_MAX_BATCH
 
