@@ -10,7 +10,7 @@ import pytest
 
 from roi.backends import GenerationRequest
 from roi.backends.prefix_batching import PrefixBatcher, Row, shared_length
-from roi.backends.transformers_backend import TransformersBackend
+from roi.backends.transformers_backend import TransformersBackend, cut_at_stop
 from roi.pilot import load_pilot
 from roi.prompts import build_calls
 from tests.conftest import PILOTS, REPO
@@ -74,14 +74,39 @@ def test_results_keep_request_keys_for_a_lone_request(backend: TransformersBacke
     assert result.text == backend.generate_naive(request).text
 
 
-def test_rows_of_several_prefixes_batch_together(backend: TransformersBackend) -> None:
-    """The single-mode rows of every task (four prefixes) form one batch; the mixed rows, whose own
-    part is much longer, another."""
+def test_rows_of_several_prefixes_start_together(backend: TransformersBackend) -> None:
+    """The single-mode rows of every task (four prefixes) start in one batch; the mixed rows, whose own
+    part is much longer, start apart (later they join the running batch as rows leave it)."""
+    from collections import deque
+
     requests = demo_requests()
     rows = [backend._row(r, i // 2) for i, r in enumerate(requests)]
-    batches = [set(done) for done in backend._batcher.complete(rows)]
-    singles = {i for i, r in enumerate(requests) if r.key.startswith("single:")}
-    assert batches == [singles, set(range(len(requests))) - singles]
+    own = [len(r.ids) - shared_length([x for x in rows if x.group == r.group], 512) for r in rows]
+    pending = deque(sorted(range(len(rows)), key=lambda i: own[i]))
+    first = backend._batcher._admissible(rows, None, pending, own)
+    assert sorted(first) == [i for i, r in enumerate(requests) if r.key.startswith("single:")]
+
+
+def test_continuous_batching_gives_the_naive_answers_with_a_tight_budget(backend: TransformersBackend) -> None:
+    """With a budget of a few rows, mixed rows join a batch already decoding (left-padded, merged) as
+    others finish; answers are still the naive path's."""
+    requests = demo_requests()
+    batcher = PrefixBatcher(backend.model, backend.tokenizer, backend.device, budget_bytes=40 * 2**20)
+    rows = [backend._row(r, i // 2) for i, r in enumerate(requests)]
+    merges = 0
+    original = batcher._merge
+
+    def counting_merge(*args: object) -> object:
+        nonlocal merges
+        merges += 1
+        return original(*args)  # type: ignore[arg-type]
+
+    batcher._merge = counting_merge  # type: ignore[method-assign]
+    done = {i: g.tokens for chunk in batcher.complete(rows) for i, g in chunk.items()}
+    assert merges >= 1
+    for i, request in enumerate(requests):
+        text = backend.tokenizer.decode(done[i], skip_special_tokens=True)
+        assert cut_at_stop(text, request.stop) == backend.generate_naive(request).text, request.key
 
 
 MIXED_STOP = ("\n\n", "\nQ[", "\nA[3]")

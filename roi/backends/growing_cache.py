@@ -49,6 +49,10 @@ class _Room:
             v[:, :, : self.length] = self.values
         self._k, self._v = k, v
 
+    def release(self) -> None:
+        """Drop the buffers (the layer is not used again): lets a merge hold one layer twice, not all."""
+        self._k = self._v = self.keys = self.values = None
+
     def _select(self, indices: torch.Tensor) -> None:
         if self.length and self._k is not None and self._v is not None:
             self._k, self._v = self._k[indices], self._v[indices]
@@ -100,4 +104,39 @@ def growing_cache(config: Any, spare: int = 0) -> DynamicCache:
         else:  # a layer kind this module does not know: keep the library's own
             layers.append(layer)
     cache.layers = layers
+    return cache
+
+
+KV = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def right_aligned(cache: DynamicCache, rows: int, width: int, sources: list[tuple[int, KV, int]]) -> None:
+    """Fill an empty cache with `rows` rows of `width` slots: for each `(row, prefix, n)` of `sources`
+    the row's last `n` slots hold the first `n` keys/values of `prefix` (a batch of one, per layer);
+    every other slot is zero (masked out, but finite: a masked NaN would still poison the output)."""
+    for layer_idx in range(len(sources[0][1])):
+        keys0, values0 = sources[0][1][layer_idx]
+        k = keys0.new_zeros((rows, keys0.shape[1], width, keys0.shape[3]))
+        v = values0.new_zeros((rows, values0.shape[1], width, values0.shape[3]))
+        for r, kv, n in sources:
+            k[r, :, width - n :] = kv[layer_idx][0][0, :, :n]
+            v[r, :, width - n :] = kv[layer_idx][1][0, :, :n]
+        cache.update(k, v, layer_idx)
+
+
+def merged_cache(config: Any, a: DynamicCache, b: DynamicCache, width: int, spare: int) -> DynamicCache:
+    """A new cache holding `a`'s rows then `b`'s, each right-aligned in `width` slots, zeros before.
+    `a` and `b` are emptied layer by layer as they are copied (they must not be used afterwards)."""
+    cache = growing_cache(config, spare)
+    layers: list[tuple[Any, Any]] = list(zip(a.layers, b.layers, strict=True))
+    for layer_idx, (la, lb) in enumerate(layers):
+        k = la.keys.new_zeros((la.keys.shape[0] + lb.keys.shape[0], la.keys.shape[1], width, la.keys.shape[3]))
+        v = la.values.new_zeros((k.shape[0], la.values.shape[1], width, la.values.shape[3]))
+        for layer, start in ((la, 0), (lb, la.keys.shape[0])):
+            rows, slots = layer.keys.shape[0], layer.keys.shape[2]
+            k[start : start + rows, :, width - slots :] = layer.keys
+            v[start : start + rows, :, width - slots :] = layer.values
+            if isinstance(layer, _Room):
+                layer.release()
+        cache.update(k, v, layer_idx)
     return cache

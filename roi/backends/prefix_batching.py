@@ -1,24 +1,28 @@
-"""Greedy generation for many prompts: each shared prompt prefix runs once, every row decodes in batches.
+"""Greedy generation for many prompts: each shared prompt prefix runs once, every row decodes in one
+continuously refilled batch.
 
 Rows carry a `group`; the rows of a group share a prompt prefix (a task's instruction and shots, a
 mixed group's demonstrations), which runs once as a batch of one and whose keys/values every row of
-the group reuses. A batch may hold rows of several groups: rows are sorted by the length of their own
-part (the tokens after their group's prefix), so the single-mode calls of every task decode together
-and read the weights once per step instead of once per task.
+the group reuses. Rows are sorted by the length of their own part (the tokens after their group's
+prefix) and join one running batch as the memory budget allows: the single-mode calls of every task
+decode together (the weights are read once per step for all of them), and a row that finishes makes
+room for the next one instead of idling until the longest answer of its batch ends.
 
-Layout of a batch of width `F` (the longest own part in it; row r has `n_r` tokens):
+Rows that join together start with this layout (width `F` = their longest own part, row r has `n_r`
+tokens):
 
     KV cache   [ 0 ... 0 | prefix_r[: n_r - F] ]     right-aligned, left padding masked out
     new input  [ ids_r[n_r - F :] ]                  every row feeds the same F tokens
 
-so every row is an ordinary left-padded sequence: its real tokens are contiguous, positions are
-0..n_r-1 as in a batch-of-one call, and Gemma 3's sliding-window layers (window counted in cache slots)
-see exactly the tokens they would see alone. Padding between prefix and suffix would be simpler but
-shifts the window by the padding on long prompts, which changes answers. A row whose own part is
-shorter than F re-feeds the last prefix tokens that makes room for.
+and are then merged into the running batch, the narrower side left-padded. So every row is always an
+ordinary left-padded sequence: its real tokens are contiguous, positions are 0..n_r-1 as in a
+batch-of-one call, and Gemma 3's sliding-window layers (window counted in cache slots) see exactly the
+tokens they would see alone. Padding between prefix and suffix would be simpler but shifts the window
+by the padding on long prompts, which changes answers. A row whose own part is shorter than F
+re-feeds the last prefix tokens that makes room for.
 
-Logits are computed for the last position only; a row leaves the batch as soon as it stops (end of
-sequence, one of its stop strings, or its token budget), so long answers do not hold short ones.
+Hidden states and logits are computed for the last position only; a row leaves the batch as soon as
+it stops (end of sequence, one of its stop strings, or its token budget).
 """
 
 from __future__ import annotations
@@ -26,13 +30,14 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from roi.backends.growing_cache import growing_cache
+from roi.backends.growing_cache import growing_cache, merged_cache, right_aligned
 
 _CPU_MAX_BATCH = 64  # past this a 2-8 core CPU is compute-bound: bigger batches only cost memory
 _CUDA_MAX_BATCH = 256
@@ -48,12 +53,6 @@ class Row:
     max_new_tokens: int
     stop: tuple[str, ...]
     group: int = 0
-
-
-@dataclass
-class Completion:
-    tokens: list[int] = field(default_factory=list)
-    done: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +88,22 @@ class _Prefix:
     pending: int
 
 
+@dataclass
+class _Batch:
+    """Rows decoding together: one cache, each row right-aligned in it, one token fed per step."""
+
+    index: list[int]  # row indices
+    cache: Any
+    mask: torch.Tensor  # (rows, slots): 1 where a slot holds one of the row's tokens
+    positions: torch.Tensor  # (rows, 1): position of the last token fed
+    tokens: list[list[int]]  # generated so far, per row
+    longest: int  # the most slots the batch may reach: its width plus the largest token budget left
+
+
+def _left_pad(mask: torch.Tensor, width: int) -> torch.Tensor:
+    return torch.cat([mask.new_zeros((mask.shape[0], width - mask.shape[1])), mask], dim=1)
+
+
 def shared_length(rows: Sequence[Row], window: int | None) -> int:
     """Tokens every row starts with, leaving each row at least one token of its own to feed; capped so
     a sliding-window cache layer still holds the whole prefix."""
@@ -113,14 +128,14 @@ def model_bytes(model: Any) -> int:
 
 
 def memory_budget(model: Any, device: str) -> int:
-    """Bytes a batch's cache and logits may take. On CPU a quarter of the model's size (weights, the
-    tokenizer and PyTorch already take about 1.7x the weights of a 270M model with a 262k vocabulary,
-    and a run should stay under 2x) and never more than a quarter of the free RAM; on CUDA half the
-    free device memory."""
+    """Bytes a batch's cache and logits may take. On CPU a fifth of the model's size (weights, the
+    tokenizer and PyTorch already take about 1.72x the weights of a 270M model with a 262k vocabulary,
+    and a run should stay under 2x: measured 1.91x at this budget, 2.0x at a quarter) and never more
+    than a quarter of the free RAM; on CUDA half the free device memory."""
     if device.startswith("cuda"):
         free, _ = torch.cuda.mem_get_info()
         return int(free // 2)
-    budget = model_bytes(model) // 4
+    budget = model_bytes(model) // 5
     try:
         available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         budget = min(budget, available // 4)
@@ -164,68 +179,85 @@ class PrefixBatcher:
     # -- public -----------------------------------------------------------------------------------
 
     def complete(self, rows: Sequence[Row]) -> Iterator[dict[int, Generated]]:
-        """Generated tokens and modelled latency by row index, one dict per batch as it finishes."""
+        """Generated tokens and modelled latency by row index, yielded as rows finish."""
         if not rows:
             return
         members: dict[int, list[int]] = {}
         for i, row in enumerate(rows):
             members.setdefault(row.group, []).append(i)
         shared = {g: shared_length([rows[i] for i in idx], self.window) for g, idx in members.items()}
-        prefixes: dict[int, _Prefix] = {}
         own = [len(r.ids) - shared[r.group] for r in rows]
-        order = sorted(range(len(rows)), key=lambda i: (own[i], len(rows[i].ids), i))
-        for batch in self._batches(rows, order, own):
-            for g in {rows[i].group for i in batch} - prefixes.keys():
-                prefixes[g] = self._prefix(rows[members[g][0]], shared[g], len(members[g]))
-            tokens: dict[int, list[int]] = {}
-            self._run_batch(rows, batch, prefixes, tokens)
-            out = {}
-            for i, generated in tokens.items():
-                prefix = prefixes[rows[i].group]
-                out[i] = Generated(generated, prefix.timing.latency(len(rows[i].ids), len(generated)))
-                prefix.pending -= 1
-            for g in [g for g, p in prefixes.items() if p.pending == 0]:
-                prefixes[g].kv = []  # free the prefix's cache; the group has no rows left
-            yield out
+        pending = deque(sorted(range(len(rows)), key=lambda i: (own[i], len(rows[i].ids), i)))
+        prefixes: dict[int, _Prefix] = {}
+        running: _Batch | None = None
+        while pending or running is not None:
+            admit = self._admissible(rows, running, pending, own)
+            if admit:
+                for g in {rows[i].group for i in admit} - prefixes.keys():
+                    prefixes[g] = self._prefix(rows[members[g][0]], shared[g], len(members[g]))
+                try:
+                    started = self._start(rows, admit, prefixes)
+                except torch.OutOfMemoryError:
+                    # Only CUDA reports running out of memory (a CPU process is killed): halve, retry.
+                    if running is None and len(admit) == 1:
+                        raise
+                    torch.cuda.empty_cache()
+                    self.budget //= 2
+                    continue
+                for _ in admit:
+                    pending.popleft()
+                running = started if running is None else self._merge(rows, running, started)
+            elif running is not None:
+                self._step(running)
+            if running is None:
+                continue
+            finished = self._retire(rows, running)
+            if not running.index:
+                running = None
+            if finished:
+                yield self._generated(rows, finished, prefixes)
+
+    # -- scheduling -------------------------------------------------------------------------------
+
+    def _row_bytes(self, slots: int, rows: int) -> int:
+        return int(rows * (slots * self.token_bytes + self.row_logit_bytes))
+
+    def _admissible(
+        self, rows: Sequence[Row], running: _Batch | None, pending: deque[int], own: list[int]
+    ) -> list[int]:
+        """The next pending rows to join the running batch: as many as the memory budget allows (every row
+        of a batch holds as many slots as its longest row, plus its own remaining budget of tokens), and
+        only once a quarter of the batch could join (a join costs about one decoding step of everyone's
+        time). New rows feed their own parts together, so a join also stops where a row's own part is
+        more than twice the first's plus 16 tokens (shorter rows would re-feed that many prefix tokens)."""
+        held = 0 if running is None else len(running.index)
+        longest = 0 if running is None else running.longest
+        admit: list[int] = []
+        for index in pending:
+            row = rows[index]
+            total = max(longest, len(row.ids) + row.max_new_tokens)
+            over = self._row_bytes(total, held + len(admit) + 1) > self.budget and held + len(admit) > 0
+            if over or held + len(admit) >= self.max_batch or (admit and own[index] > 2 * own[admit[0]] + 16):
+                break
+            admit.append(index)
+            longest = total
+        if running is not None and len(admit) < min(len(pending), max(1, held // 4)):
+            return []
+        return admit
+
+    def _generated(
+        self, rows: Sequence[Row], finished: dict[int, list[int]], prefixes: dict[int, _Prefix]
+    ) -> dict[int, Generated]:
+        out = {}
+        for i, tokens in finished.items():
+            prefix = prefixes[rows[i].group]
+            out[i] = Generated(tokens, prefix.timing.latency(len(rows[i].ids), len(tokens)))
+            prefix.pending -= 1
+            if prefix.pending == 0:
+                prefix.kv = []  # the group has no rows left: free its prefix cache
+        return out
 
     # -- internals --------------------------------------------------------------------------------
-
-    def _batches(self, rows: Sequence[Row], order: list[int], own: list[int]) -> list[list[int]]:
-        """Consecutive runs of rows (sorted by own length) whose worst-case cache fits the budget. A batch
-        also ends where a row's own part is more than twice the batch's first (plus slack): shorter rows
-        would re-feed that many prefix tokens."""
-        batches: list[list[int]] = []
-        current: list[int] = []
-        longest = 0
-        for index in order:
-            row = rows[index]
-            longest = max(longest, len(row.ids) + row.max_new_tokens) if current else len(row.ids) + row.max_new_tokens
-            cost = (len(current) + 1) * (longest * self.token_bytes + self.row_logit_bytes)
-            if current and (
-                cost > self.budget or len(current) >= self.max_batch or own[index] > 2 * own[current[0]] + 16
-            ):
-                batches.append(current)
-                current, longest = [], len(row.ids) + row.max_new_tokens
-            current.append(index)
-        if current:
-            batches.append(current)
-        return batches
-
-    def _run_batch(
-        self, rows: Sequence[Row], batch: list[int], prefixes: dict[int, _Prefix], out: dict[int, list[int]]
-    ) -> None:
-        try:
-            for index, tokens in zip(batch, self._decode(rows, batch, prefixes), strict=True):
-                out[index] = tokens
-        except torch.OutOfMemoryError:
-            # Only CUDA reports running out of memory (a CPU process is killed): halve and retry.
-            if len(batch) == 1:
-                raise
-            torch.cuda.empty_cache()
-            self.budget //= 2
-            half = len(batch) // 2
-            self._run_batch(rows, batch[:half], prefixes, out)
-            self._run_batch(rows, batch[half:], prefixes, out)
 
     def _prefix(self, row: Row, shared: int, rows: int) -> _Prefix:
         """A group's prefix run once (batch of one, logits at its last position only) and timed, then the
@@ -269,82 +301,76 @@ class PrefixBatcher:
             torch.cuda.synchronize()
         return time.perf_counter() - started
 
-    def _batch_cache(
-        self, rows: Sequence[Row], batch: list[int], prefixes: dict[int, _Prefix], cached: list[int], spare: int
-    ) -> Any:
-        """Every row's prefix keys/values (its first `cached[r]` tokens), right-aligned in one cache."""
-        cache = growing_cache(self.model.config, spare=spare)
-        width = max(cached)
-        sources = [(r, prefixes[rows[i].group].kv, n) for r, (i, n) in enumerate(zip(batch, cached, strict=True)) if n]
-        for layer_idx in range(len(sources[0][1])):
-            keys0, values0 = sources[0][1][layer_idx]
-            batch_k = keys0.new_zeros((len(batch), keys0.shape[1], width, keys0.shape[3]))
-            batch_v = values0.new_zeros((len(batch), values0.shape[1], width, values0.shape[3]))
-            for r, kv, n in sources:
-                batch_k[r, :, width - n :] = kv[layer_idx][0][0, :, :n]
-                batch_v[r, :, width - n :] = kv[layer_idx][1][0, :, :n]
-            cache.update(batch_k, batch_v, layer_idx)
-        return cache
-
-    def _decode(self, rows: Sequence[Row], batch: list[int], prefixes: dict[int, _Prefix]) -> list[list[int]]:
+    def _start(self, rows: Sequence[Row], admit: list[int], prefixes: dict[int, _Prefix]) -> _Batch:
+        """Admitted rows' caches built from their prefixes and their own parts fed (the first token of
+        each). See the module docstring for the layout."""
         device = self.device
-        lengths = [len(rows[i].ids) for i in batch]
-        shared = [prefixes[rows[i].group].length for i in batch]
+        lengths = [len(rows[i].ids) for i in admit]
+        shared = [prefixes[rows[i].group].length for i in admit]
         feed_width = max(n - s for n, s in zip(lengths, shared, strict=True))
         cached = [max(0, n - feed_width) for n in lengths]
         width = max(cached)
-        spare = feed_width + max(rows[i].max_new_tokens for i in batch)
-        if width:
-            cache = self._batch_cache(rows, batch, prefixes, cached, spare)
-        else:
-            cache = growing_cache(self.model.config, spare=spare)
+        spare = feed_width + max(rows[i].max_new_tokens for i in admit)
+        cache = growing_cache(self.model.config, spare=spare)
+        sources = [(r, prefixes[rows[i].group].kv, n) for r, (i, n) in enumerate(zip(admit, cached, strict=True)) if n]
+        if sources:
+            right_aligned(cache, len(admit), width, sources)
         # Row r: [pad x (width - cached)] cache | [pad x (feed_width - fed)] + its fed tokens.
-        fed = [list(rows[i].ids[c:]) for i, c in zip(batch, cached, strict=True)]
+        fed = [list(rows[i].ids[c:]) for i, c in zip(admit, cached, strict=True)]
         input_ids = torch.tensor([[self.pad_id] * (feed_width - len(f)) + f for f in fed], device=device)
-        mask = torch.zeros((len(batch), width + feed_width), dtype=torch.long, device=device)
-        positions = torch.zeros((len(batch), feed_width), dtype=torch.long, device=device)
+        mask = torch.zeros((len(admit), width + feed_width), dtype=torch.long, device=device)
+        positions = torch.zeros((len(admit), feed_width), dtype=torch.long, device=device)
         for r, n in enumerate(lengths):
             mask[r, width + feed_width - n :] = 1
             positions[r, feed_width - len(fed[r]) :] = torch.arange(cached[r], n, device=device)
-        results = [Completion() for _ in batch]
-        active = list(range(len(batch)))
+        slots = width + feed_width + max(rows[i].max_new_tokens for i in admit)
+        batch = _Batch(list(admit), cache, mask, positions[:, -1:], [[] for _ in admit], slots)
         with torch.inference_mode():
-            while True:
-                hidden = self.decoder(
-                    input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True
-                ).last_hidden_state[:, -1]
-                next_ids = output_logits(self.model, hidden).argmax(dim=-1)
-                keep = self._advance(rows, batch, active, next_ids.tolist(), results)
-                if not keep:
-                    break
-                if len(keep) < len(active):
-                    index = torch.tensor(keep, device=device)
-                    cache.batch_select_indices(index)
-                    mask, positions, next_ids = mask[index], positions[index], next_ids[index]
-                    active = [active[k] for k in keep]
-                input_ids = next_ids[:, None]
-                mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
-                positions = positions[:, -1:] + 1
-        return [c.tokens for c in results]
+            self._forward(batch, input_ids, positions)
+        return batch
 
-    def _advance(
-        self,
-        rows: Sequence[Row],
-        batch: list[int],
-        active: list[int],
-        next_ids: list[int],
-        results: list[Completion],
-    ) -> list[int]:
-        """Append each active row's token; the positions (within `active`) of rows still going."""
-        keep = []
-        for k, (r, token) in enumerate(zip(active, next_ids, strict=True)):
-            row, done = rows[batch[r]], results[r]
-            done.tokens.append(token)
-            if token in self.eos or len(done.tokens) >= row.max_new_tokens or self._stopped(row, done.tokens):
-                done.done = True
+    def _step(self, batch: _Batch) -> None:
+        """One decoding step: every row feeds the token it produced last."""
+        batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(batch.index), 1))], dim=1)
+        batch.positions = batch.positions + 1
+        input_ids = torch.tensor([[t[-1]] for t in batch.tokens], device=self.device)
+        with torch.inference_mode():
+            self._forward(batch, input_ids, batch.positions)
+
+    def _forward(self, batch: _Batch, input_ids: torch.Tensor, positions: torch.Tensor) -> None:
+        hidden = self.decoder(
+            input_ids=input_ids, attention_mask=batch.mask, position_ids=positions, cache=batch.cache, use_cache=True
+        ).last_hidden_state[:, -1]
+        next_ids = output_logits(self.model, hidden).argmax(dim=-1).tolist()
+        for tokens, token in zip(batch.tokens, next_ids, strict=True):
+            tokens.append(int(token))
+
+    def _merge(self, rows: Sequence[Row], a: _Batch, b: _Batch) -> _Batch:
+        """One batch of both, right-aligned: the shorter one's rows get left padding (masked)."""
+        width = max(a.mask.shape[1], b.mask.shape[1])
+        index, tokens = a.index + b.index, a.tokens + b.tokens
+        spare = max(rows[i].max_new_tokens - len(t) for i, t in zip(index, tokens, strict=True)) + 1
+        cache = merged_cache(self.model.config, a.cache, b.cache, width, spare)
+        mask = torch.cat([_left_pad(a.mask, width), _left_pad(b.mask, width)])
+        positions = torch.cat([a.positions, b.positions])
+        return _Batch(index, cache, mask, positions, tokens, width + spare)
+
+    def _retire(self, rows: Sequence[Row], batch: _Batch) -> dict[int, list[int]]:
+        """Rows that stopped (end of sequence, a stop string, their token budget) leave the batch."""
+        finished, keep = {}, []
+        for k, (index, tokens) in enumerate(zip(batch.index, batch.tokens, strict=True)):
+            row = rows[index]
+            if tokens[-1] in self.eos or len(tokens) >= row.max_new_tokens or self._stopped(row, tokens):
+                finished[index] = tokens
             else:
                 keep.append(k)
-        return keep
+        if finished and keep:
+            select = torch.tensor(keep, device=self.device)
+            batch.cache.batch_select_indices(select)
+            batch.mask, batch.positions = batch.mask[select], batch.positions[select]
+        batch.index = [batch.index[k] for k in keep]
+        batch.tokens = [batch.tokens[k] for k in keep]
+        return finished
 
     def _stopped(self, row: Row, generated: list[int]) -> bool:
         """Whether a stop string now ends within the newest token, as `generate(stop_strings=...)` decides:
