@@ -168,7 +168,8 @@ def plan_table(plan: Plan) -> Table:
 
 def show_plan(plan: Plan) -> None:
     out.print(plan_table(plan))
-    notes = [f"{r.model} {r.mode}: tokens counted by {r.counted_by}; time {r.time_basis}" for r in plan.rows]
+    default = "tokens counted by {r.counted_by}; time {r.time_basis}"
+    notes = [f"{r.model} {r.mode}: " + (r.note or default.format(r=r)) for r in plan.rows]
     for note in notes:
         out.print(Text(note), soft_wrap=True)
     out.print(
@@ -212,10 +213,18 @@ def probe_table(figures: list[MixtureFigures]) -> Table:
     for f in figures:
         tasks = "\n".join(f"{t.task} [{t.share:.2f}]: {_mean(t.probability)}" for t in f.tasks)
         table.add_row(
-            Text(f.model), Text(f.mixture), str(f.prompts), Text(tasks), _mean(f.kl), _mean(f.kl_renormalised),
+            Text(_probe_model(f)), Text(f.mixture), str(f.prompts), Text(tasks), _mean(f.kl), _mean(f.kl_renormalised),
             f"K={f.beam_width}: {pct(f.all_in_beam)}", _mean(f.leftover),
         )  # fmt: skip
     return table
+
+
+def _probe_model(f: MixtureFigures) -> str:
+    """The model's name, marked when its figures are top-logprob estimates (docs/probe.md)."""
+    if not f.estimate:
+        return f.model
+    bounds = f", {f.upper_bounds} upper bounds" if f.upper_bounds else ""
+    return f"{f.model}\n(estimate: top-logprob beam{bounds})"
 
 
 def show_probe(figures: list[MixtureFigures]) -> None:

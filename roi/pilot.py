@@ -223,6 +223,12 @@ class ProbeSpec(Strict):
     beam_width: int = Field(default=0, ge=0, le=16)  # top-K check; 0 = the number of tasks in the mixture
     seed: int | None = None  # None: the pilot's seed
     models: list[str] | None = None  # None: every model of the pilot
+    # API models (roi/probe_api.py, docs/probe.md "API models"): `echo` reads the prompt's own logprobs
+    # (exact up to the server's weights); `top_logprobs` walks each answer through the top-N lists of
+    # one-token calls (an estimate, or an upper bound when the answer drops out); `auto` tries echo once.
+    api_method: Literal["auto", "echo", "top_logprobs"] = "auto"
+    top_logprobs: int = Field(default=20, ge=1, le=20)  # N; OpenAI's maximum is 20
+    max_calls_per_prompt: int = Field(default=40, ge=1, le=1000)  # top-logprob calls per prompt, at most
 
     @field_validator("mixtures", mode="before")
     @classmethod

@@ -40,6 +40,7 @@ class PlanRow:
     max_cost_usd: float | None
     time_s: float | None
     time_basis: str
+    note: str = ""  # replaces the token and time note (the probe's call count and cap)
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,35 @@ def plan_pilot(pilot: LoadedPilot, limit: int | None = None, history: Path | Non
             chosen = [c for c in calls if c.mode == mode]
             if chosen:
                 rows.append(_row(model, mode, chosen, counter, counted_by, latencies.get((model.name, mode))))
+        if pilot.spec.probe is not None and (pilot.spec.probe.models is None or model.name in pilot.spec.probe.models):
+            rows.append(_probe_row(pilot, model, counter, counted_by))
     return Plan(pilot.name, limit, rows)
+
+
+def _probe_row(pilot: LoadedPilot, model: ModelSpec, count: Counter, counted_by: str) -> PlanRow:
+    """Issue 5: the probe's calls. Local: one prompt pass (and a beam search) per prompt. API: echo's
+    one call per candidate, plus the top-logprob beam and top-K check, capped per prompt."""
+    from roi.probe import build_prompts, candidate
+    from roi.probe_api import planned_calls
+
+    spec = pilot.spec.probe
+    assert spec is not None
+    prompts = build_prompts(pilot)
+    if model.backend != "openai":
+        tokens = sum(count(p.text) for p in prompts)
+        note = f"{len(prompts)} prompts, one pass each for all {len(spec.tasks)} answers, plus a beam search"
+        return PlanRow(model.name, "probe", len(prompts), len(prompts), tokens, 0, 0, counted_by, None, None, None,
+                       "", note)  # fmt: skip
+    least, most = planned_calls(spec, len(prompts), model.endpoint)
+    per_call = max(count(p.text + candidate(a)) for p in prompts for a in p.answers.values())
+    cost = call_cost_usd(model, latency_s=None, prompt_tokens=per_call * most, output_tokens=most)
+    note = (
+        f"{len(prompts)} prompts by {spec.api_method}, {least:,} to {most:,} one-token calls; at most "
+        f"{spec.max_calls_per_prompt} top-logprob calls per prompt (max_calls_per_prompt), tokens counted by "
+        f"{counted_by}, USD is the ceiling"
+    )
+    return PlanRow(model.name, "probe", most, len(prompts), per_call * most, most, most, counted_by, cost, cost,
+                   None, "", note)  # fmt: skip
 
 
 def _row(

@@ -28,6 +28,8 @@ from roi.pilot import LoadedPilot, ProbeSpec, probe_inputs
 from roi.stats import Rate, bootstrap_mean_interval, wilson
 
 SEPARATOR = " -> "
+TEACHER_FORCING = "teacher_forcing"  # local models; API models: "echo" or "top_logprobs" (roi/probe_api.py)
+ESTIMATED = "top_logprobs"  # the one method whose figures are estimates (labelled wherever they show)
 
 
 # ---------------------------------------------------------------- prompts
@@ -252,7 +254,9 @@ def reference_scores(model: Any, tokenizer: Any, prompt: str, candidates: Sequen
 
 
 def beam_answers(model: Any, tokenizer: Any, prompt: str, width: int, max_new_tokens: int) -> list[str]:
-    """The model's `width` best continuations by beam search, each ended at a newline and stripped."""
+    """The model's `width` best distinct continuations by beam search, each ended at a newline and
+    stripped. Beams that differ only after the newline, or in spacing, read as the same answer, so the
+    search keeps twice as many beams and the best `width` distinct answers are returned."""
     import torch
 
     device = next(model.parameters()).device
@@ -264,15 +268,16 @@ def beam_answers(model: Any, tokenizer: Any, prompt: str, width: int, max_new_to
         out = model.generate(
             input_ids=ids,
             attention_mask=torch.ones_like(ids),
-            num_beams=width,
-            num_return_sequences=width,
+            num_beams=2 * width,
+            num_return_sequences=2 * width,
             do_sample=False,
             max_new_tokens=max_new_tokens,
             eos_token_id=stops,
             pad_token_id=tokenizer.pad_token_id,
         )
     texts = tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
-    return [str(t).split("\n", 1)[0].strip() for t in texts]
+    answers = [str(t).split("\n", 1)[0].strip() for t in texts]  # best first, as generate returns them
+    return list(dict.fromkeys(a for a in answers if a))[:width]
 
 
 # ---------------------------------------------------------------- one prompt, end to end
@@ -294,6 +299,8 @@ class ProbeRow:
     answer_tokens: int
     in_beam: bool
     prompt_tokens: int
+    method: str = TEACHER_FORCING
+    upper_bound: bool = False  # top-logprob beam: the answer left the listed tokens; P is at most this
 
 
 def probe_prompt(model_name: str, model: Any, tokenizer: Any, prompt: ProbePrompt, beam_width: int) -> list[ProbeRow]:
@@ -354,6 +361,12 @@ class MixtureFigures:
     all_in_beam: Rate  # prompts where every task with examples in the prompt is among the beams
     leftover: Mean  # 1 - sum of p over the mixture's tasks: mass on any other continuation
     beam_width: int
+    method: str = TEACHER_FORCING  # how P was read (docs/probe.md); "top_logprobs" figures are estimates
+    upper_bounds: int = 0  # top-logprob rows where P is only bounded above
+
+    @property
+    def estimate(self) -> bool:
+        return ESTIMATED in self.method.split("+")  # a resumed run may mix methods
 
 
 def kl_pair(shares: dict[str, float], logprobs: dict[str, float]) -> tuple[float, float]:
@@ -399,9 +412,11 @@ def _mixture(
         for task, share in shares.items()
     ]
     width = beam_width or sum(1 for s in shares.values() if s > 0)
+    every = [r for rows in prompts.values() for r in rows]
     return MixtureFigures(
         model, mixture, len(prompts), points, mean_of(kls, seed), mean_of(renorm, seed),
         wilson(all_in, len(prompts)), mean_of(leftover, seed), width,
+        "+".join(sorted({r.method for r in every})), sum(r.upper_bound for r in every),
     )  # fmt: skip
 
 
@@ -419,10 +434,6 @@ def run(db: Any, run_id: str, pilot: LoadedPilot, backend_for: Any, status: Any 
     for model in pilot.spec.models:
         if spec.models is not None and model.name not in spec.models:
             continue
-        if model.backend != "transformers":
-            notes[model.name] = "probe skipped: only local transformers models are probed for now"
-            status(f"Probe skipped for {model.name}: {notes[model.name]}")
-            continue
         done = {(r[0], r[1]) for r in db.execute(
             "SELECT DISTINCT mixture, prompt_index FROM probe WHERE run_id = ? AND model = ?", (run_id, model.name)
         )}  # fmt: skip
@@ -430,6 +441,9 @@ def run(db: Any, run_id: str, pilot: LoadedPilot, backend_for: Any, status: Any 
         if not todo:
             continue
         backend, close_after = backend_for(model)
+        if model.backend == "openai":
+            notes[model.name] = _probe_api(db, run_id, model.name, backend, todo, spec, status, close_after)
+            continue
         if not all(hasattr(backend, a) for a in ("model", "tokenizer")):
             notes[model.name] = "probe skipped: the backend exposes no local model and tokenizer"
             status(f"Probe skipped for {model.name}: {notes[model.name]}")
@@ -446,12 +460,28 @@ def run(db: Any, run_id: str, pilot: LoadedPilot, backend_for: Any, status: Any 
     return notes
 
 
+def _probe_api(
+    db: Any, run_id: str, name: str, backend: Any, todo: list[ProbePrompt], spec: ProbeSpec, status: Any, close: bool
+) -> str:
+    from roi import probe_api  # imports the openai backend: only when an API model is probed
+
+    try:
+        note = probe_api.probe_model(db, run_id, name, backend, todo, spec, status)
+    finally:
+        if close:
+            backend.close()
+    if not note.startswith("probed"):
+        status(f"Probe for {name}: {note}")
+    return note
+
+
 def stored_rows(db: Any, run_id: str) -> list[ProbeRow]:
     """The probe rows of a run, in the order they were planned (empty when the run had no probe)."""
     names = [f for f in ProbeRow.__dataclass_fields__]
     query = f"SELECT {', '.join(names)} FROM probe WHERE run_id = ? ORDER BY model, rowid"
     return [
-        ProbeRow(**{**dict(zip(names, r, strict=True)), "in_beam": bool(r[10])}) for r in db.execute(query, (run_id,))
+        ProbeRow(**{**dict(zip(names, r, strict=True)), "in_beam": bool(r[10]), "upper_bound": bool(r[13])})
+        for r in db.execute(query, (run_id,))
     ]
 
 
@@ -475,8 +505,13 @@ _WORDS = {
         "answer": "{task} {p} (share {share})",
         "note": "Teacher-forced probability of each answer, as in Xiong et al. (2024). KL(pi||p) is computed with "
         "p as measured (not renormalised, as the paper's code does) and renormalised over the mixture's tasks.",
-        "title": "Share of examples vs probability of the task's answer",
+        "title": "Share of examples vs probability of the task's answer (numbers: see the table)",
         "x": "share of examples", "y": "P(answer)",
+        "method_teacher_forcing": "teacher forcing", "method_echo": "echo logprobs (API)",
+        "method_top_logprobs": "top-logprob beam (API): estimate", "bounds": ", {n} upper bounds",
+        "estimate": "Estimate: ",
+        "estimate_note": "Figures read by the top-logprob beam are estimates: the API lists only the likeliest "
+        "next tokens, so an answer that drops out of the list gets an upper bound instead of its probability.",
     },
     "ja": {
         "intro": "このプローブは、モデルが複数のタスクを同時に、例の比率どおりに保てるかを確かめます。同じ入力を持つ"
@@ -487,8 +522,13 @@ _WORDS = {
         "answer": "{task} {p}（比率 {share}）",
         "note": "各答えの確率は Xiong ら (2024) と同じ教師強制で求めています。KL(pi||p) は論文のコードと同じく p を"
         "正規化せずに計算し、混合内のタスクで正規化した値も示します。",
-        "title": "例の比率とタスクの答えの確率",
+        "title": "例の比率とタスクの答えの確率（番号は下の表を参照）",
         "x": "例の比率", "y": "P(答え)",
+        "method_teacher_forcing": "教師強制", "method_echo": "echo の対数確率（API）",
+        "method_top_logprobs": "上位対数確率のビーム（API）：推定値", "bounds": "、上限値 {n} 件",
+        "estimate": "推定値: ",
+        "estimate_note": "上位対数確率のビームで求めた値は推定値です。API は確率の高い次トークンしか返さないため、"
+        "一覧から外れた答えには確率そのものではなく上限値を記録しています。",
     },
 }  # fmt: skip
 
@@ -501,19 +541,27 @@ def report_section(db: Any, run_id: str, pilot: Any, lang: str) -> dict[str, Any
     words = _WORDS.get(lang, _WORDS["en"])
     figs = figures(rows, pilot.probe.beam_width, seed=pilot.seed)
     sentences = [_sentence(f, words) for f in figs if sum(t.share > 0 for t in f.tasks) >= 2]
+    numbers = {(i, t.task): n for n, (i, t) in enumerate(chart_points(figs), 1)}
     table = [
-        {"model": f.model, "mixture": f.mixture, "task": t.task, "share": f"{t.share:.2f}", "p": _fmt(t.probability),
-         "kl": _fmt(f.kl), "kl_renormalised": _fmt(f.kl_renormalised), "n": f.prompts}
-        for f in figs for t in f.tasks
+        {"number": numbers.get((i, t.task), ""), "model": f.model, "mixture": f.mixture, "task": t.task,
+         "share": f"{t.share:.2f}", "p": _fmt(t.probability), "kl": _fmt(f.kl),
+         "kl_renormalised": _fmt(f.kl_renormalised), "n": f.prompts, "method": _method(f, words)}
+        for i, f in enumerate(figs) for t in f.tasks
     ]  # fmt: skip
     return {
         "intro": words["intro"],
         "sentences": sentences,
         "rows": table,
         "note": words["note"],
+        "estimate_note": words["estimate_note"] if any(f.estimate for f in figs) else None,
         "figures": [_plain(f) for f in figs],
         "charts": {"calibration": calibration_chart(figs, words)},
     }
+
+
+def _method(f: MixtureFigures, words: dict[str, str]) -> str:
+    label = " + ".join(words.get(f"method_{m}", m) for m in f.method.split("+"))
+    return label + (words["bounds"].format(n=f.upper_bounds) if f.upper_bounds else "")
 
 
 def _fmt(m: Mean) -> str:
@@ -532,19 +580,21 @@ def _sentence(f: MixtureFigures, words: dict[str, str]) -> str:
         for t in f.tasks
         if t.share > 0
     )
-    return words["point"].format(
+    prefix = words["estimate"] if f.estimate else ""
+    return prefix + words["point"].format(
         mixture=f.mixture, answers=answers, k=f.beam_width, all_in=f.all_in_beam.k, n=f.all_in_beam.n,
         leftover=f"{f.leftover.value or 0:.0%}",
     )  # fmt: skip
 
 
 def calibration_chart(figs: Sequence[MixtureFigures], words: dict[str, str]) -> Any:
-    """Share (x) vs mean probability (y) on 0..1, one labelled point per task and mixture, the diagonal
-    drawn, interval whiskers."""
+    """Share (x) vs mean probability (y) on 0..1, one numbered marker per task and mixture (the numbers
+    are keyed in the table under the chart: names would pile up near the origin, where minority and
+    absent tasks sit), interval whiskers, the diagonal drawn."""
     from roi.report.charts import Canvas
 
     size, left, top = 420, 60, 30
-    c = Canvas(words["title"], width=left + size + 260, height=top + size + 50)
+    c = Canvas(words["title"], width=left + size + 40, height=top + size + 50)
 
     def sx(v: float) -> float:
         return left + v * size
@@ -560,16 +610,35 @@ def calibration_chart(figs: Sequence[MixtureFigures], words: dict[str, str]) -> 
     c.line(sx(0), sy(0), sx(1), sy(1), "limit")  # the diagonal: probability = share
     c.text(sx(0.5), sy(0) + 32, words["x"], "tick", "middle")
     c.text(left - 44, sy(0.5), words["y"], "tick", "middle", rotate=-90)
-    legend_y = top
-    for i, f in enumerate(figs):
-        cls = f"s{i % 2}"
-        for t in f.tasks:
-            p = t.probability
-            if p.value is None or p.low is None or p.high is None:
-                continue
-            c.line(sx(t.share), sy(p.low), sx(t.share), sy(p.high), "axis")
-            c.rect(sx(t.share) - 4, sy(p.value) - 4, 8, 8, cls)
-            c.text(sx(t.share) + 7, sy(p.value) - 5, f"{i + 1}:{t.task} {p.value:.2f}", "tick")
-        c.text(left + size + 20, legend_y, f"{i + 1}. {f.mixture}", "tick")
-        legend_y += 16
+    placed: list[tuple[float, float]] = []
+    for number, (i, t) in enumerate(chart_points(figs), 1):
+        p = t.probability
+        assert p.value is not None and p.low is not None and p.high is not None
+        c.line(sx(t.share), sy(p.low), sx(t.share), sy(p.high), "axis")
+        c.rect(sx(t.share) - 4, sy(p.value) - 4, 8, 8, f"s{i % 2}")
+        x, y = _free_spot(placed, sx(t.share) + 7, sy(p.value) + 4, len(str(number)) * 7.0, (sy(1) + 10, sy(0) + 20))
+        if abs(y - sy(p.value) - 4) > 6:  # moved off its marker: a leader line says whose number it is
+            c.line(sx(t.share) + 4, sy(p.value), x, y - 4, "grid")
+        c.text(x, y, str(number), "tick probe-label")
     return c
+
+
+def chart_points(figs: Sequence[MixtureFigures]) -> list[tuple[int, TaskPoint]]:
+    """(mixture index, point) for every point the chart draws, in the order of its numbers."""
+    return [(i, t) for i, f in enumerate(figs) for t in f.tasks if t.probability.value is not None]
+
+
+def _free_spot(
+    placed: list[tuple[float, float]], x: float, y: float, width: float, bounds: tuple[float, float]
+) -> tuple[float, float]:
+    """The first spot right of (x, y), then stepping down and up a line at a time, whose label box
+    overlaps no label placed before; records it."""
+    line = 14.0  # an 11px label's line box in Chromium (tests/test_probe.py measures it)
+    for step in range(60):
+        dy = line * ((step + 1) // 2) * (1 if step % 2 else -1)
+        ty = min(max(y + dy, bounds[0]), bounds[1])
+        if all(abs(ty - py) >= line or abs(x - px) >= max(width, 14.0) + 2 for px, py in placed):
+            placed.append((x, ty))
+            return x, ty
+    placed.append((x, y))
+    return x, y

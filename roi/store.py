@@ -144,6 +144,19 @@ def m0501_probe(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m0502_probe_method(db: sqlite3.Connection) -> None:
+    """Issue 5: how each probe row's probability was read, so estimates stay labelled. Rows stored
+    before this migration came from local models, read by teacher forcing."""
+    run_script(
+        db,
+        """
+    ALTER TABLE probe ADD COLUMN method TEXT NOT NULL DEFAULT 'teacher_forcing';  -- or echo, top_logprobs
+    ALTER TABLE probe ADD COLUMN upper_bound INTEGER NOT NULL DEFAULT 0;  -- top_logprobs: P is at most this
+    """,
+    )
+
+
 def record_probe(db: sqlite3.Connection, run_id: str, rows: list[Any]) -> None:
     """Issue 5: store one probe prompt's rows (`roi.probe.ProbeRow`s) atomically."""
     with transaction(db):

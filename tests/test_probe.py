@@ -3,6 +3,7 @@ paper's reference computation on the real embedded model."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sqlite3
@@ -246,6 +247,7 @@ def test_beam_answers_are_the_models_own_continuations(lm: tuple[Any, Any]) -> N
     beams = probe.beam_answers(model, tokenizer, CAPITALS, width=3, max_new_tokens=4)
     assert len(beams) == 3 and beams[0] == "Rome"  # the best beam is the likeliest answer
     assert all("\n" not in b and b == b.strip() for b in beams)
+    assert len(set(beams)) == 3  # beams that end as the same answer (after the newline cut) count once
 
 
 # ---------------------------------------------------------------- a run with a probe, end to end
@@ -296,3 +298,80 @@ def test_console_table_shows_every_mixture() -> None:
     recorder.print(console.probe_table(probe.figures(rows, beam_width=0)))
     text = recorder.export_text()
     assert "a 0.50 + b 0.50" in text and "a [0.50]: 0.500" in text and "K=2: 50%" in text
+
+
+# ---------------------------------------------------------------- the calibration chart stays legible
+
+
+def clustered_figures() -> list[probe.MixtureFigures]:
+    """Five mixtures of three tasks whose minority and absent tasks all sit near the origin, where the
+    first version's labels were drawn over one another."""
+    rows = []
+    for m, (pa, pb) in enumerate([(0.5, 0.01), (0.3, 0.004), (0.01, 0.2), (0.02, 0.003), (0.1, 0.12)]):
+        for i in range(3):
+            for task, share, p in (("a", 0.5, pa), ("b", 0.5, pb), ("c", 0.0, 0.0005 + 0.0001 * m)):
+                row = _row(i, task, share, p * (1 + 0.1 * i), True)
+                rows.append(dataclasses.replace(row, mixture=f"mix {m}"))
+    return probe.figures(rows, beam_width=0)
+
+
+def test_chart_numbers_every_point_without_overlap() -> None:
+    figs = clustered_figures()
+    chart = probe.calibration_chart(figs, probe._WORDS["en"])
+    labels = [s for s in chart.shapes if s["kind"] == "text" and "probe-label" in s["cls"]]
+    assert [s["text"] for s in labels] == [str(n) for n in range(1, 16)]
+    for i, a in enumerate(labels):
+        for b in labels[i + 1 :]:
+            assert abs(a["y"] - b["y"]) >= 14 or abs(a["x"] - b["x"]) >= 16, (a["text"], b["text"])
+
+
+def test_chart_labels_do_not_overlap_in_chromium(tmp_path: Path) -> None:
+    """The same check on the glyphs a real browser draws (Debian's Chromium, as the report tests)."""
+    pytest.importorskip("playwright")
+    from playwright.sync_api import sync_playwright
+
+    from roi.report.render import svg
+
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("Debian's chromium is not installed")
+    css = (Path(probe.__file__).parent / "report" / "templates" / "style.css").read_text()
+    page_html = f"<html><head><style>{css}</style></head><body style='width:600px'>"
+    page_html += str(svg(probe.calibration_chart(clustered_figures(), probe._WORDS["en"]))) + "</body></html>"
+    (tmp_path / "chart.html").write_text(page_html)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=["--headless", "--no-sandbox"])
+        page = browser.new_page()
+        page.goto((tmp_path / "chart.html").as_uri())
+        boxes = [t.bounding_box() for t in page.query_selector_all("text.probe-label")]
+        browser.close()
+    assert len(boxes) == 15 and all(b is not None and b["width"] > 0 for b in boxes)
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert a is not None and b is not None
+            apart = a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
+            apart = apart or a["y"] + a["height"] <= b["y"] + 0.5 or b["y"] + b["height"] <= a["y"] + 0.5
+            assert apart, (a, b)
+
+
+# ---------------------------------------------------------------- an old store keeps its probe rows
+
+
+def test_store_from_before_the_method_column_opens_and_reads(tmp_path: Path) -> None:
+    from roi import store
+
+    path = tmp_path / "roi.db"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE _roi_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    for name, migrate in store.MIGRATIONS[: [n for n, _ in store.MIGRATIONS].index("m0501_probe") + 1]:
+        migrate(old)  # the store as the first probe release left it
+        old.execute("INSERT INTO _roi_migrations VALUES (?, 'then')", (name,))
+    old.execute("INSERT INTO runs (run_id, pilot, pilot_path, pilot_sha256, pilot_json, started_at, status)"
+                " VALUES ('r', 'p', 'p.yaml', '', '{}', 'then', 'complete')")  # fmt: skip
+    old.execute("INSERT INTO probe VALUES ('r', 'm', 'a 0.50 + b 0.50', 0, 'a', 0.5, 'q', 'x', -1.0, 0.37, 1, 1, 10)")
+    old.commit()
+    old.close()
+    db = store.connect(path)
+    (row,) = probe.stored_rows(db, "r")
+    assert row.method == probe.TEACHER_FORCING and row.upper_bound is False and row.in_beam is True
+    assert not probe.figures([row], beam_width=0)[0].estimate

@@ -16,7 +16,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,37 @@ class Attempts:
     retries: int = 0
     attempt_s: float = 0.0
     backoff_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class LogprobRequest:
+    """Issue 5 (the probe): a one-token completion read for its logprobs rather than its text."""
+
+    key: str
+    prompt: str
+    echo: bool  # completions only: also return the logprobs of the prompt's own tokens
+    top_logprobs: int  # alternatives listed per position (0: only the chosen or echoed token)
+
+
+@dataclass(frozen=True)
+class TokenLogprobs:
+    """Per position, as the completions API gives them (chat replies are converted to this shape)."""
+
+    tokens: list[str]
+    text_offsets: list[int]  # character offset of each token in the prompt (echo) or the reply
+    token_logprobs: list[float | None]  # None where the server gives none (the first echoed token)
+    top_logprobs: list[dict[str, float]]
+
+
+@dataclass(frozen=True)
+class LogprobReply:
+    key: str
+    logprobs: TokenLogprobs | None  # None: the server answered without logprobs
+    prompt_tokens: int | None
+    latency_s: float
+    retries: int = 0
+    backoff_s: float = 0.0
+    error: str | None = None  # the call failed after its retries
 
 
 class OpenAIBackend:
@@ -76,10 +107,18 @@ class OpenAIBackend:
     def generate(self, requests: Sequence[GenerationRequest]) -> Iterator[GenerationResult]:
         """Step an event loop in this thread until some call finishes, yield it, repeat: the runner stores
         each result before the next wait, and no thread touches the store."""
+        return self._as_finished(requests, self._one)
+
+    def logprobs(self, requests: Sequence[LogprobRequest]) -> Iterator[LogprobReply]:
+        """Issue 5 (the probe): one-token completions read for their logprobs, with the same retries,
+        concurrency and timing as `generate`; yielded as they finish."""
+        return self._as_finished(requests, self._one_logprobs)
+
+    def _as_finished(self, requests: Sequence[Any], call: Any) -> Iterator[Any]:
         loop = asyncio.new_event_loop()
         client = self._client()
         slots = asyncio.Semaphore(self.spec.max_concurrency)
-        pending = {loop.create_task(self._one(client, slots, r)) for r in requests}
+        pending = {loop.create_task(call(client, slots, r)) for r in requests}
         try:
             while pending:
                 done, pending = loop.run_until_complete(asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED))
@@ -104,26 +143,35 @@ class OpenAIBackend:
         )
 
     async def _one(self, client: Any, slots: asyncio.Semaphore, request: GenerationRequest) -> GenerationResult:
+        response, err, tries = await self._with_retries(slots, lambda: self._send(client, request))
+        if err is not None:
+            return self._failed(request, err, tries)
+        try:
+            return self._result(request, response, tries)
+        except Exception as bad:  # a reply without choices or text: recorded, not retried
+            return self._failed(request, bad, tries)
+
+    async def _with_retries(
+        self, slots: asyncio.Semaphore, send: Callable[[], Awaitable[Any]]
+    ) -> tuple[Any, Exception | None, Attempts]:
+        """(response, None, attempts) once a call succeeds; (None, final error, attempts) otherwise."""
         async with slots:
             tries = Attempts()
             while True:
                 started = time.perf_counter()
                 try:
-                    response = await self._send(client, request)
+                    response = await send()
                 except Exception as err:  # every failure becomes a retry or a recorded error, never a crash
                     tries.attempt_s += time.perf_counter() - started
                     wait = self._retry_wait(err, tries.retries)
                     if wait is None:
-                        return self._failed(request, err, tries)
+                        return None, err, tries
                     tries.retries += 1
                     tries.backoff_s += wait
                     await asyncio.sleep(wait)
                     continue
                 tries.attempt_s += time.perf_counter() - started
-                try:
-                    return self._result(request, response, tries)
-                except Exception as err:  # a reply without choices or text: recorded, not retried
-                    return self._failed(request, err, tries)
+                return response, None, tries
 
     async def _send(self, client: Any, request: GenerationRequest) -> Any:
         common: dict[str, Any] = {
@@ -137,6 +185,32 @@ class OpenAIBackend:
         # The whole few-shot prompt goes as one user turn: no system turn, as Gemma's template has none
         # (llama.cpp's `gemma` format drops it), and no assistant prefill, which most APIs refuse.
         return await client.chat.completions.create(messages=[{"role": "user", "content": request.prompt}], **common)
+
+    async def _one_logprobs(self, client: Any, slots: asyncio.Semaphore, request: LogprobRequest) -> LogprobReply:
+        response, err, tries = await self._with_retries(slots, lambda: self._send_logprobs(client, request))
+        if err is None:
+            try:
+                usage = response.usage
+                return LogprobReply(
+                    request.key, read_logprobs(response.choices[0]),
+                    usage.prompt_tokens if usage else None, tries.attempt_s, tries.retries, tries.backoff_s,
+                )  # fmt: skip
+            except Exception as bad:  # a reply without choices: recorded, not retried
+                err = bad
+        error = redact(describe_error(err), self._key)
+        return LogprobReply(request.key, None, None, tries.attempt_s, tries.retries, tries.backoff_s, error)
+
+    async def _send_logprobs(self, client: Any, request: LogprobRequest) -> Any:
+        # max_tokens=1, not 0: llama-cpp-python (and some other servers) read 0 as "no limit".
+        common: dict[str, Any] = {"model": self.spec.model, "max_tokens": 1, "temperature": 0.0}
+        if self.spec.endpoint == "completions":
+            return await client.completions.create(
+                prompt=request.prompt, echo=request.echo, logprobs=request.top_logprobs, **common
+            )
+        return await client.chat.completions.create(
+            messages=[{"role": "user", "content": request.prompt}], logprobs=True,
+            top_logprobs=request.top_logprobs, **common,
+        )  # fmt: skip
 
     def _retry_wait(self, err: Exception, retries_so_far: int) -> float | None:
         """Seconds to wait before the next attempt, or None when the error is final."""
@@ -256,3 +330,27 @@ def as_continuation(reply: str, prompt: str) -> str:
     if cue and body.startswith(cue):
         return body[len(cue) :]
     return " " + body if body and not body.startswith("\n") else body
+
+
+def read_logprobs(choice: Any) -> TokenLogprobs | None:
+    """A completion's or chat reply's logprobs in the completions shape; None when it has none.
+    Offsets missing from a reply (chat never gives them) are rebuilt from the token texts."""
+    raw = getattr(choice, "logprobs", None)
+    if raw is None:
+        return None
+    content = getattr(raw, "content", None)
+    if content is not None:  # chat: a list of {token, logprob, top_logprobs: [{token, logprob}]}
+        tokens = [c.token for c in content]
+        values: list[float | None] = [c.logprob for c in content]
+        tops = [{t.token: t.logprob for t in c.top_logprobs or []} for c in content]
+        offsets = None
+    else:
+        tokens = list(raw.tokens or [])
+        values = list(raw.token_logprobs or [])
+        tops = [dict(t or {}) for t in raw.top_logprobs or [{} for _ in tokens]]
+        offsets = list(raw.text_offset) if getattr(raw, "text_offset", None) else None
+    if not tokens or len(values) != len(tokens):
+        return None
+    if offsets is None or len(offsets) != len(tokens):
+        offsets = [sum(len(t) for t in tokens[:i]) for i in range(len(tokens))]
+    return TokenLogprobs(tokens, offsets, values, tops)

@@ -1,10 +1,12 @@
 """A small HTTP proxy on loopback that passes requests to a real server, except those it is told to
-spoil: 429 with Retry-After, 500, a hang past the client's timeout, or a dropped connection."""
+spoil: 429 with Retry-After, 500, a hang past the client's timeout, a dropped connection, or a real
+reply with its logprobs removed (a server that gives none)."""
 
 from __future__ import annotations
 
 import enum
 import http.client
+import json
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +20,7 @@ class Fault(enum.Enum):
     SERVER_ERROR = "500"
     HANG = "hang"
     DROP = "drop"
+    NO_LOGPROBS = "no-logprobs"  # forwarded, but every choice's `logprobs` comes back null
 
 
 @dataclass
@@ -101,15 +104,17 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             elif fault is Fault.DROP:
                 self.close_connection = True  # close without a byte of response
             else:
-                self._forward(body)
+                self._forward(body, strip_logprobs=fault is Fault.NO_LOGPROBS)
 
-        def _forward(self, body: bytes) -> None:
+        def _forward(self, body: bytes, strip_logprobs: bool = False) -> None:
             upstream = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=proxy.hang_s)
             try:
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 upstream.request(self.command, self.path, body=body or None, headers=headers)
                 response = upstream.getresponse()
                 payload = response.read()
+                if strip_logprobs and response.status == 200:
+                    payload = _without_logprobs(payload)
                 passed = {k: v for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP}
                 self._reply(response.status, payload, passed)
             except OSError:
@@ -128,3 +133,10 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(payload)
 
     return Handler
+
+
+def _without_logprobs(payload: bytes) -> bytes:
+    reply = json.loads(payload)
+    for choice in reply.get("choices", []):
+        choice["logprobs"] = None
+    return json.dumps(reply).encode()
