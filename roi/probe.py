@@ -616,9 +616,9 @@ def calibration_chart(figs: Sequence[MixtureFigures], words: dict[str, str]) -> 
         assert p.value is not None and p.low is not None and p.high is not None
         c.line(sx(t.share), sy(p.low), sx(t.share), sy(p.high), "axis")
         c.rect(sx(t.share) - 4, sy(p.value) - 4, 8, 8, f"s{i % 2}")
-        x, y = _free_spot(placed, sx(t.share) + 7, sy(p.value) + 4, len(str(number)) * 7.0, (sy(1) + 10, sy(0) + 20))
+        x, y = _free_spot(placed, sx(t.share) + 7, sy(p.value) + 4, len(str(number)) * 7.0, (sy(1) + 10, sy(0) - 3))
         if abs(y - sy(p.value) - 4) > 6:  # moved off its marker: a leader line says whose number it is
-            c.line(sx(t.share) + 4, sy(p.value), x, y - 4, "grid")
+            c.line(sx(t.share) + 4, sy(p.value), x - 2, y - 4, "axis")
         c.text(x, y, str(number), "tick probe-label")
     return c
 
@@ -631,14 +631,15 @@ def chart_points(figs: Sequence[MixtureFigures]) -> list[tuple[int, TaskPoint]]:
 def _free_spot(
     placed: list[tuple[float, float]], x: float, y: float, width: float, bounds: tuple[float, float]
 ) -> tuple[float, float]:
-    """The first spot right of (x, y), then stepping down and up a line at a time, whose label box
-    overlaps no label placed before; records it."""
+    """The first spot right of (x, y), then stepping up and down a line at a time (within `bounds`, so
+    labels stay above the x axis's ticks), whose label box overlaps no label placed before; records it."""
     line = 14.0  # an 11px label's line box in Chromium (tests/test_probe.py measures it)
     for step in range(60):
-        dy = line * ((step + 1) // 2) * (1 if step % 2 else -1)
+        dy = line * ((step + 1) // 2) * (-1 if step % 2 else 1)
         ty = min(max(y + dy, bounds[0]), bounds[1])
-        if all(abs(ty - py) >= line or abs(x - px) >= max(width, 14.0) + 2 for px, py in placed):
-            placed.append((x, ty))
-            return x, ty
+        tx = x if step == 0 else x + 8  # a moved label sits further right, its leader line ending before it
+        if all(abs(ty - py) >= line or abs(tx - px) >= max(width, 14.0) + 2 for px, py in placed):
+            placed.append((tx, ty))
+            return tx, ty
     placed.append((x, y))
     return x, y
