@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from roi.backends import GenerationRequest
-from roi.backends.prefix_batching import PrefixBatcher, Row, shared_length
+from roi.backends.prefix_batching import PrefixBatcher, Row, draft, shared_length
 from roi.backends.transformers_backend import TransformersBackend, cut_at_stop
 from roi.pilot import load_pilot
 from roi.prompts import build_calls
@@ -87,26 +87,39 @@ def test_rows_of_several_prefixes_start_together(backend: TransformersBackend) -
     assert sorted(first) == [i for i, r in enumerate(requests) if r.key.startswith("single:")]
 
 
-def test_continuous_batching_gives_the_naive_answers_with_a_tight_budget(backend: TransformersBackend) -> None:
+@pytest.mark.parametrize("speculate", [True, False])
+def test_continuous_batching_gives_the_naive_answers_with_a_tight_budget(
+    backend: TransformersBackend, speculate: bool
+) -> None:
     """With a budget of a few rows, mixed rows join a batch already decoding (left-padded, merged) as
-    others finish; answers are still the naive path's."""
+    others finish, and few-row steps verify prompt-lookup drafts; answers are still the naive path's."""
     requests = demo_requests()
-    batcher = PrefixBatcher(backend.model, backend.tokenizer, backend.device, budget_bytes=40 * 2**20)
+    batcher = PrefixBatcher(
+        backend.model, backend.tokenizer, backend.device, budget_bytes=40 * 2**20, speculate=speculate
+    )
     rows = [backend._row(r, i // 2) for i, r in enumerate(requests)]
-    merges = 0
-    original = batcher._merge
+    calls = {"_merge": 0, "_verify": 0}
+    for name in calls:
+        original = getattr(batcher, name)
 
-    def counting_merge(*args: object) -> object:
-        nonlocal merges
-        merges += 1
-        return original(*args)  # type: ignore[arg-type]
+        def counting(*args: object, _name: str = name, _original: object = original) -> object:
+            calls[_name] += 1
+            return _original(*args)  # type: ignore[operator]
 
-    batcher._merge = counting_merge  # type: ignore[method-assign]
+        setattr(batcher, name, counting)
     done = {i: g.tokens for chunk in batcher.complete(rows) for i, g in chunk.items()}
-    assert merges >= 1
+    assert calls["_merge"] >= 1
+    assert (calls["_verify"] >= 1) == speculate
     for i, request in enumerate(requests):
         text = backend.tokenizer.decode(done[i], skip_special_tokens=True)
         assert cut_at_stop(text, request.stop) == backend.generate_naive(request).text, request.key
+
+
+def test_draft_is_what_followed_the_latest_occurrence_of_the_tail() -> None:
+    assert draft([5, 6, 7, 9, 5, 6, 7], 2) == [9, 5]  # the 3-token tail 5 6 7 was followed by 9 5
+    assert draft([1, 2, 3, 2, 3, 4, 2, 3], 3) == [4, 2, 3]  # latest occurrence of 2 3 wins
+    assert draft([1, 2, 3, 4], 2) == []  # nothing repeats
+    assert draft([8, 1, 2, 8], 5) == [1, 2, 8]  # shorter than asked at the end of the sequence
 
 
 MIXED_STOP = ("\n\n", "\nQ[", "\nA[3]")

@@ -53,6 +53,14 @@ class _Room:
         """Drop the buffers (the layer is not used again): lets a merge hold one layer twice, not all."""
         self._k = self._v = self.keys = self.values = None
 
+    def roll(self, shifts: list[int]) -> None:
+        """Move row r's slots right by `shifts[r]`, its last slots wrapping to the front (to be masked)."""
+        assert self._k is not None and self._v is not None
+        for r, shift in enumerate(shifts):
+            if shift:
+                self._k[r, :, : self.length] = torch.roll(self._k[r, :, : self.length], shift, dims=1)
+                self._v[r, :, : self.length] = torch.roll(self._v[r, :, : self.length], shift, dims=1)
+
     def _select(self, indices: torch.Tensor) -> None:
         if self.length and self._k is not None and self._v is not None:
             self._k, self._v = self._k[indices], self._v[indices]
@@ -140,3 +148,15 @@ def merged_cache(config: Any, a: DynamicCache, b: DynamicCache, width: int, spar
                 layer.release()
         cache.update(k, v, layer_idx)
     return cache
+
+
+def all_rollable(cache: DynamicCache) -> bool:
+    return all(isinstance(layer, _Room) and layer.length for layer in cache.layers)
+
+
+def roll_rows(cache: DynamicCache, shifts: list[int]) -> None:
+    """Roll every layer's rows (see `_Room.roll`); the caller masks the wrapped slots."""
+    if any(shifts):
+        for layer in cache.layers:
+            assert isinstance(layer, _Room)
+            layer.roll(shifts)

@@ -37,12 +37,14 @@ from typing import Any
 
 import torch
 
-from roi.backends.growing_cache import growing_cache, merged_cache, right_aligned
+from roi.backends.growing_cache import all_rollable, growing_cache, merged_cache, right_aligned, roll_rows
 
 _CPU_MAX_BATCH = 64  # past this a 2-8 core CPU is compute-bound: bigger batches only cost memory
 _CUDA_MAX_BATCH = 256
 _STOP_CONTEXT = 8  # prompt tokens decoded with the answer, so a stop string may straddle the seam
 _TIMED_STEPS = 3  # decoding steps timed alone per group (their median is the step time)
+_DRAFT_TOKENS = 4  # tokens of a prompt-lookup draft
+_DRAFT_ROWS = 8  # speculate only this few rows: with more the output layer is compute-bound
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,18 @@ def _left_pad(mask: torch.Tensor, width: int) -> torch.Tensor:
     return torch.cat([mask.new_zeros((mask.shape[0], width - mask.shape[1])), mask], dim=1)
 
 
+def draft(tokens: list[int], size: int, longest_ngram: int = 3) -> list[int]:
+    """Prompt lookup: the `size` tokens that followed the latest earlier occurrence of the sequence's last
+    3 (else 2, else 1) tokens; empty when there is none. Mixed answers echo their task and input, and a
+    looping answer repeats itself, so such drafts are often right."""
+    for n in range(min(longest_ngram, len(tokens) - 1), 0, -1):
+        tail = tokens[-n:]
+        for start in range(len(tokens) - n - 1, -1, -1):
+            if tokens[start : start + n] == tail:
+                return tokens[start + n : start + n + size]
+    return []
+
+
 def shared_length(rows: Sequence[Row], window: int | None) -> int:
     """Tokens every row starts with, leaving each row at least one token of its own to feed; capped so
     a sliding-window cache layer still holds the whole prefix."""
@@ -160,7 +174,10 @@ def output_logits(model: Any, hidden: torch.Tensor) -> torch.Tensor:
 class PrefixBatcher:
     """Runs greedy decoding on one device for rows of token ids; see the module docstring."""
 
-    def __init__(self, model: Any, tokenizer: Any, device: str, budget_bytes: int | None = None) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, device: str, budget_bytes: int | None = None, *, speculate: bool = True
+    ) -> None:
+        self.speculate = speculate
         self.model = model
         self.decoder = model.get_decoder()
         self.tokenizer = tokenizer
@@ -208,7 +225,7 @@ class PrefixBatcher:
                     pending.popleft()
                 running = started if running is None else self._merge(rows, running, started)
             elif running is not None:
-                self._step(running)
+                self._step(rows, running)
             if running is None:
                 continue
             finished = self._retire(rows, running)
@@ -329,13 +346,59 @@ class PrefixBatcher:
             self._forward(batch, input_ids, positions)
         return batch
 
-    def _step(self, batch: _Batch) -> None:
-        """One decoding step: every row feeds the token it produced last."""
+    def _step(self, rows: Sequence[Row], batch: _Batch) -> None:
+        """One decoding step: every row feeds the token it produced last. When few rows are left, rows
+        also feed a draft of the tokens that follow (see `_verify`)."""
+        if self.speculate and len(batch.index) <= _DRAFT_ROWS and all_rollable(batch.cache):
+            drafts = [
+                draft(list(rows[i].ids) + t, _DRAFT_TOKENS) for i, t in zip(batch.index, batch.tokens, strict=True)
+            ]
+            if any(drafts):
+                self._verify(rows, batch, drafts)
+                return
         batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(batch.index), 1))], dim=1)
         batch.positions = batch.positions + 1
         input_ids = torch.tensor([[t[-1]] for t in batch.tokens], device=self.device)
         with torch.inference_mode():
             self._forward(batch, input_ids, batch.positions)
+
+    def _verify(self, rows: Sequence[Row], batch: _Batch, drafts: list[list[int]]) -> None:
+        """Prompt-lookup speculative decoding, greedy: each row feeds its last token and its draft in one
+        pass; the draft's tokens are kept while they equal the model's own greedy choice at each
+        position, plus the model's choice after the last kept one. With a handful of rows a step is
+        bound by reading the weights, so checking 1 + draft positions costs about as much as one. The
+        rejected positions' keys/values are rolled to the row's left padding (masked), which keeps the
+        row right-aligned and contiguous."""
+        device = self.device
+        width = max(len(d) for d in drafts)
+        fed = [[t[-1], *d] + [self.pad_id] * (width - len(d)) for t, d in zip(batch.tokens, drafts, strict=True)]
+        batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(batch.index), width + 1))], dim=1)
+        positions = batch.positions + 1 + torch.arange(width + 1, device=device)[None, :]
+        with torch.inference_mode():
+            hidden = self.decoder(
+                input_ids=torch.tensor(fed, device=device), attention_mask=batch.mask, position_ids=positions,
+                cache=batch.cache, use_cache=True,
+            ).last_hidden_state  # fmt: skip
+            choices = output_logits(self.model, hidden.reshape(-1, hidden.shape[-1])).argmax(dim=-1)
+        choices_by_row = choices.view(len(fed), width + 1).tolist()
+        shifts, advance = [], []
+        for r, (index, d, choice) in enumerate(zip(batch.index, drafts, choices_by_row, strict=True)):
+            kept = 0
+            while kept < len(d) and d[kept] == choice[kept]:
+                kept += 1
+            for token in choice[: kept + 1]:  # stop where the row would have stopped step by step
+                batch.tokens[r].append(int(token))
+                if self._done(rows[index], batch.tokens[r]):
+                    break
+            shifts.append(width - kept)
+            advance.append(kept + 1)
+        with torch.inference_mode():  # the cache's tensors are inference tensors
+            roll_rows(batch.cache, shifts)
+        for r, shift in enumerate(shifts):
+            if shift:
+                batch.mask[r] = torch.roll(batch.mask[r], shift)
+                batch.mask[r, :shift] = 0
+        batch.positions = batch.positions + torch.tensor(advance, device=device)[:, None]
 
     def _forward(self, batch: _Batch, input_ids: torch.Tensor, positions: torch.Tensor) -> None:
         hidden = self.decoder(
@@ -359,8 +422,7 @@ class PrefixBatcher:
         """Rows that stopped (end of sequence, a stop string, their token budget) leave the batch."""
         finished, keep = {}, []
         for k, (index, tokens) in enumerate(zip(batch.index, batch.tokens, strict=True)):
-            row = rows[index]
-            if tokens[-1] in self.eos or len(tokens) >= row.max_new_tokens or self._stopped(row, tokens):
+            if self._done(rows[index], tokens):
                 finished[index] = tokens
             else:
                 keep.append(k)
@@ -371,6 +433,9 @@ class PrefixBatcher:
         batch.index = [batch.index[k] for k in keep]
         batch.tokens = [batch.tokens[k] for k in keep]
         return finished
+
+    def _done(self, row: Row, tokens: list[int]) -> bool:
+        return tokens[-1] in self.eos or len(tokens) >= row.max_new_tokens or self._stopped(row, tokens)
 
     def _stopped(self, row: Row, generated: list[int]) -> bool:
         """Whether a stop string now ends within the newest token, as `generate(stop_strings=...)` decides:
