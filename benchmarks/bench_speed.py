@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 PILOT = REPO / "pilots" / "superposition-demo.yaml"
 SYSTEMS = ("naive", "roi", "lm-eval")
+THREADS = [len(os.sched_getaffinity(0))]  # set by --threads
 
 
 def requests(limit: int | None) -> list[Any]:
@@ -51,7 +53,10 @@ def backend(batching: bool) -> Any:
 
 
 def run_roi(reqs: list[Any], batching: bool) -> dict[str, Any]:
+    import torch
+
     b = backend(batching)
+    torch.set_num_threads(THREADS[0])  # not the backend's load-aware choice: see --threads
     started = time.perf_counter()
     results = list(b.generate(reqs))
     wall = time.perf_counter() - started
@@ -79,9 +84,7 @@ def run_lm_eval(reqs: list[Any], batch_size: int) -> dict[str, Any]:
     model_dir = resolve_model_dir("embedded", REPO, lambda _: None)
     import torch
 
-    from roi.backends.transformers_backend import pick_threads
-
-    pick_threads(torch)  # the same threads as roi and the naive loop, for a fair comparison
+    torch.set_num_threads(THREADS[0])  # the same threads as roi and the naive loop, for a fair comparison
     lm = HFLM(pretrained=str(model_dir), device="cpu", dtype="float32", batch_size=batch_size, add_bos_token=True)
     instances = [
         Instance(
@@ -211,11 +214,19 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="eval items per task (default: all)")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset of " + ",".join(SYSTEMS))
     parser.add_argument("--lm-eval-batch-size", type=int, default=16)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=THREADS[0],
+        help="torch threads for every system (default: all usable CPUs; roi's own choice follows the load "
+        "average, which lags a minute behind the previous system's run)",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-speed.json"), help="all figures as JSON")
     parser.add_argument("--reuse", action="store_true", help="keep a system's figures from an earlier run")
     parser.add_argument("--child", choices=SYSTEMS, help=argparse.SUPPRESS)
     parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    THREADS[0] = args.threads
     if args.child:
         child(args.child, args.limit, args.lm_eval_batch_size, args.child_out)
         return
@@ -223,7 +234,7 @@ def main() -> None:
     for system in args.systems.split(","):
         out = args.out.with_suffix(f".{system}.json")
         cmd = [sys.executable, __file__, "--child", system, "--child-out", str(out)]
-        cmd += ["--lm-eval-batch-size", str(args.lm_eval_batch_size)]
+        cmd += ["--lm-eval-batch-size", str(args.lm_eval_batch_size), "--threads", str(args.threads)]
         if args.limit:
             cmd += ["--limit", str(args.limit)]
         if not (args.reuse and out.exists()):
