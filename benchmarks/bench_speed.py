@@ -151,7 +151,9 @@ def machine_limit(roi: dict[str, Any], reqs: list[Any]) -> dict[str, float]:
 
 
 def _prefix_len(request: Any, roi: dict[str, Any]) -> int:
-    return _PREFIX_TOKENS.setdefault(request.prefix, _count(request.prefix, roi["model_dir"]))
+    if request.prefix not in _PREFIX_TOKENS:
+        _PREFIX_TOKENS[request.prefix] = _count(request.prefix, roi["model_dir"])
+    return _PREFIX_TOKENS[request.prefix]
 
 
 _PREFIX_TOKENS: dict[str, int] = {}
@@ -161,7 +163,9 @@ _TOKENIZERS: dict[str, Any] = {}
 def _count(text: str, model_dir: str) -> int:
     from transformers import AutoTokenizer
 
-    tok = _TOKENIZERS.setdefault(model_dir, AutoTokenizer.from_pretrained(model_dir))
+    if model_dir not in _TOKENIZERS:  # not setdefault: that would load the tokenizer on every call
+        _TOKENIZERS[model_dir] = AutoTokenizer.from_pretrained(model_dir)
+    tok = _TOKENIZERS[model_dir]
     return len(tok(text).input_ids)
 
 
