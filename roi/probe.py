@@ -224,11 +224,9 @@ def _upcast(logits: Any) -> Any:
 
 def _lm_head(model: Any, hidden: Any) -> Any:
     """The model's output layer on the picked hidden states only (final soft-capping as the model does)."""
-    import torch
+    from roi.backends.prefix_batching import softcap
 
-    logits = model.get_output_embeddings()(hidden)
-    cap = getattr(model.config, "final_logit_softcapping", None)
-    return torch.tanh(logits / cap) * cap if cap else logits
+    return softcap(model, model.get_output_embeddings()(hidden))
 
 
 def reference_scores(model: Any, tokenizer: Any, prompt: str, candidates: Sequence[str]) -> list[float]:

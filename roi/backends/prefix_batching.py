@@ -168,6 +168,11 @@ def output_logits(model: Any, hidden: torch.Tensor) -> torch.Tensor:
         logits = torch.mm(head.weight, hidden.t()).t()
     else:
         logits = head(hidden)
+    return softcap(model, logits)
+
+
+def softcap(model: Any, logits: torch.Tensor) -> torch.Tensor:
+    """The model's final logit soft-capping (Gemma 2 style), as its own forward applies it; none here."""
     cap = getattr(model.config.get_text_config(decoder=True), "final_logit_softcapping", None)
     return torch.tanh(logits / cap) * cap if cap else logits
 
@@ -180,21 +185,13 @@ def greedy_tokens(model: Any, hidden: torch.Tensor, chunk: int = _VOCAB_CHUNK) -
     head = model.get_output_embeddings()
     if hidden.device.type != "cpu" or getattr(head, "bias", None) is not None:
         return output_logits(model, hidden).argmax(dim=-1)
-    cap = getattr(model.config.get_text_config(decoder=True), "final_logit_softcapping", None)
     weight = head.weight
-    best_value, best_index = torch.full((hidden.shape[0],), -torch.inf, device=hidden.device), None
-    for start in range(0, weight.shape[0], chunk):
-        logits = torch.mm(weight[start : start + chunk], hidden.t())
-        if cap:
-            logits = torch.tanh(logits / cap) * cap
-        value, index = logits.max(dim=0)
-        index += start
-        if best_index is None:
-            best_value, best_index = value, index
-        else:
-            better = value > best_value
-            best_value, best_index = torch.where(better, value, best_value), torch.where(better, index, best_index)
-    assert best_index is not None
+    best_value, best_index = softcap(model, torch.mm(weight[:chunk], hidden.t())).max(dim=0)
+    for start in range(chunk, weight.shape[0], chunk):
+        value, index = softcap(model, torch.mm(weight[start : start + chunk], hidden.t())).max(dim=0)
+        better = value > best_value  # strictly: an earlier slice keeps a tie
+        best_value = torch.where(better, value, best_value)
+        best_index = torch.where(better, index + start, best_index)
     return best_index
 
 
