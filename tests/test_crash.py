@@ -19,7 +19,10 @@ from roi.events import read_events
 from .conftest import PILOTS, REPO
 
 DATA = PILOTS / "data" / "demo"
-TOTAL = 4  # 2 tasks x 2 items, single prompts only: the fastest real run that has something to kill
+# 2 tasks x 4 items, single prompts only, one call decoded at a time: a batch finishes its calls
+# within milliseconds of each other, so a kill between two stored calls needs them in sequence.
+LIMIT = 4
+TOTAL = 2 * LIMIT
 
 
 def write_pilot(path: Path) -> Path:
@@ -31,6 +34,7 @@ models:
   - name: gemma-270m
     backend: transformers
     model: embedded
+    max_batch: 1
     cost: {{usd_per_hour: 0.40}}
 tasks:
   - name: capital
@@ -53,7 +57,7 @@ modes:
 
 
 def roi_run(pilot: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "roi", "run", str(pilot), "--limit", "2", "--fresh", "--out", str(out), *extra]
+    return [sys.executable, "-m", "roi", "run", str(pilot), "--limit", str(LIMIT), "--fresh", "--out", str(out), *extra]
 
 
 def env() -> dict[str, str]:

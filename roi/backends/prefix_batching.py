@@ -199,7 +199,14 @@ class PrefixBatcher:
     """Runs greedy decoding on one device for rows of token ids; see the module docstring."""
 
     def __init__(
-        self, model: Any, tokenizer: Any, device: str, budget_bytes: int | None = None, *, speculate: bool = True
+        self,
+        model: Any,
+        tokenizer: Any,
+        device: str,
+        budget_bytes: int | None = None,
+        *,
+        speculate: bool = True,
+        max_batch: int | None = None,
     ) -> None:
         self.speculate = speculate
         self.model = model
@@ -218,7 +225,7 @@ class PrefixBatcher:
         vocab = int(cfg.vocab_size) if device.startswith("cuda") else (1 + _DRAFT_TOKENS) * _VOCAB_CHUNK
         self.row_logit_bytes = 2 * vocab * elem
         self.budget = budget_bytes if budget_bytes is not None else memory_budget(model, device)
-        self.max_batch = _CUDA_MAX_BATCH if device.startswith("cuda") else _CPU_MAX_BATCH
+        self.max_batch = max_batch or (_CUDA_MAX_BATCH if device.startswith("cuda") else _CPU_MAX_BATCH)
 
     # -- public -----------------------------------------------------------------------------------
 

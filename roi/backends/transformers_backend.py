@@ -100,7 +100,7 @@ class TransformersBackend:
             return_large_blocks()
         from roi.backends.prefix_batching import PrefixBatcher
 
-        self._batcher = PrefixBatcher(self.model, self.tokenizer, self.device)
+        self._batcher = PrefixBatcher(self.model, self.tokenizer, self.device, max_batch=spec.max_batch)
 
     def count_tokens(self, text: str) -> int | None:
         return len(self.tokenizer(text, add_special_tokens=True).input_ids)
