@@ -16,10 +16,11 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from roi import probe
+from roi import probe, teacher_forcing
 from roi.backends.local_models import resolve_model_dir
 from roi.pilot import load_pilot
 
@@ -53,12 +54,13 @@ def main() -> None:
 
     model_dir = resolve_model_dir("embedded", PILOT.parent, print)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, local_files_only=True).eval()
+    model: Any = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, local_files_only=True)
+    model.eval()  # inference mode: no dropout
     prompts = probe.build_prompts(load_pilot(PILOT))
     prompts = prompts[:: max(1, len(prompts) // args.prompts)][: args.prompts]
     lengths = [len(tokenizer(p.text).input_ids) for p in prompts]
     print(f"torch threads {torch.get_num_threads()}; {len(prompts)} prompts, {min(lengths)}-{max(lengths)} tokens")
-    probe.score_candidates(model, tokenizer, prompts[0].text, candidates_for(prompts[0], 2))  # warm-up
+    teacher_forcing.score_candidates(model, tokenizer, prompts[0].text, candidates_for(prompts[0], 2))  # warm-up
     print("K  roi_s  reference_s  speedup  target(0.8K)  worst_rel_diff")
     for k in args.k:
         ours = ref = 0.0
@@ -67,9 +69,9 @@ def main() -> None:
             cands = candidates_for(prompt, k)
             t_ours = t_ref = float("inf")
             for _ in range(args.repeat):
-                t, fast = timed(probe.score_candidates, model, tokenizer, prompt.text, cands)
+                t, fast = timed(teacher_forcing.score_candidates, model, tokenizer, prompt.text, cands)
                 t_ours = min(t_ours, t)
-                t, slow = timed(probe.reference_scores, model, tokenizer, prompt.text, cands)
+                t, slow = timed(teacher_forcing.reference_scores, model, tokenizer, prompt.text, cands)
                 t_ref = min(t_ref, t)
             ours, ref = ours + t_ours, ref + t_ref
             for f, r in zip(fast, slow, strict=True):  # type: ignore[call-overload]

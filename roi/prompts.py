@@ -140,8 +140,10 @@ def mixed_calls(
                 suffix=_block(pairs) + "\n" + answer_head(1, queries[0].task, queries[0].item.input),
                 queries=tuple(queries),
                 max_new_tokens=budget,
-                # A small model happily invents an answer line past the last query: stop there.
-                stop=("\n\n", "\nQ[", f"\nA[{len(queries) + 1}]"),
+                # A small model happily invents an answer line past the last query, or starts the list
+                # again (the prompt holds the first `A[1]`, so a generated one is a restart): stop
+                # there. Only the first line per query is parsed, so answers are the same, tokens fewer.
+                stop=("\n\n", "\nQ[", f"\nA[{len(queries) + 1}]", "\nA[1]"),
             )
         )
     return calls

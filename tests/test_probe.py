@@ -3,11 +3,9 @@ paper's reference computation on the real embedded model."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from roi.errors import RoiError
 from roi.pilot import load_pilot
 from roi.runner import RunOptions, run_pilot
 from tests.conftest import PILOTS
+from tests.test_teacher_forcing import paper_reference
 
 EXAMPLE = PILOTS / "superposition-probe.yaml"
 
@@ -136,120 +135,6 @@ def test_figures_by_hand() -> None:
     assert fig.beam_width == 2
 
 
-# ---------------------------------------------------------------- exactness on the real model
-
-
-@pytest.fixture(scope="module")
-def lm(embedded_model_dir: Path) -> Iterator[tuple[Any, Any]]:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(embedded_model_dir), local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(str(embedded_model_dir), dtype=torch.float32, local_files_only=True)
-    yield model.eval(), tokenizer
-
-
-def paper_reference(model: Any, tokenizer: Any, prompt: str, cand: str) -> float:
-    """Written here independently of roi.probe: a full forward pass over prompt + candidate, the product
-    of the softmax probabilities of the candidate's tokens (joint tokenisation, split where the joint
-    ids stop agreeing with the prompt's own ids)."""
-    import torch
-
-    prompt_ids = tokenizer(prompt).input_ids
-    ids = tokenizer(prompt + cand).input_ids
-    split = next((i for i, (a, b) in enumerate(zip(prompt_ids, ids, strict=False)) if a != b), len(prompt_ids))
-    split = min(split, len(ids) - 1)
-    with torch.no_grad():
-        probs = torch.softmax(model(torch.tensor([ids])).logits[0], dim=-1)
-    result = 1.0
-    for pos in range(split, len(ids)):
-        result *= float(probs[pos - 1, ids[pos]])
-    return result
-
-
-# float32 tolerance. The reference is not reproducible to 1e-5 itself: appending one token after the
-# candidate (which changes no scored probability mathematically) moves its result by up to 1.3e-5
-# relative on the example pilot's prompts (BENCHMARKS.md, "Probe"). The float64 test below shows the
-# computation is the same: there the two agree to 1e-9.
-FLOAT32_REL = 1e-4
-
-
-def assert_matches(
-    lm: tuple[Any, Any], prompt: str, candidates: list[str], rel: float = FLOAT32_REL
-) -> list[probe.Scored]:
-    model, tokenizer = lm
-    fast = probe.score_candidates(model, tokenizer, prompt, candidates)
-    for cand, scored in zip(candidates, fast, strict=True):
-        expected = paper_reference(model, tokenizer, prompt, cand)
-        assert expected > 0
-        assert scored.probability == pytest.approx(expected, rel=rel), cand
-    return fast
-
-
-def test_same_computation_as_the_reference_in_float64(embedded_model_dir: Path) -> None:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(embedded_model_dir), local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(str(embedded_model_dir), dtype=torch.float64, local_files_only=True)
-    lm64 = (model.eval(), tokenizer)
-    assert_matches(lm64, CAPITALS + " ", ["Rome", "Roma", "R"], rel=1e-9)  # merged across the seam
-    assert_matches(lm64, CAPITALS, [" Rome", " Rome is", " Romeo and Juliet"], rel=1e-9)
-
-
-CAPITALS = "France -> Paris\nJapan -> Tokyo\nGermany -> Berlin\nItaly ->"
-
-
-def test_example_pilot_prompts_match_the_reference(lm: tuple[Any, Any]) -> None:
-    prompts = probe.build_prompts(load_pilot(EXAMPLE))
-    for prompt in prompts[-1:]:  # a three-task prompt
-        candidates = [probe.candidate(a) for a in prompt.answers.values()]
-        scored = assert_matches(lm, prompt.text, candidates)
-        assert sum(s.probability for s in scored) <= 1.0 + 1e-6
-
-
-def test_multi_token_and_prefix_candidates(lm: tuple[Any, Any]) -> None:
-    _, tokenizer = lm
-    candidates = [" Rome", " Rome is", " Ro", " R", " Romeo and Juliet", " Europe"]
-    scored = assert_matches(lm, CAPITALS, candidates)
-    assert scored[1].tokens > scored[0].tokens == 1 and scored[4].tokens >= 3
-    # A prefix continuation can only be as likely as the word it starts, and an extension less so.
-    assert scored[1].probability < scored[0].probability
-    assert len(tokenizer(" Romeo and Juliet", add_special_tokens=False).input_ids) >= 3
-
-
-def test_candidate_merging_with_the_prompt_end(lm: tuple[Any, Any]) -> None:
-    _, tokenizer = lm
-    # The prompt ends in a space, the candidate has none: jointly they form one token ("▁Rome").
-    split = probe.joint_split(tokenizer, CAPITALS + " ", "Rome")
-    prompt_ids = tokenizer(CAPITALS + " ").input_ids
-    assert split.start < len(prompt_ids), "the space token of the prompt is re-tokenised with the answer"
-    assert tokenizer.convert_ids_to_tokens(split.ids[split.start :]) == ["▁Rome"]
-    merged = assert_matches(lm, CAPITALS + " ", ["Rome", "Roma", "Europe", "R"])
-    plain = assert_matches(lm, CAPITALS, [" Rome", " Roma", " Europe", " R"])
-    assert [m.probability for m in merged] == pytest.approx([p.probability for p in plain], rel=FLOAT32_REL)
-    # No space at all: a different, less likely token sequence, scored exactly too.
-    bare = assert_matches(lm, CAPITALS, ["Rome", " Rome"])
-    assert bare[0].probability < bare[1].probability
-
-
-def test_prompt_longer_than_the_sliding_window(lm: tuple[Any, Any]) -> None:
-    model, tokenizer = lm
-    window = model.config.get_text_config().sliding_window
-    lines = [f"{n} -> {n + 1}" for n in range(1, 400)]
-    prompt = "\n".join(lines[: window // 3] + lines[window // 3 :][:100]) + "\n17 ->"
-    assert len(tokenizer(prompt).input_ids) > window
-    assert_matches(lm, prompt, [" 18", " 18 and"])
-
-
-def test_beam_answers_are_the_models_own_continuations(lm: tuple[Any, Any]) -> None:
-    model, tokenizer = lm
-    beams = probe.beam_answers(model, tokenizer, CAPITALS, width=3, max_new_tokens=4)
-    assert len(beams) == 3 and beams[0] == "Rome"  # the best beam is the likeliest answer
-    assert all("\n" not in b and b == b.strip() for b in beams)
-    assert len(set(beams)) == 3  # beams that end as the same answer (after the newline cut) count once
-
-
 # ---------------------------------------------------------------- a run with a probe, end to end
 
 
@@ -298,60 +183,6 @@ def test_console_table_shows_every_mixture() -> None:
     recorder.print(console.probe_table(probe.figures(rows, beam_width=0)))
     text = recorder.export_text()
     assert "a 0.50 + b 0.50" in text and "a [0.50]: 0.500" in text and "K=2: 50%" in text
-
-
-# ---------------------------------------------------------------- the calibration chart stays legible
-
-
-def clustered_figures() -> list[probe.MixtureFigures]:
-    """Five mixtures of three tasks whose minority and absent tasks all sit near the origin, where the
-    first version's labels were drawn over one another."""
-    rows = []
-    for m, (pa, pb) in enumerate([(0.5, 0.01), (0.3, 0.004), (0.01, 0.2), (0.02, 0.003), (0.1, 0.12)]):
-        for i in range(3):
-            for task, share, p in (("a", 0.5, pa), ("b", 0.5, pb), ("c", 0.0, 0.0005 + 0.0001 * m)):
-                row = _row(i, task, share, p * (1 + 0.1 * i), True)
-                rows.append(dataclasses.replace(row, mixture=f"mix {m}"))
-    return probe.figures(rows, beam_width=0)
-
-
-def test_chart_numbers_every_point_without_overlap() -> None:
-    figs = clustered_figures()
-    chart = probe.calibration_chart(figs, probe._WORDS["en"])
-    labels = [s for s in chart.shapes if s["kind"] == "text" and "probe-label" in s["cls"]]
-    assert [s["text"] for s in labels] == [str(n) for n in range(1, 16)]
-    for i, a in enumerate(labels):
-        for b in labels[i + 1 :]:
-            assert abs(a["y"] - b["y"]) >= 14 or abs(a["x"] - b["x"]) >= 16, (a["text"], b["text"])
-
-
-def test_chart_labels_do_not_overlap_in_chromium(tmp_path: Path) -> None:
-    """The same check on the glyphs a real browser draws (Debian's Chromium, as the report tests)."""
-    pytest.importorskip("playwright")
-    from playwright.sync_api import sync_playwright
-
-    from roi.report.render import svg
-
-    chromium = Path("/usr/bin/chromium")
-    if not chromium.exists():
-        pytest.skip("Debian's chromium is not installed")
-    css = (Path(probe.__file__).parent / "report" / "templates" / "style.css").read_text()
-    page_html = f"<html><head><style>{css}</style></head><body style='width:600px'>"
-    page_html += str(svg(probe.calibration_chart(clustered_figures(), probe._WORDS["en"]))) + "</body></html>"
-    (tmp_path / "chart.html").write_text(page_html)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=["--headless", "--no-sandbox"])
-        page = browser.new_page()
-        page.goto((tmp_path / "chart.html").as_uri())
-        boxes = [t.bounding_box() for t in page.query_selector_all("text.probe-label")]
-        browser.close()
-    assert len(boxes) == 15 and all(b is not None and b["width"] > 0 for b in boxes)
-    for i, a in enumerate(boxes):
-        for b in boxes[i + 1 :]:
-            assert a is not None and b is not None
-            apart = a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
-            apart = apart or a["y"] + a["height"] <= b["y"] + 0.5 or b["y"] + b["height"] <= a["y"] + 0.5
-            assert apart, (a, b)
 
 
 # ---------------------------------------------------------------- an old store keeps its probe rows

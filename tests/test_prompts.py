@@ -88,6 +88,22 @@ def test_parse_mixed_missing_garbled_and_duplicate_lines() -> None:
     assert parse_mixed(" \nA[1] (capitol) Spian -> Madrid", qs)[0] == "Madrid"
 
 
+def test_mixed_stops_where_the_model_starts_the_list_again() -> None:
+    """Gemma 3 270M's output on a demo call (bench run): after the last answer it restarts at A[1] and
+    runs to its token budget. The call stops there, and the parsed answers are those of the whole text."""
+    from roi.backends.transformers_backend import cut_at_stop
+
+    call = next(c for c in demo_calls() if c.mode == "mixed")
+    qs = queries(("upper", "coffee"), ("en_fr", "white"), ("number_en", "45"), ("capital", "France"))
+    text = (
+        " COFFEE\nA[2] (en_fr) white -> WHITE\nA[3] (number_en) 45 -> forty-five\nA[4] (capital): France -> Paris"
+        "\nA[1] (upper): house -> HOUSE\nA[2] (en_fr): white -> WHITE\nA[3] (number_en) 45 -> forty-five"
+    )
+    cut = cut_at_stop(text, call.stop)
+    assert cut.endswith("France -> Paris") and "HOUSE" not in cut
+    assert parse_mixed(cut, qs) == parse_mixed(text, qs) == ["COFFEE", "WHITE", "forty-five", "Paris"]
+
+
 def test_parse_single() -> None:
     assert parse_single(" Paris\nInput: x") == "Paris"
     assert parse_single("   \n") is None

@@ -36,6 +36,7 @@ def backend(embedded_model_dir: Path) -> TransformersBackend:
 
 
 def test_fast_path_gives_the_naive_answers_and_token_counts(backend: TransformersBackend) -> None:
+    assert backend._batcher.output.screen is not None  # the screened output layer is what is compared
     requests = demo_requests()
     fast = {r.key: r for r in backend.generate(requests)}
     naive = {r.key: backend.generate_naive(r) for r in requests}

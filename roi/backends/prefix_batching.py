@@ -38,14 +38,14 @@ from typing import Any
 import torch
 
 from roi.backends.growing_cache import all_rollable, growing_cache, merged_cache, right_aligned, roll_rows
+from roi.backends.output_layer import OutputLayer
 
 _CPU_MAX_BATCH = 64  # past this a 2-8 core CPU is compute-bound: bigger batches only cost memory
 _CUDA_MAX_BATCH = 256
 _STOP_CONTEXT = 8  # prompt tokens decoded with the answer, so a stop string may straddle the seam
-_TIMED_STEPS = 3  # decoding steps timed alone per group (their median is the step time)
+_TIMED_STEPS = 3  # decoding steps timed in a batch of one (their median is the step time)
 _DRAFT_TOKENS = 4  # tokens of a prompt-lookup draft
 _DRAFT_ROWS = 8  # speculate only this few rows: with more the output layer is compute-bound
-_VOCAB_CHUNK = 16384  # output-layer rows per slice when only the argmax is needed
 
 
 @dataclass(frozen=True)
@@ -142,57 +142,22 @@ def model_bytes(model: Any) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
-def memory_budget(model: Any, device: str) -> int:
+def memory_budget(model: Any, device: str, saved: int = 0) -> int:
     """Bytes a batch's cache and logits may take. On CPU a fifth of the model's size (weights, the
     tokenizer and PyTorch already take about 1.72x the weights of a 270M model with a 262k vocabulary,
-    and a run should stay under 2x: measured 1.91x at this budget, 2.0x at a quarter) and never more
-    than a quarter of the free RAM; on CUDA half the free device memory."""
+    and a run should stay under 2x: measured 1.91x at this budget, 2.0x at a quarter), plus what the
+    screened output layer keeps off the heap (`saved`), and never more than a quarter of the free RAM;
+    on CUDA half the free device memory."""
     if device.startswith("cuda"):
         free, _ = torch.cuda.mem_get_info()
         return int(free // 2)
-    budget = model_bytes(model) // 5
+    budget = model_bytes(model) // 5 + saved
     try:
         available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         budget = min(budget, available // 4)
     except (ValueError, OSError):
         pass
     return max(budget, 64 * 2**20)
-
-
-def output_logits(model: Any, hidden: torch.Tensor) -> torch.Tensor:
-    """The model's output layer on hidden states of shape (rows, hidden), final soft-capping as the model
-    applies it. On CPU as `W @ h.T`: with a 262k-token vocabulary and a handful of rows, `linear(h, W)`
-    picks a kernel that is 2x slower at 4-12 rows (measured on this machine, BENCHMARKS.md)."""
-    head = model.get_output_embeddings()
-    if hidden.device.type == "cpu" and getattr(head, "bias", None) is None:
-        logits = torch.mm(head.weight, hidden.t()).t()
-    else:
-        logits = head(hidden)
-    return softcap(model, logits)
-
-
-def softcap(model: Any, logits: torch.Tensor) -> torch.Tensor:
-    """The model's final logit soft-capping (Gemma 2 style), as its own forward applies it; none here."""
-    cap = getattr(model.config.get_text_config(decoder=True), "final_logit_softcapping", None)
-    return torch.tanh(logits / cap) * cap if cap else logits
-
-
-def greedy_tokens(model: Any, hidden: torch.Tensor, chunk: int = _VOCAB_CHUNK) -> torch.Tensor:
-    """The argmax of `output_logits(model, hidden)` per row, computed a slice of the vocabulary at a time
-    on CPU, so a step holds 16k logits per row instead of 262k (with drafts, 5 positions x 8 rows of
-    full logits took ~85 MB of peak memory) at the same speed; the first index wins ties, as in
-    `argmax`."""
-    head = model.get_output_embeddings()
-    if hidden.device.type != "cpu" or getattr(head, "bias", None) is not None:
-        return output_logits(model, hidden).argmax(dim=-1)
-    weight = head.weight
-    best_value, best_index = softcap(model, torch.mm(weight[:chunk], hidden.t())).max(dim=0)
-    for start in range(chunk, weight.shape[0], chunk):
-        value, index = softcap(model, torch.mm(weight[start : start + chunk], hidden.t())).max(dim=0)
-        better = value > best_value  # strictly: an earlier slice keeps a tie
-        best_value = torch.where(better, value, best_value)
-        best_index = torch.where(better, index + start, best_index)
-    return best_index
 
 
 class PrefixBatcher:
@@ -207,6 +172,7 @@ class PrefixBatcher:
         *,
         speculate: bool = True,
         max_batch: int | None = None,
+        output: OutputLayer | None = None,
     ) -> None:
         self.speculate = speculate
         self.model = model
@@ -220,11 +186,16 @@ class PrefixBatcher:
         self.eos = set([eos] if isinstance(eos, int) else list(eos or []))
         self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
         self.token_bytes = kv_bytes_per_token(model)
+        self.output = output or OutputLayer(model)
+        # Transient memory per row of a greedy step (x5 positions with drafts); all logits on CUDA.
         elem = next(model.parameters()).element_size()
-        # Logits per row: a vocabulary slice on CPU (x5 positions with drafts), all of it on CUDA.
-        vocab = int(cfg.vocab_size) if device.startswith("cuda") else (1 + _DRAFT_TOKENS) * _VOCAB_CHUNK
-        self.row_logit_bytes = 2 * vocab * elem
-        self.budget = budget_bytes if budget_bytes is not None else memory_budget(model, device)
+        cuda_logits = 2 * int(cfg.vocab_size) * elem
+        self.row_logit_bytes = (
+            cuda_logits if device.startswith("cuda") else (1 + _DRAFT_TOKENS) * self.output.row_bytes()
+        )
+        saved = self.output.resident_saving()
+        self.budget = budget_bytes if budget_bytes is not None else memory_budget(model, device, saved)
+        self._steps_measured: tuple[int, float] | None = None  # (prompt tokens, median step s)
         self.max_batch = max_batch or (_CUDA_MAX_BATCH if device.startswith("cuda") else _CPU_MAX_BATCH)
 
     # -- public -----------------------------------------------------------------------------------
@@ -335,17 +306,26 @@ class PrefixBatcher:
             cache.update(keys, values, layer_idx)  # copied into the cache's own room: the prefix stays
         started = time.perf_counter()
         hidden = self.decoder(input_ids=torch.tensor([list(row.ids[shared:])], device=self.device), cache=cache)
-        token = greedy_tokens(self.model, hidden.last_hidden_state[:, -1])
+        token = self.output.greedy(hidden.last_hidden_state[:, -1])
         prefill_s = prefix_s + self._synchronised(started)
+        return SingleCallTiming(len(row.ids), prefill_s, self._step_time(row, cache, token))
+
+    def _step_time(self, row: Row, cache: Any, token: torch.Tensor) -> float:
+        """Median of a few decoding steps of a batch of one. A step reads every weight, so its time hardly
+        depends on the prompt: measured on the first group, again only for a prompt over twice as long
+        (each measurement holds the whole batch up for a few steps)."""
+        if self._steps_measured is not None and len(row.ids) <= 2 * self._steps_measured[0]:
+            return self._steps_measured[1]
         steps = []
         for position in range(len(row.ids), len(row.ids) + _TIMED_STEPS):
             started = time.perf_counter()
             hidden = self.decoder(
                 input_ids=token[:, None], position_ids=torch.tensor([[position]], device=self.device), cache=cache
             )
-            token = greedy_tokens(self.model, hidden.last_hidden_state[:, -1])
+            token = self.output.greedy(hidden.last_hidden_state[:, -1])
             steps.append(self._synchronised(started))
-        return SingleCallTiming(len(row.ids), prefill_s, statistics.median(steps))
+        self._steps_measured = (len(row.ids), statistics.median(steps))
+        return self._steps_measured[1]
 
     def _synchronised(self, started: float) -> float:
         if self.device.startswith("cuda"):
@@ -413,7 +393,7 @@ class PrefixBatcher:
                 input_ids=torch.tensor(fed, device=device), attention_mask=batch.mask, position_ids=positions,
                 cache=batch.cache, use_cache=True,
             ).last_hidden_state  # fmt: skip
-            choices = greedy_tokens(self.model, hidden.reshape(-1, hidden.shape[-1]))
+            choices = self.output.greedy(hidden.reshape(-1, hidden.shape[-1]))
         choices_by_row = choices.view(len(fed), width + 1).tolist()
         shifts, advance = [], []
         for r, (index, d, choice) in enumerate(zip(batch.index, drafts, choices_by_row, strict=True)):
@@ -438,7 +418,7 @@ class PrefixBatcher:
         hidden = self.decoder(
             input_ids=input_ids, attention_mask=batch.mask, position_ids=positions, cache=batch.cache, use_cache=True
         ).last_hidden_state[:, -1]
-        next_ids = greedy_tokens(self.model, hidden).tolist()
+        next_ids = self.output.greedy(hidden).tolist()
         for tokens, token in zip(batch.tokens, next_ids, strict=True):
             tokens.append(int(token))
 

@@ -98,9 +98,17 @@ class TransformersBackend:
         if self.device == "cpu":
             pick_threads(torch)
             return_large_blocks()
+        from roi.backends.output_layer import OutputLayer
         from roi.backends.prefix_batching import PrefixBatcher
 
-        self._batcher = PrefixBatcher(self.model, self.tokenizer, self.device, max_batch=spec.max_batch)
+        # The naive reference path keeps the model as loaded (its `generate` reads the whole output layer).
+        output = OutputLayer.for_model(self.model, self.model_dir, self.device) if batching else None
+        self._batcher = PrefixBatcher(self.model, self.tokenizer, self.device, max_batch=spec.max_batch, output=output)
+
+    def release_output_screen(self) -> None:
+        """Before work that reads the whole output layer (the probe's teacher forcing): see
+        `OutputLayer.unscreen`."""
+        self._batcher.budget -= self._batcher.output.unscreen()
 
     def count_tokens(self, text: str) -> int | None:
         return len(self.tokenizer(text, add_special_tokens=True).input_ids)

@@ -146,8 +146,8 @@ def register(section: Section, *, after: str | None = None) -> None:
 
 
 def _build_probe(inputs: ReportInputs) -> dict[str, Any] | None:
-    """Issue 5: the superposition probe's calibration chart and reading (roi/probe.py)."""
-    from roi.probe import report_section
+    """Issue 5: the superposition probe's calibration chart and reading (roi/report/probe_section.py)."""
+    from roi.report.probe_section import report_section
 
     return report_section(inputs.db, inputs.run_id, inputs.pilot, inputs.lang)
 

@@ -1,0 +1,104 @@
+"""The screened output layer (roi/backends/output_layer.py) on the real embedded model: its error bound
+holds for real hidden states on this machine's kernels, its choice is the exact float32 argmax, and the
+float32 matrix stays out of resident memory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from roi.backends.output_layer import OutputLayer, sliced_greedy
+
+PROMPTS = [
+    "France -> Paris\nJapan -> Tokyo\nItaly ->",
+    "Write the word in upper case.\nInput: cat\nOutput: CAT\nInput: river\nOutput:",
+    "A[1] (number_en) 45 -> forty-five\nA[2] (en_fr) white -> blanc\nA[3] (capital) Norway ->",
+    "<pad><pad> ) ) ) 7 7 7 \n\n\n ###",  # odd text: flat, unusual distributions
+]
+
+
+def resident_kb(path: Path) -> int:
+    """Resident kilobytes of every mapping of `path` in this process (/proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()
+        if head and "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
+            inside = line.rstrip().endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(head[1])
+    return total
+
+
+@pytest.fixture(scope="module")
+def loaded(embedded_model_dir: Path) -> Iterator[tuple[Any, Any, OutputLayer, int]]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(embedded_model_dir), local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(str(embedded_model_dir), dtype=torch.float32, local_files_only=True)
+    model.eval()
+    file = embedded_model_dir / "model.safetensors"
+    before = resident_kb(file)
+    output = OutputLayer.for_model(model, embedded_model_dir, "cpu")
+    yield model, tokenizer, output, resident_kb(file) - before
+
+
+def hidden_states(model: Any, tokenizer: Any) -> torch.Tensor:
+    """Final hidden states at every position of a few prompts: 60-odd real rows."""
+    rows = []
+    with torch.inference_mode():
+        for prompt in PROMPTS:
+            ids = tokenizer(prompt, return_tensors="pt").input_ids
+            rows.append(model.get_decoder()(input_ids=ids).last_hidden_state[0])
+    return torch.cat(rows)
+
+
+def test_the_bound_holds_and_the_choice_is_the_exact_argmax(loaded: tuple[Any, Any, OutputLayer, int]) -> None:
+    model, tokenizer, output, _ = loaded
+    assert output.screen is not None, "the embedded model's float32 embedding maps from its safetensors file"
+    hidden = hidden_states(model, tokenizer)
+    assert hidden.shape[0] > 40
+    with torch.inference_mode():
+        exact = torch.mm(hidden.double(), model.get_output_embeddings().weight.double().t())  # float64 truth
+        approx = torch.nn.functional.linear(hidden.half(), output.screen.half).double()
+        worst = (exact - approx).abs().max(dim=1).values
+        bound = output.screen.margins(hidden, hidden.half()) / 2  # without the safety factor
+        assert bool((worst <= bound).all()), (worst / bound).max()
+        assert float((worst / bound).max()) > 0.05  # the bound is not vacuous either: it is within 20x
+        found = output.screen.candidates(hidden)
+        assert found is not None
+        ids, mine = found
+        assert int(mine.sum(dim=1).max()) < 100 and ids.numel() < 20 * hidden.shape[0]  # few candidates
+        assert torch.equal(output.greedy(hidden), sliced_greedy(model, hidden))
+        assert torch.equal(output.greedy(hidden), exact.argmax(dim=1))
+
+
+def test_the_float32_matrix_stays_in_its_file(loaded: tuple[Any, Any, OutputLayer, int]) -> None:
+    model, _, output, grown_kb = loaded
+    weight = model.get_output_embeddings().weight
+    assert weight is model.get_input_embeddings().weight  # still tied
+    assert grown_kb < 20 * 1024, f"{grown_kb} kB of the model file became resident building the screen"
+    assert output.resident_saving() == weight.numel() * 2  # float32 off the heap, float16 copy on it
+
+
+def test_no_file_no_screen(loaded: tuple[Any, Any, OutputLayer, int], tmp_path: Path) -> None:
+    model, tokenizer, _, _ = loaded
+    plain = OutputLayer.for_model(model, tmp_path, "cpu")
+    assert plain.screen is None and plain.resident_saving() == 0
+    hidden = hidden_states(model, tokenizer)[:8]
+    with torch.inference_mode():
+        assert torch.equal(plain.greedy(hidden), sliced_greedy(model, hidden))
+
+
+def test_unscreen_keeps_choices_exact(loaded: tuple[Any, Any, OutputLayer, int], embedded_model_dir: Path) -> None:
+    model, tokenizer, _, _ = loaded
+    layer = OutputLayer.for_model(model, embedded_model_dir, "cpu")
+    hidden = hidden_states(model, tokenizer)[-8:]
+    with torch.inference_mode():
+        screened = layer.greedy(hidden)
+        assert layer.unscreen() == model.get_output_embeddings().weight.numel() * 2
+        assert layer.screen is None and layer.resident_saving() == 0
+        assert torch.equal(layer.greedy(hidden), screened)
