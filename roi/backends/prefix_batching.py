@@ -144,14 +144,15 @@ def model_bytes(model: Any) -> int:
 
 def memory_budget(model: Any, device: str, saved: int = 0) -> int:
     """Bytes a batch's cache and logits may take. On CPU a fifth of the model's size (weights, the
-    tokenizer and PyTorch already take about 1.72x the weights of a 270M model with a 262k vocabulary,
-    and a run should stay under 2x: measured 1.91x at this budget, 2.0x at a quarter), plus what the
-    screened output layer keeps off the heap (`saved`), and never more than a quarter of the free RAM;
-    on CUDA half the free device memory."""
+    tokenizer and PyTorch take about 1.4-1.6x the weights of a 270M model with a 262k vocabulary once
+    every weight was read, and a run should stay under 2x) plus half of what the screened output layer
+    keeps off the heap (`saved`): a whole `roi run` of the demo peaked at 1.93x with this budget, 2.03x
+    with all of `saved`. Never more than a quarter of the free RAM; on CUDA half the free device
+    memory."""
     if device.startswith("cuda"):
         free, _ = torch.cuda.mem_get_info()
         return int(free // 2)
-    budget = model_bytes(model) // 5 + saved
+    budget = model_bytes(model) // 5 + saved // 2
     try:
         available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         budget = min(budget, available // 4)
