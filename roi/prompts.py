@@ -140,10 +140,10 @@ def mixed_calls(
                 suffix=_block(pairs) + "\n" + answer_head(1, queries[0].task, queries[0].item.input),
                 queries=tuple(queries),
                 max_new_tokens=budget,
-                # A small model happily invents an answer line past the last query, or starts the list
-                # again (the prompt holds the first `A[1]`, so a generated one is a restart): stop
-                # there. Only the first line per query is parsed, so answers are the same, tokens fewer.
-                stop=("\n\n", "\nQ[", f"\nA[{len(queries) + 1}]", "\nA[1]"),
+                # A small model happily invents an answer line past the last query: stop there. Not at a
+                # second `A[1]`, although Gemma 3 270M sometimes restarts the list and runs to its budget:
+                # a restart may restate an answer the first line left empty (parse_mixed takes it).
+                stop=("\n\n", "\nQ[", f"\nA[{len(queries) + 1}]"),
             )
         )
     return calls

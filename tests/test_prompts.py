@@ -88,20 +88,17 @@ def test_parse_mixed_missing_garbled_and_duplicate_lines() -> None:
     assert parse_mixed(" \nA[1] (capitol) Spian -> Madrid", qs)[0] == "Madrid"
 
 
-def test_mixed_stops_where_the_model_starts_the_list_again() -> None:
-    """Gemma 3 270M's output on a demo call (bench run): after the last answer it restarts at A[1] and
-    runs to its token budget. The call stops there, and the parsed answers are those of the whole text."""
+def test_a_restarted_list_is_not_cut_off() -> None:
+    """A mixed call does not stop at a second A[1]: the model may leave the first line empty and
+    restate it, and parse_mixed takes the restated answer."""
     from roi.backends.transformers_backend import cut_at_stop
 
     call = next(c for c in demo_calls() if c.mode == "mixed")
-    qs = queries(("upper", "coffee"), ("en_fr", "white"), ("number_en", "45"), ("capital", "France"))
-    text = (
-        " COFFEE\nA[2] (en_fr) white -> WHITE\nA[3] (number_en) 45 -> forty-five\nA[4] (capital): France -> Paris"
-        "\nA[1] (upper): house -> HOUSE\nA[2] (en_fr): white -> WHITE\nA[3] (number_en) 45 -> forty-five"
-    )
-    cut = cut_at_stop(text, call.stop)
-    assert cut.endswith("France -> Paris") and "HOUSE" not in cut
-    assert parse_mixed(cut, qs) == parse_mixed(text, qs) == ["COFFEE", "WHITE", "forty-five", "Paris"]
+    qs = queries(("upper", "house"), ("en_fr", "white"), ("capital", "France"))
+    text = "\nA[1] (upper) house -> HOUSE\nA[2] (en_fr) white -> blanc\nA[3] (capital) France -> Paris"
+    assert cut_at_stop(text, call.stop) == text
+    assert parse_mixed(text, qs) == ["HOUSE", "blanc", "Paris"]
+    assert len(call.queries) == 4 and cut_at_stop(text + "\nA[5] (upper) x -> X", call.stop) == text  # past the end
 
 
 def test_parse_single() -> None:

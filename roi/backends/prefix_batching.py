@@ -46,6 +46,7 @@ _STOP_CONTEXT = 8  # prompt tokens decoded with the answer, so a stop string may
 _TIMED_STEPS = 3  # decoding steps timed in a batch of one (their median is the step time)
 _DRAFT_TOKENS = 4  # tokens of a prompt-lookup draft
 _DRAFT_ROWS = 8  # speculate only this few rows: with more the output layer is compute-bound
+_MIN_BUDGET = 64 * 2**20  # bytes: below this a batch could not hold a long prompt
 
 
 @dataclass(frozen=True)
@@ -142,23 +143,28 @@ def model_bytes(model: Any) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
-def memory_budget(model: Any, device: str, saved: int = 0) -> int:
+def memory_budget(model: Any, device: str, output: OutputLayer | None = None) -> int:
     """Bytes a batch's cache and logits may take. On CPU a fifth of the model's size (weights, the
     tokenizer and PyTorch take about 1.4-1.6x the weights of a 270M model with a 262k vocabulary once
-    every weight was read, and a run should stay under 2x) plus half of what the screened output layer
-    keeps off the heap (`saved`): a whole `roi run` of the demo peaked at 1.93x with this budget, 2.03x
-    with all of `saved`. Never more than a quarter of the free RAM; on CUDA half the free device
+    every weight was read, and a run should stay under 2x) plus `screen_credit` (half of what the
+    screened output layer keeps off the heap: a whole `roi run` of the demo peaked at 1.93x with it,
+    2.03x with all of it). Never more than a quarter of the free RAM; on CUDA half the free device
     memory."""
     if device.startswith("cuda"):
         free, _ = torch.cuda.mem_get_info()
         return int(free // 2)
-    budget = model_bytes(model) // 5 + saved // 2
+    budget = model_bytes(model) // 5 + (screen_credit(output) if output is not None else 0)
     try:
         available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         budget = min(budget, available // 4)
     except (ValueError, OSError):
         pass
-    return max(budget, 64 * 2**20)
+    return max(budget, _MIN_BUDGET)
+
+
+def screen_credit(output: OutputLayer) -> int:
+    """What the batch budget gains from a screened output layer (see `memory_budget`)."""
+    return output.resident_saving() // 2
 
 
 class PrefixBatcher:
@@ -194,12 +200,18 @@ class PrefixBatcher:
         self.row_logit_bytes = (
             cuda_logits if device.startswith("cuda") else (1 + _DRAFT_TOKENS) * self.output.row_bytes()
         )
-        saved = self.output.resident_saving()
-        self.budget = budget_bytes if budget_bytes is not None else memory_budget(model, device, saved)
-        self._steps_measured: tuple[int, float] | None = None  # (prompt tokens, median step s)
+        self._budget_given = budget_bytes
+        self.budget = budget_bytes if budget_bytes is not None else memory_budget(model, device, self.output)
+        self._steps_measured: dict[int, float] = {}  # median step s by prompt length class
         self.max_batch = max_batch or (_CUDA_MAX_BATCH if device.startswith("cuda") else _CPU_MAX_BATCH)
 
     # -- public -----------------------------------------------------------------------------------
+
+    def release_screen(self) -> None:
+        """Drop the output layer's float16 copy (`OutputLayer.unscreen`) and the budget it allowed."""
+        self.output.unscreen()
+        if self._budget_given is None:
+            self.budget = memory_budget(self.model, self.device, self.output)
 
     def complete(self, rows: Sequence[Row]) -> Iterator[dict[int, Generated]]:
         """Generated tokens and modelled latency by row index, yielded as rows finish."""
@@ -312,11 +324,12 @@ class PrefixBatcher:
         return SingleCallTiming(len(row.ids), prefill_s, self._step_time(row, cache, token))
 
     def _step_time(self, row: Row, cache: Any, token: torch.Tensor) -> float:
-        """Median of a few decoding steps of a batch of one. A step reads every weight, so its time hardly
-        depends on the prompt: measured on the first group, again only for a prompt over twice as long
-        (each measurement holds the whole batch up for a few steps)."""
-        if self._steps_measured is not None and len(row.ids) <= 2 * self._steps_measured[0]:
-            return self._steps_measured[1]
+        """Median of a few decoding steps of a batch of one, measured once per prompt length class
+        (powers of two): a step reads every weight, so its time hardly depends on the prompt within a
+        class, and each measurement holds the whole batch up for a few steps."""
+        length_class = len(row.ids).bit_length()
+        if length_class in self._steps_measured:
+            return self._steps_measured[length_class]
         steps = []
         for position in range(len(row.ids), len(row.ids) + _TIMED_STEPS):
             started = time.perf_counter()
@@ -325,8 +338,8 @@ class PrefixBatcher:
             )
             token = self.output.greedy(hidden.last_hidden_state[:, -1])
             steps.append(self._synchronised(started))
-        self._steps_measured = (len(row.ids), statistics.median(steps))
-        return self._steps_measured[1]
+        self._steps_measured[length_class] = statistics.median(steps)
+        return self._steps_measured[length_class]
 
     def _synchronised(self, started: float) -> float:
         if self.device.startswith("cuda"):

@@ -108,7 +108,7 @@ class TransformersBackend:
     def release_output_screen(self) -> None:
         """Before work that reads the whole output layer (the probe's teacher forcing): see
         `OutputLayer.unscreen`."""
-        self._batcher.budget -= self._batcher.output.unscreen()
+        self._batcher.release_screen()
 
     def count_tokens(self, text: str) -> int | None:
         return len(self.tokenizer(text, add_special_tokens=True).input_ids)
