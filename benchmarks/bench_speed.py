@@ -36,7 +36,7 @@ def requests(limit: int | None) -> list[Any]:
     from roi.prompts import build_calls
 
     calls = build_calls(load_pilot(PILOT), limit)
-    return [GenerationRequest(c.call_key, c.prefix, c.suffix, c.max_new_tokens, c.stop) for c in calls]
+    return [GenerationRequest(c.call_key, c.prefix, c.suffix, c.max_new_tokens, c.stop, c.complete) for c in calls]
 
 
 def items_of(key: str) -> int:

@@ -47,6 +47,15 @@ class PromptCall:
     def prompt(self) -> str:
         return self.prefix + self.suffix
 
+    def complete(self, text: str) -> bool:
+        """Whether `text` (the model's output so far) already gives every query of a mixed call a
+        non-empty answer on finished lines: parse_mixed keeps the first non-empty answer per query, so
+        nothing the model writes after can change what is scored. Gemma 3 270M sometimes restarts the
+        list after its last answer and runs to its token budget; a local model stops here instead."""
+        if self.mode != "mixed" or "\n" not in text:
+            return False
+        return all(a is not None for a in parse_mixed(text[: text.rfind("\n")], self.queries))
+
 
 def _io(x: str) -> str:
     # An input spanning several lines would break the line-based format: keep it on one line.

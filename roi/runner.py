@@ -205,7 +205,9 @@ def _run_model(
 ) -> dict[str, str]:
     spaces = AnswerSpaces.of(pilot)
     by_key = {call_id(model.name, c): c for c in todo}
-    requests = [GenerationRequest(k, c.prefix, c.suffix, c.max_new_tokens, c.stop) for k, c in by_key.items()]
+    requests = [
+        GenerationRequest(k, c.prefix, c.suffix, c.max_new_tokens, c.stop, c.complete) for k, c in by_key.items()
+    ]
     keys = {r.key: cache.cache_key(model, r) for r in requests}
     progress.model = model.name
     hits, requests = cache.split(db, model, requests, fresh=opts.fresh)  # before any backend is built

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from roi.datasets import Example
 from roi.pilot import load_pilot
-from roi.prompts import Query, build_calls, parse_mixed, parse_single, task_groups
+from roi.prompts import PromptCall, Query, build_calls, parse_mixed, parse_single, task_groups
 
 from .conftest import PILOTS
 
@@ -99,6 +101,33 @@ def test_a_restarted_list_is_not_cut_off() -> None:
     assert cut_at_stop(text, call.stop) == text
     assert parse_mixed(text, qs) == ["HOUSE", "blanc", "Paris"]
     assert len(call.queries) == 4 and cut_at_stop(text + "\nA[5] (upper) x -> X", call.stop) == text  # past the end
+
+
+def first_complete(call: PromptCall, text: str) -> int | None:
+    """Where a local backend stops: the shortest prefix of `text` the call calls complete."""
+    return next((n for n in range(len(text) + 1) if call.complete(text[:n])), None)
+
+
+def test_a_mixed_call_is_complete_once_every_query_has_an_answer() -> None:
+    call = dataclasses.replace(
+        next(c for c in demo_calls() if c.mode == "mixed"),
+        queries=queries(("upper", "house"), ("en_fr", "white"), ("capital", "France")),
+    )
+    cases = {
+        # an ordinary answer list, then the model starts it again (seen on Gemma 3 270M)
+        " HOUSE\nA[2] (en_fr) white -> blanc\nA[3] (capital) France -> Paris\nA[1] (upper): house -> X\n": 3,
+        # the first line left empty and restated
+        "\nA[1] (upper) house -> HOUSE\nA[2] (en_fr) white -> blanc\nA[3] (capital) France -> Paris\nmore\n": 4,
+        # the first line repeated before the list goes on
+        " HOUSE\nA[1] (upper) house -> HOUSE\nA[2] (en_fr) white -> blanc\nA[3] (capital) France -> Paris\n": 4,
+    }
+    for text, lines in cases.items():
+        stop = first_complete(call, text)
+        assert stop is not None and text[:stop].count("\n") == lines, text
+        assert parse_mixed(text[:stop], call.queries) == parse_mixed(text, call.queries) == ["HOUSE", "blanc", "Paris"]
+    assert not call.complete(" HOUSE\nA[2] (en_fr) white -> blanc\nA[3] (capital) France -> Par")  # line unfinished
+    assert not call.complete(" HOUSE\nA[2] (en_fr) white ->\nA[3] (capital) France -> Paris\n")  # one empty
+    assert not next(c for c in demo_calls() if c.mode == "single").complete(" Paris\nInput: x\n")
 
 
 def test_parse_single() -> None:

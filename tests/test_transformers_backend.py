@@ -25,7 +25,7 @@ def demo_requests() -> list[GenerationRequest]:
     requests = []
     for call in calls:
         budget = call.max_new_tokens if call.mode == "single" else min(call.max_new_tokens, 24)
-        requests.append(GenerationRequest(call.call_key, call.prefix, call.suffix, budget, call.stop))
+        requests.append(GenerationRequest(call.call_key, call.prefix, call.suffix, budget, call.stop, call.complete))
     return requests
 
 
@@ -52,6 +52,28 @@ def test_fast_path_gives_the_naive_answers_and_token_counts(backend: Transformer
         assert got.latency_s > 0
     # The capital task's items have answers a working model gets right: the comparison is not vacuous.
     assert "Athens" in (fast["single:capital:1"].text or "") or "Lisbon" in (fast["single:capital:2"].text or "")
+
+
+def test_mixed_calls_stop_once_every_query_is_answered(backend: TransformersBackend) -> None:
+    """Two demo mixed calls on which Gemma 3 270M, after its last answer, starts the list again and runs
+    to its token budget: both paths stop where `PromptCall.complete` says every query has its answer,
+    at the same token, with the parsed answers of the full text and fewer tokens."""
+    from roi.prompts import parse_mixed
+
+    pilot = load_pilot(PILOTS / "superposition-demo.yaml")
+    calls = [c for c in build_calls(pilot, limit=12) if c.call_key in ("mixed:g0:6", "mixed:g0:10")]
+    requests = [GenerationRequest(c.call_key, c.prefix, c.suffix, c.max_new_tokens, c.stop, c.complete) for c in calls]
+    fast = {r.key: r for r in backend.generate(requests)}
+    saved = 0
+    for call, request in zip(calls, requests, strict=True):
+        reference, got = backend.generate_naive(request), fast[call.call_key]
+        assert (got.text, got.output_tokens) == (reference.text, reference.output_tokens), call.call_key
+        longer = backend.generate_naive(dataclasses.replace(request, complete=None))
+        assert got.text is not None and longer.text is not None and got.output_tokens is not None
+        assert parse_mixed(longer.text, call.queries) == parse_mixed(got.text, call.queries), call.call_key
+        assert all(a is not None for a in parse_mixed(got.text, call.queries))
+        saved += (longer.output_tokens or 0) - got.output_tokens
+    assert saved > 40  # the check fired: measured 2 x ~58 tokens
 
 
 def test_shared_length() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -26,6 +26,10 @@ class GenerationRequest:
     suffix: str
     max_new_tokens: int
     stop: tuple[str, ...]
+    # Whether the text so far already holds every answer the call can give (later text cannot change
+    # what is parsed): a local backend stops there. API backends cannot and ignore it. Not part of
+    # the response cache's key: outputs with or without it parse the same.
+    complete: Callable[[str], bool] | None = field(default=None, compare=False, repr=False)
 
     @property
     def prompt(self) -> str:

@@ -31,7 +31,7 @@ import os
 import statistics
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +57,7 @@ class Row:
     max_new_tokens: int
     stop: tuple[str, ...]
     group: int = 0
+    complete: Callable[[str], bool] | None = None  # on the decoded answer: it holds everything needed
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,11 @@ def memory_budget(model: Any, device: str, output: OutputLayer | None = None) ->
 def screen_credit(output: OutputLayer) -> int:
     """What the batch budget gains from a screened output layer (see `memory_budget`)."""
     return output.resident_saving() // 2
+
+
+def answer_text(tokenizer: Any, tokens: Sequence[int]) -> str:
+    """Generated tokens as the call's text (what a result holds before its stop string is cut)."""
+    return str(tokenizer.decode(list(tokens), skip_special_tokens=True))
 
 
 class PrefixBatcher:
@@ -463,7 +469,9 @@ class PrefixBatcher:
         return finished
 
     def _done(self, row: Row, tokens: list[int]) -> bool:
-        return tokens[-1] in self.eos or len(tokens) >= row.max_new_tokens or self._stopped(row, tokens)
+        if tokens[-1] in self.eos or len(tokens) >= row.max_new_tokens or self._stopped(row, tokens):
+            return True
+        return row.complete is not None and row.complete(answer_text(self.tokenizer, tokens))
 
     def _stopped(self, row: Row, generated: list[int]) -> bool:
         """Whether a stop string now ends within the newest token, as `generate(stop_strings=...)` decides:

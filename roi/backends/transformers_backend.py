@@ -143,7 +143,7 @@ class TransformersBackend:
         from roi.backends.prefix_batching import Row
 
         ids = self.tokenizer(request.prompt, add_special_tokens=True).input_ids
-        return Row(tuple(int(i) for i in ids), request.max_new_tokens, request.stop, group)
+        return Row(tuple(int(i) for i in ids), request.max_new_tokens, request.stop, group, request.complete)
 
     def _result(self, request: GenerationRequest, row: Any, tokens: list[int], latency: float) -> GenerationResult:
         text = str(self.tokenizer.decode(tokens, skip_special_tokens=True))
@@ -163,6 +163,7 @@ class TransformersBackend:
                 stop_strings=list(request.stop),
                 tokenizer=self.tokenizer,
                 pad_token_id=self.tokenizer.pad_token_id,
+                stopping_criteria=self._complete_criteria(request, prompt_len),
             )
         new_tokens = output[0, prompt_len:]
         text = str(self.tokenizer.decode(new_tokens, skip_special_tokens=True))
@@ -170,6 +171,23 @@ class TransformersBackend:
         return GenerationResult(
             request.key, cut_at_stop(text, request.stop), prompt_len, int(new_tokens.shape[0]), latency
         )
+
+    def _complete_criteria(self, request: GenerationRequest, prompt_len: int) -> Any:
+        """`request.complete` as a stopping criterion of `generate`, on the same decoded text the
+        batched path checks."""
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        from roi.backends.prefix_batching import answer_text
+
+        complete, tokenizer, torch = request.complete, self.tokenizer, self._torch
+
+        class Complete(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                done = [complete is not None and complete(answer_text(tokenizer, row[prompt_len:].tolist()))
+                        for row in input_ids]  # fmt: skip
+                return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+        return StoppingCriteriaList([Complete()] if complete is not None else [])
 
     def close(self) -> None:
         del self.model
