@@ -186,7 +186,18 @@ def same_share(a: dict[str, str | None], b: dict[str, str | None]) -> float:
     return sum((a[k] or "").strip() == (b[k] or "").strip() for k in keys) / max(1, len(keys))
 
 
-def report(results: dict[str, dict[str, Any]]) -> None:
+def parsed_same_share(a: dict[str, str], b: dict[str, str], limit: int | None) -> float:
+    """Share of calls whose scored answers (parsed as roi scores them) are the same in both."""
+    from roi.pilot import load_pilot
+    from roi.prompts import build_calls, parse_answers
+
+    calls = {c.call_key: c for c in build_calls(load_pilot(PILOT), limit)}
+    keys = sorted(set(a) & set(b))
+    same = sum(parse_answers(calls[k], a[k] or "") == parse_answers(calls[k], b[k] or "") for k in keys)
+    return same / max(1, len(keys))
+
+
+def report(results: dict[str, dict[str, Any]], limit: int | None = None) -> None:
     print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
     for name, r in results.items():
         print(
@@ -197,8 +208,12 @@ def report(results: dict[str, dict[str, Any]]) -> None:
     for i, x in enumerate(names):
         for y in names[i + 1 :]:
             share = same_share(results[x]["answers"], results[y]["answers"])
+            parsed = parsed_same_share(results[x]["answers"], results[y]["answers"], limit)
             speedup = results[x]["wall_s"] / results[y]["wall_s"]
-            print(f"{x} vs {y}: identical answers {share:.1%}; wall time {x} / {y} = {speedup:.2f}")
+            print(
+                f"{x} vs {y}: identical answers {share:.1%} (parsed as scored: {parsed:.1%}); "
+                f"wall time {x} / {y} = {speedup:.2f}"
+            )
     if "roi" in results:
         roi = results["roi"]
         lim = roi["limit"]
@@ -246,7 +261,7 @@ def main() -> None:
             subprocess.run(cmd, check=True)
         results[system] = json.loads(out.read_text(encoding="utf-8"))
     args.out.write_text(json.dumps(results, indent=1), encoding="utf-8")
-    report(results)
+    report(results, args.limit)
 
 
 if __name__ == "__main__":
