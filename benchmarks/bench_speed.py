@@ -31,12 +31,11 @@ THREADS = [len(os.sched_getaffinity(0))]  # set by --threads
 
 
 def requests(limit: int | None) -> list[Any]:
-    from roi.backends import GenerationRequest
     from roi.pilot import load_pilot
     from roi.prompts import build_calls
 
     calls = build_calls(load_pilot(PILOT), limit)
-    return [GenerationRequest(c.call_key, c.prefix, c.suffix, c.max_new_tokens, c.stop, c.complete) for c in calls]
+    return [c.request(c.call_key) for c in calls]
 
 
 def items_of(key: str) -> int:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from roi.backends import GenerationRequest
 from roi.datasets import Example
 from roi.pilot import LoadedPilot, TaskData, shots_for
 
@@ -46,6 +47,12 @@ class PromptCall:
     @property
     def prompt(self) -> str:
         return self.prefix + self.suffix
+
+    def request(self, key: str) -> GenerationRequest:
+        """What a backend is sent for this call (under `key`, the call's id for one model). Only mixed
+        calls carry the completeness check: a single call's stop string ends it at its first line."""
+        check = self.complete if self.mode == "mixed" else None
+        return GenerationRequest(key, self.prefix, self.suffix, self.max_new_tokens, self.stop, check)
 
     def complete(self, text: str) -> bool:
         """Whether `text` (the model's output so far) already gives every query of a mixed call a

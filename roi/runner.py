@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from roi import baseline, cache, events, locking, notify, probe, store
-from roi.backends import Backend, GenerationRequest, GenerationResult, check_credentials, create_backend
+from roi.backends import Backend, GenerationResult, check_credentials, create_backend
 from roi.costs import result_cost_usd
 from roi.decision import Decision
 from roi.errors import RoiError
@@ -205,9 +205,7 @@ def _run_model(
 ) -> dict[str, str]:
     spaces = AnswerSpaces.of(pilot)
     by_key = {call_id(model.name, c): c for c in todo}
-    requests = [
-        GenerationRequest(k, c.prefix, c.suffix, c.max_new_tokens, c.stop, c.complete) for k, c in by_key.items()
-    ]
+    requests = [c.request(k) for k, c in by_key.items()]
     keys = {r.key: cache.cache_key(model, r) for r in requests}
     progress.model = model.name
     hits, requests = cache.split(db, model, requests, fresh=opts.fresh)  # before any backend is built

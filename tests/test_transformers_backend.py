@@ -25,7 +25,7 @@ def demo_requests() -> list[GenerationRequest]:
     requests = []
     for call in calls:
         budget = call.max_new_tokens if call.mode == "single" else min(call.max_new_tokens, 24)
-        requests.append(GenerationRequest(call.call_key, call.prefix, call.suffix, budget, call.stop, call.complete))
+        requests.append(dataclasses.replace(call.request(call.call_key), max_new_tokens=budget))
     return requests
 
 
@@ -62,7 +62,7 @@ def test_mixed_calls_stop_once_every_query_is_answered(backend: TransformersBack
 
     pilot = load_pilot(PILOTS / "superposition-demo.yaml")
     calls = [c for c in build_calls(pilot, limit=12) if c.call_key in ("mixed:g0:6", "mixed:g0:10")]
-    requests = [GenerationRequest(c.call_key, c.prefix, c.suffix, c.max_new_tokens, c.stop, c.complete) for c in calls]
+    requests = [c.request(c.call_key) for c in calls]
     fast = {r.key: r for r in backend.generate(requests)}
     saved = 0
     for call, request in zip(calls, requests, strict=True):

@@ -39,6 +39,7 @@ import torch
 
 from roi.backends.growing_cache import all_rollable, growing_cache, merged_cache, right_aligned, roll_rows
 from roi.backends.output_layer import OutputLayer
+from roi.backends.transformers_backend import answer_text
 
 _CPU_MAX_BATCH = 64  # past this a 2-8 core CPU is compute-bound: bigger batches only cost memory
 _CUDA_MAX_BATCH = 256
@@ -166,11 +167,6 @@ def memory_budget(model: Any, device: str, output: OutputLayer | None = None) ->
 def screen_credit(output: OutputLayer) -> int:
     """What the batch budget gains from a screened output layer (see `memory_budget`)."""
     return output.resident_saving() // 2
-
-
-def answer_text(tokenizer: Any, tokens: Sequence[int]) -> str:
-    """Generated tokens as the call's text (what a result holds before its stop string is cut)."""
-    return str(tokenizer.decode(list(tokens), skip_special_tokens=True))
 
 
 class PrefixBatcher:

@@ -40,6 +40,11 @@ def pick_dtype(requested: str, device: str) -> Any:
     return torch.float32
 
 
+def answer_text(tokenizer: Any, tokens: Sequence[int]) -> str:
+    """Generated tokens as the call's text (what a result holds before its stop string is cut)."""
+    return str(tokenizer.decode(list(tokens), skip_special_tokens=True))
+
+
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     """The text before the first stop string."""
     cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=len(text))
@@ -146,7 +151,7 @@ class TransformersBackend:
         return Row(tuple(int(i) for i in ids), request.max_new_tokens, request.stop, group, request.complete)
 
     def _result(self, request: GenerationRequest, row: Any, tokens: list[int], latency: float) -> GenerationResult:
-        text = str(self.tokenizer.decode(tokens, skip_special_tokens=True))
+        text = answer_text(self.tokenizer, tokens)
         return GenerationResult(request.key, cut_at_stop(text, request.stop), len(row.ids), len(tokens), latency)
 
     def generate_naive(self, request: GenerationRequest) -> GenerationResult:
@@ -166,7 +171,7 @@ class TransformersBackend:
                 stopping_criteria=self._complete_criteria(request, prompt_len),
             )
         new_tokens = output[0, prompt_len:]
-        text = str(self.tokenizer.decode(new_tokens, skip_special_tokens=True))
+        text = answer_text(self.tokenizer, new_tokens.tolist())
         latency = time.perf_counter() - started
         return GenerationResult(
             request.key, cut_at_stop(text, request.stop), prompt_len, int(new_tokens.shape[0]), latency
@@ -176,8 +181,6 @@ class TransformersBackend:
         """`request.complete` as a stopping criterion of `generate`, on the same decoded text the
         batched path checks."""
         from transformers import StoppingCriteria, StoppingCriteriaList
-
-        from roi.backends.prefix_batching import answer_text
 
         complete, tokenizer, torch = request.complete, self.tokenizer, self._torch
 
