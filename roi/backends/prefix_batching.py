@@ -244,6 +244,7 @@ class PrefixBatcher:
                 for _ in admit:
                     pending.popleft()
                 running = started if running is None else self._merge(rows, running, started)
+                del started  # else a finished batch's cache lives on while the next one is built
             elif running is not None:
                 self._step(rows, running)
             if running is None:
