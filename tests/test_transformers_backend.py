@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -136,6 +137,30 @@ def test_continuous_batching_gives_the_naive_answers_with_a_tight_budget(
     for i, request in enumerate(requests):
         text = backend.tokenizer.decode(done[i], skip_special_tokens=True)
         assert cut_at_stop(text, request.stop) == backend.generate_naive(request).text, request.key
+
+
+def test_a_finished_batch_is_freed_before_the_next_is_built(backend: TransformersBackend) -> None:
+    """With `max_batch=1` every call runs as its own batch; when one is built no earlier batch (and so
+    no earlier cache) may still be alive: holding one made support-triage peak at two batches' memory."""
+    import weakref
+
+    requests = demo_requests()[:4]
+    batcher = PrefixBatcher(backend.model, backend.tokenizer, backend.device, max_batch=1)
+    rows = [backend._row(r, i // 2) for i, r in enumerate(requests)]
+    built: list[weakref.ref[object]] = []
+    alive_when_starting: list[int] = []
+    original = batcher._start
+
+    def start(*args: Any) -> Any:
+        alive_when_starting.append(sum(ref() is not None for ref in built))
+        batch = original(*args)
+        built.append(weakref.ref(batch))
+        return batch
+
+    batcher._start = start  # type: ignore[method-assign]
+    done = {i for chunk in batcher.complete(rows) for i in chunk}
+    assert done == set(range(len(rows))) and len(built) == len(rows)
+    assert alive_when_starting == [0] * len(rows)
 
 
 def test_draft_is_what_followed_the_latest_occurrence_of_the_tail() -> None:
