@@ -107,15 +107,14 @@ class TransformersBackend:
         self.dtype = pick_dtype(spec.dtype, self.device)
         status(f"Loading {spec.name} from {self.model_dir} on {self.device} ({str(self.dtype).split('.')[-1]})")
         if self.device == "cpu":
-            return_large_blocks()
+            pick_threads(torch)
+            return_large_blocks()  # before loading: the tokenizer's parse already fragments the heap
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(str(self.model_dir), dtype=self.dtype, local_files_only=True)
         self.model = model.to(self.device)  # type: ignore[arg-type]
         self.model.eval()
         self._torch = torch
         self.batching = batching
-        if self.device == "cpu":
-            pick_threads(torch)
         from roi.backends.output_layer import OutputLayer
         from roi.backends.prefix_batching import PrefixBatcher
 
@@ -197,15 +196,16 @@ class TransformersBackend:
         batched path checks."""
         from transformers import StoppingCriteria, StoppingCriteriaList
 
+        if request.complete is None:
+            return StoppingCriteriaList([])
         complete, tokenizer, torch = request.complete, self.tokenizer, self._torch
 
         class Complete(StoppingCriteria):
             def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-                done = [complete is not None and complete(answer_text(tokenizer, row[prompt_len:].tolist()))
-                        for row in input_ids]  # fmt: skip
+                done = [complete(answer_text(tokenizer, row[prompt_len:].tolist())) for row in input_ids]
                 return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
-        return StoppingCriteriaList([Complete()] if complete is not None else [])
+        return StoppingCriteriaList([Complete()])
 
     def close(self) -> None:
         del self.model
