@@ -111,16 +111,20 @@ def test_rows_of_several_prefixes_start_together(backend: TransformersBackend) -
     assert sorted(first) == [i for i, r in enumerate(requests) if r.key.startswith("single:")]
 
 
-@pytest.mark.parametrize("speculate", [True, False])
+@pytest.mark.parametrize(("speculate", "share"), [(True, True), (False, True), (True, False)])
 def test_continuous_batching_gives_the_naive_answers_with_a_tight_budget(
-    backend: TransformersBackend, speculate: bool
+    backend: TransformersBackend, speculate: bool, share: bool
 ) -> None:
     """With a budget of a few rows, mixed rows join a batch already decoding (left-padded, merged) as
-    others finish, and few-row steps verify prompt-lookup drafts; answers are still the naive path's."""
+    others finish, and few-row steps verify prompt-lookup drafts; answers are still the naive path's,
+    with prefixes held once per batch and with each row holding its own copy (the path of models where
+    `shared_prefix.enable` fails its check)."""
     requests = demo_requests()
+    budget = (12 if share else 40) * 2**20  # rows over a bank take a quarter of the memory
     batcher = PrefixBatcher(
-        backend.model, backend.tokenizer, backend.device, budget_bytes=40 * 2**20, speculate=speculate
+        backend.model, backend.tokenizer, backend.device, budget_bytes=budget, speculate=speculate, share_prefixes=share
     )
+    assert batcher.shared == share
     rows = [backend._row(r, i // 2) for i, r in enumerate(requests)]
     calls = {"_merge": 0, "_verify": 0}
     for name in calls:
@@ -137,6 +141,34 @@ def test_continuous_batching_gives_the_naive_answers_with_a_tight_budget(
     for i, request in enumerate(requests):
         text = backend.tokenizer.decode(done[i], skip_special_tokens=True)
         assert cut_at_stop(text, request.stop) == backend.generate_naive(request).text, request.key
+
+
+def test_rows_hold_their_own_tokens_and_the_bank_each_prefix_once(backend: TransformersBackend) -> None:
+    """With prefixes held once, a batch of the two mixed rows (prompts of ~500 tokens) has a cache as
+    wide as their own parts and answers, and a bank holding their 453-token prefix once."""
+    requests = [r for r in demo_requests() if r.key.startswith("mixed:")]
+    batcher: PrefixBatcher = backend._batcher
+    assert batcher.shared
+    rows = [backend._row(r, 0) for r in requests]
+    prefix = shared_length(rows, batcher.window)
+    started: list[tuple[Any, int, int, int]] = []  # (bank, mask width, cache width, most slots) at start
+    original = batcher._start
+
+    def start(*args: Any) -> Any:
+        batch = original(*args)
+        started.append((batch.bank, batch.mask.shape[1], batch.cache.layers[0].keys.shape[2], batch.longest))
+        return batch
+
+    batcher._start = start  # type: ignore[method-assign]
+    try:
+        list(batcher.complete(rows))
+    finally:
+        del batcher._start
+    ((bank, mask_width, cache_width, longest),) = started
+    assert prefix > 400 and bank.length == prefix and bank.kv[0][0].shape[2] == prefix
+    own = max(len(r.ids) for r in rows) - prefix
+    assert mask_width == cache_width == own  # the cache holds the own parts only
+    assert longest == own + max(r.max_new_tokens for r in rows)
 
 
 def test_a_finished_batch_is_freed_before_the_next_is_built(backend: TransformersBackend) -> None:

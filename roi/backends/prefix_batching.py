@@ -37,8 +37,10 @@ from typing import Any
 
 import torch
 
+from roi.backends import shared_prefix
 from roi.backends.growing_cache import all_rollable, growing_cache, merged_cache, right_aligned, roll_rows
 from roi.backends.output_layer import OutputLayer
+from roi.backends.shared_prefix import PrefixBank, SharedAttention
 from roi.backends.transformers_backend import answer_text
 
 _CPU_MAX_BATCH = 64  # past this a 2-8 core CPU is compute-bound: bigger batches only cost memory
@@ -104,6 +106,7 @@ class _Batch:
     positions: torch.Tensor  # (rows, 1): position of the last token fed
     tokens: list[list[int]]  # generated so far, per row
     longest: int  # the most slots the batch may reach: its width plus the largest token budget left
+    bank: PrefixBank | None = None  # the rows' prefixes when held once (the cache holds own tokens only)
 
 
 def _left_pad(mask: torch.Tensor, width: int) -> torch.Tensor:
@@ -182,9 +185,12 @@ class PrefixBatcher:
         speculate: bool = True,
         max_batch: int | None = None,
         output: OutputLayer | None = None,
+        share_prefixes: bool = True,
     ) -> None:
         self.speculate = speculate
         self.model = model
+        # Prefixes held once per batch (roi/backends/shared_prefix.py) where the model passes the check.
+        self.shared = share_prefixes and shared_prefix.enable(model)
         self.decoder = model.get_decoder()
         self.tokenizer = tokenizer
         self.device = device
@@ -243,7 +249,7 @@ class PrefixBatcher:
                     continue
                 for _ in admit:
                     pending.popleft()
-                running = started if running is None else self._merge(rows, running, started)
+                running = started if running is None else self._merge(rows, running, started, prefixes)
                 del started  # else a finished batch's cache lives on while the next one is built
             elif running is not None:
                 self._step(rows, running)
@@ -264,21 +270,26 @@ class PrefixBatcher:
         self, rows: Sequence[Row], running: _Batch | None, pending: deque[int], own: list[int]
     ) -> list[int]:
         """The next pending rows to join the running batch: as many as the memory budget allows (every row
-        of a batch holds as many slots as its longest row, plus its own remaining budget of tokens), and
-        only once a quarter of the batch could join (a join costs about one decoding step of everyone's
-        time). New rows feed their own parts together, so a join also stops where a row's own part is
-        more than twice the first's plus 16 tokens (shorter rows would re-feed that many prefix tokens)."""
+        of a batch holds as many slots as its longest row, plus its own remaining budget of tokens; with
+        prefixes held once a row's slots are its own tokens and the bank counts once), and only once a
+        quarter of the batch could join (a join costs about one decoding step of everyone's time). New
+        rows feed their own parts together, so a join also stops where a row's own part is more than twice
+        the first's plus 16 tokens (shorter rows would feed that much padding or re-fed prefix tokens)."""
         held = 0 if running is None else len(running.index)
         longest = 0 if running is None else running.longest
+        bank = {} if running is None or running.bank is None else {g: n for g, (_, n) in running.bank.segments.items()}
         admit: list[int] = []
         for index in pending:
             row = rows[index]
-            total = max(longest, len(row.ids) + row.max_new_tokens)
-            over = self._row_bytes(total, held + len(admit) + 1) > self.budget and held + len(admit) > 0
-            if over or held + len(admit) >= self.max_batch or (admit and own[index] > 2 * own[admit[0]] + 16):
+            total = max(longest, (own[index] if self.shared else len(row.ids)) + row.max_new_tokens)
+            joined = {**bank, row.group: len(row.ids) - own[index]} if self.shared else {}
+            size = self._row_bytes(total, held + len(admit) + 1) + sum(joined.values()) * self.token_bytes
+            if (size > self.budget and held + len(admit) > 0) or held + len(admit) >= self.max_batch:
+                break
+            if admit and own[index] > 2 * own[admit[0]] + 16:
                 break
             admit.append(index)
-            longest = total
+            longest, bank = total, joined
         if running is not None and len(admit) < min(len(pending), max(1, held // 4)):
             return []
         return admit
@@ -352,6 +363,8 @@ class PrefixBatcher:
     def _start(self, rows: Sequence[Row], admit: list[int], prefixes: dict[int, _Prefix]) -> _Batch:
         """Admitted rows' caches built from their prefixes and their own parts fed (the first token of
         each). See the module docstring for the layout."""
+        if self.shared:
+            return self._start_shared(rows, admit, prefixes)
         device = self.device
         lengths = [len(rows[i].ids) for i in admit]
         shared = [prefixes[rows[i].group].length for i in admit]
@@ -374,7 +387,29 @@ class PrefixBatcher:
         slots = width + feed_width + max(rows[i].max_new_tokens for i in admit)
         batch = _Batch(list(admit), cache, mask, positions[:, -1:], [[] for _ in admit], slots)
         with torch.inference_mode():
-            self._forward(batch, input_ids, positions)
+            self._forward(batch, input_ids, positions, rows)
+        return batch
+
+    def _start_shared(self, rows: Sequence[Row], admit: list[int], prefixes: dict[int, _Prefix]) -> _Batch:
+        """Admitted rows with their prefixes in a bank (held once) and an empty cache of their own: each
+        feeds its own part, left-padded to the longest (padding is masked; attention goes by positions,
+        so it may sit between prefix and own tokens)."""
+        device = self.device
+        groups = [rows[i].group for i in admit]
+        bank = PrefixBank.of(groups, {g: prefixes[g].kv for g in groups}, {g: prefixes[g].length for g in groups})
+        fed = [list(rows[i].ids[prefixes[g].length :]) for i, g in zip(admit, groups, strict=True)]
+        width = max(len(f) for f in fed)
+        input_ids = torch.tensor([[self.pad_id] * (width - len(f)) + f for f in fed], device=device)
+        mask = torch.zeros((len(admit), width), dtype=torch.long, device=device)
+        positions = torch.zeros((len(admit), width), dtype=torch.long, device=device)
+        for r, (i, f) in enumerate(zip(admit, fed, strict=True)):
+            mask[r, width - len(f) :] = 1
+            positions[r, width - len(f) :] = torch.arange(len(rows[i].ids) - len(f), len(rows[i].ids), device=device)
+        budget = max(rows[i].max_new_tokens for i in admit)
+        cache = growing_cache(self.model.config, spare=width + budget)
+        batch = _Batch(list(admit), cache, mask, positions[:, -1:], [[] for _ in admit], width + budget, bank)
+        with torch.inference_mode():
+            self._forward(batch, input_ids, positions, rows)
         return batch
 
     def _step(self, rows: Sequence[Row], batch: _Batch) -> None:
@@ -391,7 +426,7 @@ class PrefixBatcher:
         batch.positions = batch.positions + 1
         input_ids = torch.tensor([[t[-1]] for t in batch.tokens], device=self.device)
         with torch.inference_mode():
-            self._forward(batch, input_ids, batch.positions)
+            self._forward(batch, input_ids, batch.positions, rows)
 
     def _verify(self, rows: Sequence[Row], batch: _Batch, drafts: list[list[int]]) -> None:
         """Prompt-lookup speculative decoding, greedy: each row feeds its last token and its draft in one
@@ -406,10 +441,7 @@ class PrefixBatcher:
         batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(batch.index), width + 1))], dim=1)
         positions = batch.positions + 1 + torch.arange(width + 1, device=device)[None, :]
         with torch.inference_mode():
-            hidden = self.decoder(
-                input_ids=torch.tensor(fed, device=device), attention_mask=batch.mask, position_ids=positions,
-                cache=batch.cache, use_cache=True,
-            ).last_hidden_state  # fmt: skip
+            hidden = self._decode(rows, batch, torch.tensor(fed, device=device), positions)
             choices = self.output.greedy(hidden.reshape(-1, hidden.shape[-1]))
         choices_by_row = choices.view(len(fed), width + 1).tolist()
         shifts, advance = [], []
@@ -431,15 +463,27 @@ class PrefixBatcher:
                 batch.mask[r, :shift] = 0
         batch.positions = batch.positions + torch.tensor(advance, device=device)[:, None]
 
-    def _forward(self, batch: _Batch, input_ids: torch.Tensor, positions: torch.Tensor) -> None:
-        hidden = self.decoder(
-            input_ids=input_ids, attention_mask=batch.mask, position_ids=positions, cache=batch.cache, use_cache=True
-        ).last_hidden_state[:, -1]
+    def _decode(self, rows: Sequence[Row], batch: _Batch, input_ids: torch.Tensor, positions: torch.Tensor) -> Any:
+        """The decoder over the fed tokens (the batch's mask already covers them): hidden states."""
+        if batch.bank is None:
+            extra: dict[str, Any] = {"attention_mask": batch.mask}
+        else:
+            groups = [rows[i].group for i in batch.index]
+            extra = {
+                "attention_mask": shared_prefix.placeholder_mask(input_ids.shape[0], input_ids.shape[1], self.device),
+                "roi_shared": SharedAttention(batch.bank, groups, batch.mask, positions),
+            }
+        return self.decoder(
+            input_ids=input_ids, position_ids=positions, cache=batch.cache, use_cache=True, **extra
+        ).last_hidden_state
+
+    def _forward(self, batch: _Batch, input_ids: torch.Tensor, positions: torch.Tensor, rows: Sequence[Row]) -> None:
+        hidden = self._decode(rows, batch, input_ids, positions)[:, -1]
         next_ids = self.output.greedy(hidden).tolist()
         for tokens, token in zip(batch.tokens, next_ids, strict=True):
             tokens.append(int(token))
 
-    def _merge(self, rows: Sequence[Row], a: _Batch, b: _Batch) -> _Batch:
+    def _merge(self, rows: Sequence[Row], a: _Batch, b: _Batch, prefixes: dict[int, _Prefix]) -> _Batch:
         """One batch of both, right-aligned: the shorter one's rows get left padding (masked)."""
         width = max(a.mask.shape[1], b.mask.shape[1])
         index, tokens = a.index + b.index, a.tokens + b.tokens
@@ -447,7 +491,18 @@ class PrefixBatcher:
         cache = merged_cache(self.model.config, a.cache, b.cache, width, spare)
         mask = torch.cat([_left_pad(a.mask, width), _left_pad(b.mask, width)])
         positions = torch.cat([a.positions, b.positions])
-        return _Batch(index, cache, mask, positions, tokens, width + spare)
+        return _Batch(index, cache, mask, positions, tokens, width + spare, self._joined_bank(rows, a, b, prefixes))
+
+    def _joined_bank(self, rows: Sequence[Row], a: _Batch, b: _Batch, prefixes: dict[int, _Prefix]) -> Any:
+        """The bank of both batches' rows (`a`'s own when it holds every group needed)."""
+        if a.bank is None or b.bank is None:
+            return None
+        groups = {rows[i].group for i in a.index + b.index}
+        for bank in (a.bank, b.bank):
+            if groups == set(bank.groups):
+                return bank
+        kv, lengths = {g: prefixes[g].kv for g in groups}, {g: prefixes[g].length for g in groups}
+        return PrefixBank.of(sorted(groups), kv, lengths)
 
     def _retire(self, rows: Sequence[Row], batch: _Batch) -> dict[int, list[int]]:
         """Rows that stopped (end of sequence, a stop string, their token budget) leave the batch."""

@@ -122,7 +122,9 @@ class TransformersBackend:
         output = OutputLayer.for_model(self.model, self.model_dir, self.device) if batching else None
         if self.device == "cpu":
             trim_heap()
-        self._batcher = PrefixBatcher(self.model, self.tokenizer, self.device, max_batch=spec.max_batch, output=output)
+        self._batcher = PrefixBatcher(
+            self.model, self.tokenizer, self.device, max_batch=spec.max_batch, output=output, share_prefixes=batching
+        )
 
     def release_output_screen(self) -> None:
         """Before work that reads the whole output layer (the probe's teacher forcing): see
