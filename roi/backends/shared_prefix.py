@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 NAME = "roi_shared_prefix"
+_SCORES_BYTES = 8 * 2**20  # attention scores of one chunk of rows
 KV = list[tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -48,10 +49,13 @@ class PrefixBank:
             segments[g] = (offset, lengths[g])
             offset += lengths[g]
         layers = max((len(prefixes[g]) for g in groups), default=0)
+        present = [g for g in groups if lengths[g]]
+        if len(present) == 1:  # the group's own tensors, not a copy
+            return cls(groups, list(prefixes[present[0]]), segments)
         kv: KV = []
         for layer in range(layers):
-            present = [prefixes[g][layer] for g in groups if lengths[g]]
-            kv.append((torch.cat([k for k, _ in present], dim=2), torch.cat([v for _, v in present], dim=2)))
+            parts = [prefixes[g][layer] for g in present]
+            kv.append((torch.cat([k for k, _ in parts], dim=2), torch.cat([v for _, v in parts], dim=2)))
         return cls(groups, kv, segments)
 
     @property
@@ -78,13 +82,36 @@ class SharedAttention:
         scaling: float,
         window: int | None,
     ) -> torch.Tensor:
-        """Attention output `(rows, fed tokens, heads, dim)`, as transformers' attention functions return it."""
+        """Attention output `(rows, fed tokens, heads, dim)`, as transformers' attention functions return it.
+        Rows go in chunks whose scores stay under `_SCORES_BYTES`: unlike sdpa's fused kernel this holds
+        every score, and 18 rows feeding 295-token own parts over a 511-token bank would take ~70 MB a copy
+        (measured on support-triage: the run peaked at 1.97x the model's size unchunked)."""
+        rows, heads, fed, _ = query.shape
+        per_row = heads * fed * (self.bank.length + key.shape[2]) * 4
+        step = max(1, _SCORES_BYTES // per_row)
+        visible = self._mask(window, key.shape[2])
+        parts = [
+            self._attend(
+                layer, query[a : a + step], key[a : a + step], value[a : a + step], visible[a : a + step], scaling
+            )
+            for a in range(0, rows, step)
+        ]
+        return (parts[0] if len(parts) == 1 else torch.cat(parts)).transpose(1, 2).contiguous()
+
+    def _attend(
+        self,
+        layer: int,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        visible: torch.Tensor,
+        scaling: float,
+    ) -> torch.Tensor:
         rows, heads, fed, dim = query.shape
         kv_heads, own = key.shape[1], key.shape[2]
         per_kv = heads // kv_heads
         q = query.reshape(rows, kv_heads, per_kv * fed, dim)  # query head h reads key/value head h // per_kv
         length = self.bank.length
-        visible = self._mask(window, own)
         scores = torch.matmul(q, key.transpose(2, 3))
         if length:
             bank_k, bank_v = self.bank.kv[layer]
@@ -96,7 +123,7 @@ class SharedAttention:
         out = torch.matmul(probs[..., length:], value)
         if length:
             out += self._on_bank(probs[..., :length].contiguous(), bank_v[0])
-        return out.view(rows, heads, fed, dim).transpose(1, 2).contiguous()
+        return out.view(rows, heads, fed, dim)
 
     @staticmethod
     def _on_bank(x: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
