@@ -159,9 +159,10 @@ def memory_budget(model: Any, device: str, output: OutputLayer | None = None) ->
     """Bytes a batch's cache and logits may take. On CPU a fifth of the model's size (weights, the
     tokenizer and PyTorch take about 1.4-1.6x the weights of a 270M model with a 262k vocabulary once
     every weight was read, and a run should stay under 2x) plus `screen_credit` (half of what the
-    screened output layer keeps off the heap: whole runs peaked at 1.84x (demo) and 1.89x
-    (support-triage) with it, support-triage at 2.02x with all of it). Never more than a quarter of
-    the free RAM; on CUDA half the free device memory."""
+    screened output layer keeps off the heap: whole runs peaked at 1.66x (demo) and 1.83x
+    (support-triage) with it and prefixes held once per batch; with each row holding its own copy of
+    its prefix, 1.84x and 1.89x, support-triage at 2.02x with all of the saving). Never more than a
+    quarter of the free RAM; on CUDA half the free device memory."""
     if device.startswith("cuda"):
         free, _ = torch.cuda.mem_get_info()
         return int(free // 2)

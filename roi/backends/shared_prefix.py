@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 NAME = "roi_shared_prefix"
 _SCORES_BYTES = 8 * 2**20  # attention scores of one chunk of rows
@@ -174,8 +175,6 @@ def attention(
 ) -> tuple[torch.Tensor, None]:
     """An `AttentionInterface` function: the bank's when `roi_shared` is given, else `sdpa`'s."""
     if roi_shared is None:
-        from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
             sliding_window=sliding_window, **kwargs,
