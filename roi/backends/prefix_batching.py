@@ -56,7 +56,7 @@ _TIMED_STEPS = 3  # decoding steps timed in a batch of one (their median is the 
 _DRAFT_TOKENS = 4  # tokens of a prompt-lookup draft
 _DRAFT_ROWS = 8  # speculate only this few rows: with more the output layer is compute-bound
 _MIN_BUDGET = 64 * 2**20  # bytes: below this a batch could not hold a long prompt
-_JOIN_TOKENS = 2048  # tokens fed in one pass when rows join over a prefix bank
+_JOIN_TOKENS = 1024  # tokens fed in one pass when rows join over a prefix bank
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ def memory_budget(model: Any, device: str, output: OutputLayer | None = None) ->
     """Bytes a batch's cache and logits may take. On CPU a fifth of the model's size (weights, the
     tokenizer and PyTorch take about 1.4-1.6x the weights of a 270M model with a 262k vocabulary once
     every weight was read, and a run should stay under 2x) plus `screen_credit` (half of what the
-    screened output layer keeps off the heap: whole runs peaked at 1.66x (demo) and 1.83x
+    screened output layer keeps off the heap: whole runs peaked at 1.66x (demo) and 1.83x-1.91x
     (support-triage) with it and prefixes held once per batch; with each row holding its own copy of
     its prefix, 1.84x and 1.89x, support-triage at 2.02x with all of the saving). Never more than a
     quarter of the free RAM; on CUDA half the free device memory."""
@@ -273,8 +273,8 @@ class PrefixBatcher:
 
     def _give_back(self) -> None:
         """Return the C heap's free pages once caches were rebuilt: blocks under the 2 MB mapping threshold
-        (masks, small tensors) fragment it (support-triage peaked at 1.94x the model's size without this,
-        1.88x with it, in the same time)."""
+        (masks, small tensors) fragment it (one support-triage run each: peak 1.94x the model's size
+        without this, 1.88x with it, in the same time; whole runs vary by about 0.04x)."""
         if self.device == "cpu":
             trim_heap()
 
@@ -412,8 +412,8 @@ class PrefixBatcher:
         feeds its own part, left-padded to the longest (padding is masked; attention goes by positions,
         so it may sit between prefix and own tokens). At most `_JOIN_TOKENS` are fed in one pass, the
         rest in further passes merged in: a pass's activations take ~40 KB per fed token on Gemma 3
-        270M, and 18 support-triage mixed rows feeding 295 tokens each in one pass took the run's peak
-        from 1.82x to 1.97x the model's size."""
+        270M, and support-triage joins 18 mixed rows feeding ~300 tokens each (5,300 tokens, ~210 MB,
+        none of it in the batch budget)."""
         width = max(len(rows[i].ids) - prefixes[rows[i].group].length for i in admit)
         chunk = max(1, _JOIN_TOKENS // width)
         batch = self._start_chunk(rows, admit[:chunk], prefixes)
