@@ -104,13 +104,17 @@ def test_without_a_bank_the_function_is_sdpa(model: Any, prompts: list[list[int]
     assert torch.equal(alone(model, ids), before)
 
 
-def test_a_model_the_check_fails_keeps_its_attention(model: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("failure", ["wrong", "raises"])
+def test_a_model_the_check_fails_keeps_its_attention(model: Any, monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
     """If rows over the bank do not reproduce the prompts run alone (here: attention that ignores the
-    bank), `enable` says so and leaves the model on sdpa, so the batcher takes the ordinary path."""
+    bank, or that raises as a model with other attention modules might), `enable` says so and leaves
+    the model on sdpa, so the batcher takes the ordinary path."""
     model.set_attn_implementation("sdpa")
     original = SharedAttention.attend
 
     def without_bank(self: SharedAttention, *args: Any) -> torch.Tensor:
+        if failure == "raises":
+            raise AttributeError("layer_idx")
         self.bank = PrefixBank((), [], {g: (0, 0) for g in self.row_groups})
         return original(self, *args)
 

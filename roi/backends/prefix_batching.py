@@ -300,7 +300,9 @@ class PrefixBatcher:
             row = rows[index]
             total = max(longest, (own[index] if self.shared else len(row.ids)) + row.max_new_tokens)
             joined = {**bank, row.group: len(row.ids) - own[index]} if self.shared else {}
-            size = self._row_bytes(total, held + len(admit) + 1) + sum(joined.values()) * self.token_bytes
+            # A bank of several groups is a copy of prefixes that also stay alive on their own.
+            bank_tokens = sum(joined.values()) * (2 if len(joined) > 1 else 1)
+            size = self._row_bytes(total, held + len(admit) + 1) + bank_tokens * self.token_bytes
             if (size > self.budget and held + len(admit) > 0) or held + len(admit) >= self.max_batch:
                 break
             if admit and own[index] > 2 * own[admit[0]] + 16:

@@ -108,6 +108,10 @@ class SharedAttention:
         visible: torch.Tensor,
         scaling: float,
     ) -> torch.Tensor:
+        # Everything in float32 whatever the model's precision, as sdpa's kernels keep scores: a bfloat16
+        # score near 100 would be rounded by 0.5. A no-op for float32 models (the CPU path).
+        dtype = query.dtype
+        query, key, value = query.float(), key.float(), value.float()
         rows, heads, fed, dim = query.shape
         kv_heads, own = key.shape[1], key.shape[2]
         per_kv = heads // kv_heads
@@ -115,16 +119,15 @@ class SharedAttention:
         length = self.bank.length
         scores = torch.matmul(q, key.transpose(2, 3))
         if length:
-            bank_k, bank_v = self.bank.kv[layer]
+            bank_k, bank_v = (t.float() for t in self.bank.kv[layer])
             scores = torch.cat([self._on_bank(q, bank_k[0].transpose(1, 2)), scores], dim=-1)
-        # Softmax in float32 whatever the model's precision (sdpa's kernels accumulate in float32 too).
-        scores = scores.view(rows, kv_heads, per_kv, fed, length + own).float().mul_(scaling)
-        probs = scores.masked_fill_(~visible, float("-inf")).softmax(dim=-1).to(value.dtype)
+        scores = scores.view(rows, kv_heads, per_kv, fed, length + own).mul_(scaling)
+        probs = scores.masked_fill_(~visible, float("-inf")).softmax(dim=-1)
         probs = probs.view(rows, kv_heads, per_kv * fed, -1)
         out = torch.matmul(probs[..., length:], value)
         if length:
             out += self._on_bank(probs[..., :length].contiguous(), bank_v[0])
-        return out.view(rows, heads, fed, dim)
+        return out.view(rows, heads, fed, dim).to(dtype)
 
     @staticmethod
     def _on_bank(x: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
@@ -214,8 +217,11 @@ def enable(model: Any) -> bool:
     original = model.config._attn_implementation
     _register()
     model.set_attn_implementation(NAME)
-    if _agrees(model):
-        return True
+    try:
+        if _agrees(model):
+            return True
+    except Exception:  # a model this function cannot serve may fail the check any way it likes
+        pass
     model.set_attn_implementation(original)
     return False
 
