@@ -49,14 +49,13 @@ class PrefixBank:
         for g in groups:
             segments[g] = (offset, lengths[g])
             offset += lengths[g]
-        layers = max((len(prefixes[g]) for g in groups), default=0)
         present = [g for g in groups if lengths[g]]
         if len(present) == 1:  # the group's own tensors, not a copy
             return cls(groups, list(prefixes[present[0]]), segments)
-        kv: KV = []
-        for layer in range(layers):
-            parts = [prefixes[g][layer] for g in present]
-            kv.append((torch.cat([k for k, _ in parts], dim=2), torch.cat([v for _, v in parts], dim=2)))
+        kv: KV = [
+            (torch.cat([k for k, _ in parts], dim=2), torch.cat([v for _, v in parts], dim=2))
+            for parts in zip(*(prefixes[g] for g in present), strict=True)
+        ]
         return cls(groups, kv, segments)
 
     @property
@@ -211,10 +210,11 @@ def placeholder_mask(rows: int, fed: int, device: Any) -> torch.Tensor:
 
 def enable(model: Any) -> bool:
     """Route the model's attention through `attention` (identical to `sdpa` without `roi_shared`) if a
-    check on the model itself agrees; otherwise leave the model as it was. Whether it is on."""
+    check on the model itself agrees; otherwise leave the model on sdpa. Whether it is on."""
     if not supported(model):
         return False
-    original = model.config._attn_implementation
+    if model.config._attn_implementation == NAME:
+        return True  # switched on by an earlier batcher, after the check
     _register()
     model.set_attn_implementation(NAME)
     try:
@@ -222,7 +222,7 @@ def enable(model: Any) -> bool:
             return True
     except Exception:  # a model this function cannot serve may fail the check any way it likes
         pass
-    model.set_attn_implementation(original)
+    model.set_attn_implementation("sdpa")
     return False
 
 
