@@ -44,7 +44,7 @@ def items_of(key: str) -> int:
 
 
 def backend(batching: bool) -> Any:
-    from roi.backends.transformers_backend import TransformersBackend
+    from roi.backends.local.transformers_backend import TransformersBackend
     from roi.pilot import load_pilot
 
     spec = load_pilot(PILOT).spec.models[0]
@@ -78,7 +78,7 @@ def run_lm_eval(reqs: list[Any], batch_size: int) -> dict[str, Any]:
     from lm_eval.api.instance import Instance  # type: ignore[import-untyped,import-not-found,unused-ignore]
     from lm_eval.models.huggingface import HFLM  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
-    from roi.backends.local_models import resolve_model_dir
+    from roi.backends.local.local_models import resolve_model_dir
 
     model_dir = resolve_model_dir("embedded", REPO, lambda _: None)
     import torch

@@ -149,7 +149,7 @@ def token_counter(model: ModelSpec, base_dir: Path) -> tuple[Counter, str]:
 def local_tokenizer_file(model: ModelSpec, base_dir: Path) -> Path | None:
     if model.backend != "transformers":
         return None
-    from roi.backends import local_models
+    from roi.backends.local import local_models
 
     if model.model == local_models.EMBEDDED:
         try:

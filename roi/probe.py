@@ -4,7 +4,7 @@ Xiong et al. (PAPER.md) fill a prompt with `input -> output` examples drawn from
 given shares `pi`, append one query every task can answer, and read the model's probability of each
 task's answer by teacher forcing: `P(y_k | prompt)`, the product of the next-token probabilities of
 `y_k`'s tokens. Their code runs one full forward pass over `prompt + y_k` per candidate;
-roi/teacher_forcing.py runs the prompt once and scores every candidate from its KV cache, equal to theirs
+roi/backends/local/teacher_forcing.py runs the prompt once and scores every candidate from its KV cache, equal to theirs
 within float32 rounding. This module builds the prompts, runs them for a run's models (API models through
 roi/probe_api.py), stores the rows and computes the figures per mixture; roi/report/probe_section.py
 draws them.
@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from roi.backends.local.teacher_forcing import beam_answers, score_candidates
 from roi.pilot import LoadedPilot, ProbeSpec, probe_inputs
 from roi.stats import Rate, bootstrap_mean_interval, wilson
-from roi.teacher_forcing import beam_answers, score_candidates
 
 SEPARATOR = " -> "
 TEACHER_FORCING = "teacher_forcing"  # local models; API models: "echo" or "top_logprobs" (roi/probe_api.py)

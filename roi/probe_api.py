@@ -5,7 +5,7 @@ Two ways to read `P(answer | prompt)`, chosen by the probe's `api_method` (docs/
 - `echo`: one `/v1/completions` call per candidate with `echo=True`, `logprobs=1`, `max_tokens=1` on
   `prompt + candidate`. The server returns the logprob of every prompt token; the candidate's tokens
   are those whose text ends after the prompt's end (so a token merging across the seam is scored, as
-  `roi.teacher_forcing.joint_split` does locally) and starts before the text's end (the generated token is not).
+  `teacher_forcing.joint_split` does locally) and starts before the text's end (the generated token is not).
   Teacher forcing, exact up to the served weights (a quantised GGUF is not the float32 model).
 - `top_logprobs`, for servers that do not echo (chat-only servers, OpenAI's current models): the
   paper's bounded beam. Each candidate is walked through the top-N lists of one-token calls on
@@ -152,7 +152,7 @@ def walk(lists: TopLists, prompt: str, cand: str) -> ApiScore:
 
 def top_continuations(lists: TopLists, prompt: str, width: int, max_steps: int) -> list[str]:
     """The model's `width` best distinct continuations (ended at a newline, stripped) by a beam search
-    over the top lists, keeping twice `width` beams as `roi.teacher_forcing.beam_answers` does; stops early at
+    over the top lists, keeping twice `width` beams as the local `beam_answers` does; stops early at
     the cap, keeping what it has."""
     beams: list[tuple[str, float]] = [("", 0.0)]
     ended: dict[str, float] = {}

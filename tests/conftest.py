@@ -16,7 +16,7 @@ PILOTS = REPO / "pilots"
 
 @pytest.fixture(scope="session")
 def embedded_model_dir() -> Path:
-    from roi.backends.local_models import resolve_model_dir
+    from roi.backends.local.local_models import resolve_model_dir
 
     return resolve_model_dir("embedded", REPO, print)
 

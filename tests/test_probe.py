@@ -15,8 +15,8 @@ from roi import probe
 from roi.errors import RoiError
 from roi.pilot import load_pilot
 from roi.runner import RunOptions, run_pilot
+from tests.backends.local.test_teacher_forcing import paper_reference
 from tests.conftest import PILOTS
-from tests.test_teacher_forcing import paper_reference
 
 EXAMPLE = PILOTS / "superposition-probe.yaml"
 
@@ -139,7 +139,7 @@ def test_figures_by_hand() -> None:
 
 
 def test_run_stores_probe_rows_and_figures(tmp_path: Path, embedded_model_dir: Path) -> None:
-    from roi.backends.transformers_backend import TransformersBackend
+    from roi.backends.local.transformers_backend import TransformersBackend
 
     probe_yaml = (
         "probe:\n  tasks: [number_en, number_fr]\n  mixtures:\n    - [0.5, 0.5]\n"

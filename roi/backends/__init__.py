@@ -70,7 +70,7 @@ class Backend(Protocol):
 BackendFactory = Callable[[ModelSpec, Path, Status], Backend]
 
 _REGISTRY: dict[str, str] = {
-    "transformers": "roi.backends.transformers_backend:TransformersBackend",
+    "transformers": "roi.backends.local.transformers_backend:TransformersBackend",
     "openai": "roi.backends.openai_backend:OpenAIBackend",
 }
 _INSTALL_HINT = {

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from roi.backends import GenerationRequest, GenerationResult, Status
-from roi.backends.transformers_backend import cut_at_stop
+from roi.backends.local.transformers_backend import cut_at_stop
 from roi.errors import RoiError
 from roi.pilot import ModelSpec
 

@@ -5,7 +5,7 @@ own top continuations by beam search.
 The prompt runs once, its KV cache is repeated for the K candidates, and the candidates' remaining
 tokens run as one right-padded batch; logits are computed only where a candidate token is scored. The
 result equals the reference (one full forward pass over `prompt + candidate` per candidate) within
-float32 rounding (tests/test_teacher_forcing.py compares on the embedded model).
+float32 rounding (tests/backends/local/test_teacher_forcing.py compares on the embedded model).
 
 Tokenisation follows the reference: `prompt + candidate` is tokenised jointly, and the candidate's
 tokens are those after the longest common prefix with the prompt's own tokens. A candidate whose first
@@ -134,7 +134,7 @@ def _upcast(logits: Any) -> Any:
 
 def _lm_head(model: Any, hidden: Any) -> Any:
     """The model's output layer on the picked hidden states only (final soft-capping as the model does)."""
-    from roi.backends.output_layer import softcap
+    from roi.backends.local.output_layer import softcap
 
     return softcap(model, model.get_output_embeddings()(hidden))
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from roi.backends.local_models import cache_dir, resolve_model_dir
+from roi.backends.local.local_models import cache_dir, resolve_model_dir
 from roi.errors import RoiError
 
 

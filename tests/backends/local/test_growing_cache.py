@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, DynamicCache
 
-from roi.backends.growing_cache import GrowingLayer, GrowingSlidingLayer, growing_cache
+from roi.backends.local.growing_cache import GrowingLayer, GrowingSlidingLayer, growing_cache
 
 
 def test_growing_cache_matches_dynamic_cache(embedded_model_dir: Path) -> None:

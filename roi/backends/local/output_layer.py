@@ -15,7 +15,7 @@ the screen cannot rule out:
 largest row norm of `W - fp16(W)`, `N` the largest row norm of `fp16(W)` (both computed from the
 weights), `d` the hidden size, `u` the unit roundoff and 2^-25 the absolute error of a float16
 subnormal; the factor 2 is a safety margin. The bound assumes float32 accumulation in the float16
-product (what PyTorch's CPU kernels do); tests/test_output_layer.py checks it against float64 logits
+product (what PyTorch's CPU kernels do); tests/backends/local/test_output_layer.py checks it against float64 logits
 of real hidden states. The decision is the true argmax of `W h` whatever rows share the batch; a
 float32 product over the whole vocabulary (the naive path) can differ from it only where two logits
 are within float32 rounding of each other (none in the benchmark's 170 calls).

@@ -1,4 +1,4 @@
-"""The screened output layer (roi/backends/output_layer.py) on the real embedded model: its error bound
+"""The screened output layer (roi/backends/local/output_layer.py) on the real embedded model: its error bound
 holds for real hidden states on this machine's kernels, its choice is the exact float32 argmax, and the
 float32 matrix stays out of resident memory."""
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import torch
 
-from roi.backends.output_layer import OutputLayer, sliced_greedy
+from roi.backends.local.output_layer import OutputLayer, sliced_greedy
 
 PROMPTS = [
     "France -> Paris\nJapan -> Tokyo\nItaly ->",

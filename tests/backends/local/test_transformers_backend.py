@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from roi.backends import GenerationRequest
-from roi.backends.prefix_batching import PrefixBatcher, Row, draft, shared_length
-from roi.backends.transformers_backend import TransformersBackend, cut_at_stop
+from roi.backends.local.prefix_batching import PrefixBatcher, Row, draft, shared_length
+from roi.backends.local.transformers_backend import TransformersBackend, cut_at_stop
 from roi.pilot import load_pilot
 from roi.prompts import build_calls
 from tests.conftest import PILOTS, REPO

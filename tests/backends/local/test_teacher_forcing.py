@@ -1,4 +1,4 @@
-"""Teacher forcing (roi/teacher_forcing.py) on the real embedded model: the probe's probabilities equal
+"""Teacher forcing (roi/backends/local/teacher_forcing.py) on the real embedded model: the probe's probabilities equal
 the paper's reference computation, written independently here; tokenisation pitfalls; beam answers."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from roi import probe, teacher_forcing
+from roi import probe
+from roi.backends.local import teacher_forcing
 from roi.pilot import load_pilot
 from tests.conftest import PILOTS
 
@@ -27,7 +28,7 @@ def lm(embedded_model_dir: Path) -> Iterator[tuple[Any, Any]]:
 
 
 def paper_reference(model: Any, tokenizer: Any, prompt: str, cand: str) -> float:
-    """Written here independently of roi.teacher_forcing: a full forward pass over prompt + candidate, the product
+    """Written here independently of the local teacher forcing: a full forward pass over prompt + candidate, the product
     of the softmax probabilities of the candidate's tokens (joint tokenisation, split where the joint
     ids stop agreeing with the prompt's own ids)."""
     import torch

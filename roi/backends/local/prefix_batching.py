@@ -11,7 +11,7 @@ room for the next one instead of idling until the longest answer of its batch en
 Where the model passes `shared_prefix.enable`'s check (Gemma 3 does), a batch holds the prefixes of
 its groups once, in a `PrefixBank`, and each row's cache only its own tokens: rows that join together
 feed their own parts left-padded to the longest, and attention decides from positions which bank and
-own slots a query sees (roi/backends/shared_prefix.py). Elsewhere each row holds its own copy of its
+own slots a query sees (roi/backends/local/shared_prefix.py). Elsewhere each row holds its own copy of its
 prefix, laid out so that transformers' own attention masks are right. Rows that join together then
 start with this layout (width `F` = their longest own part, row r has `n_r` tokens):
 
@@ -43,11 +43,11 @@ from typing import Any
 
 import torch
 
-from roi.backends import shared_prefix
-from roi.backends.growing_cache import all_rollable, growing_cache, merged_cache, right_aligned, roll_rows
-from roi.backends.output_layer import OutputLayer
-from roi.backends.shared_prefix import PrefixBank, SharedAttention
-from roi.backends.transformers_backend import answer_text, trim_heap
+from roi.backends.local import shared_prefix
+from roi.backends.local.growing_cache import all_rollable, growing_cache, merged_cache, right_aligned, roll_rows
+from roi.backends.local.output_layer import OutputLayer
+from roi.backends.local.shared_prefix import PrefixBank, SharedAttention
+from roi.backends.local.transformers_backend import answer_text, trim_heap
 
 _CPU_MAX_BATCH = 64  # past this a 2-8 core CPU is compute-bound: bigger batches only cost memory
 _CUDA_MAX_BATCH = 256
@@ -197,7 +197,7 @@ class PrefixBatcher:
     ) -> None:
         self.speculate = speculate
         self.model = model
-        # Prefixes held once per batch (roi/backends/shared_prefix.py) where the model passes the check.
+        # Prefixes held once per batch (roi/backends/local/shared_prefix.py) where the model passes the check.
         self.shared = share_prefixes and shared_prefix.enable(model)
         self.decoder = model.get_decoder()
         self.tokenizer = tokenizer

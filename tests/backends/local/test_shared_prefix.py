@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import torch
 
-from roi.backends import shared_prefix
-from roi.backends.growing_cache import growing_cache
-from roi.backends.shared_prefix import PrefixBank, SharedAttention
+from roi.backends.local import shared_prefix
+from roi.backends.local.growing_cache import growing_cache
+from roi.backends.local.shared_prefix import PrefixBank, SharedAttention
 from roi.pilot import load_pilot
 from roi.prompts import build_calls
 from tests.conftest import PILOTS

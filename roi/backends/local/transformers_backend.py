@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from roi.backends import GenerationRequest, GenerationResult, Status
-from roi.backends.local_models import resolve_model_dir
+from roi.backends.local.local_models import resolve_model_dir
 from roi.errors import RunFailed
 from roi.pilot import ModelSpec
 
@@ -115,8 +115,8 @@ class TransformersBackend:
         self.model.eval()
         self._torch = torch
         self.batching = batching
-        from roi.backends.output_layer import OutputLayer
-        from roi.backends.prefix_batching import PrefixBatcher
+        from roi.backends.local.output_layer import OutputLayer
+        from roi.backends.local.prefix_batching import PrefixBatcher
 
         # The naive reference path keeps the model as loaded (its `generate` reads the whole output layer).
         output = OutputLayer.for_model(self.model, self.model_dir, self.device) if batching else None
@@ -161,7 +161,7 @@ class TransformersBackend:
     def _row(self, request: GenerationRequest, group: int) -> Any:
         """The request's tokens; requests with the same prefix text form a group (their common tokens
         run once)."""
-        from roi.backends.prefix_batching import Row
+        from roi.backends.local.prefix_batching import Row
 
         ids = self.tokenizer(request.prompt, add_special_tokens=True).input_ids
         return Row(tuple(int(i) for i in ids), request.max_new_tokens, request.stop, group, request.complete)
