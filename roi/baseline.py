@@ -13,7 +13,6 @@ run with the same --limit (so a first cron job still notices a drop). `roi run` 
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -21,10 +20,9 @@ from typing import Any
 
 from roi import store
 from roi.compare import compare_runs
-from roi.decision import Decision, Status
+from roi.decision import Status
 from roi.errors import Problem, RoiError
-
-COMPLETE = ("complete", "complete_with_failures")
+from roi.run_decision import COMPLETE, decision_brief
 
 
 @dataclass(frozen=True)
@@ -63,58 +61,6 @@ class BaselineCheck:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"regressed": self.regressed, "decision_changed": self.decision_changed}
-
-
-# ---------------------------------------------------------------- the decision in brief
-
-
-def brief(decision: Decision) -> dict[str, Any]:
-    """What history and baseline checks need of a decision: stages, outcomes and counted gates."""
-    return {
-        "model": decision.model,
-        "stage": decision.stage,
-        "stage_name": decision.stage_name,
-        "outcome": decision.outcome,
-        "models": [
-            {
-                "model": m.model,
-                "stage": m.stage,
-                "outcome": m.outcome,
-                "gates": [
-                    {"gate": g.gate, "task": g.task, "stage": g.stage, "status": str(g.status), "worst": g.worst}
-                    for g in m.gates
-                    if g.counted
-                ],
-            }
-            for m in decision.models
-        ],
-    }
-
-
-def record_decision(db: sqlite3.Connection, run_id: str, decision: Decision) -> dict[str, Any]:
-    summary = brief(decision)
-    with store.transaction(db):
-        db.execute("UPDATE runs SET decision_json = ? WHERE run_id = ?", (json.dumps(summary), run_id))
-    return summary
-
-
-def decision_brief(db: sqlite3.Connection, run_id: str) -> dict[str, Any] | None:
-    """A run's decision in brief: stored at the end of the run, else worked out from the store once
-    (runs made before this existed) and kept. None for a run with no scored items."""
-    row = db.execute("SELECT decision_json, status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-    if row is None:
-        return None
-    if row["decision_json"]:
-        stored: dict[str, Any] = json.loads(row["decision_json"])
-        return stored
-    if row["status"] not in COMPLETE:
-        return None
-    from roi.report.build import load_inputs  # the report package imports this module's section
-
-    inputs = load_inputs(db, run_id)
-    if inputs.items.empty:
-        return None
-    return record_decision(db, run_id, inputs.decision)
 
 
 # ---------------------------------------------------------------- accepting
@@ -173,14 +119,14 @@ def decision_regressions(before: dict[str, Any], now: dict[str, Any]) -> list[Re
     return found
 
 
-def check(db: sqlite3.Connection, run_id: str, *, seed: int = 0) -> BaselineCheck:
-    """Compare a finished run with its pilot's baseline (else its previous complete run)."""
+def check(db: sqlite3.Connection, run_id: str, now: dict[str, Any] | None, *, seed: int = 0) -> BaselineCheck:
+    """Compare a finished run, whose decision in brief is `now`, with its pilot's baseline (else its
+    previous complete run)."""
     row = store.get_run(db, run_id)
     if row is None:
         raise RoiError(f"no run {run_id!r} in the store")
     baseline = current_baseline(db, str(row["pilot"]))
     reference = baseline if baseline is not None else previous_complete(db, run_id)
-    now = decision_brief(db, run_id)
     if reference is None or reference == run_id:
         return BaselineCheck(run_id, None, False, None, now)
     before = decision_brief(db, reference)

@@ -15,12 +15,11 @@ import typer
 from roi import baseline, console, store
 from roi import compare as comparing
 from roi import history as past
-from roi.errors import Problem, RoiError, RunFailed
+from roi.errors import RoiError, RunFailed
 from roi.events import EventLog, ignore
 from roi.pilot import load_pilot
 from roi.planning import plan_pilot
-from roi.report import rebuild_report
-from roi.runner import DB_NAME, RunOptions, RunResult, run_pilot
+from roi.runner import RunOptions, RunResult, rebuild_report, run_pilot
 
 app = typer.Typer(
     help=(
@@ -92,11 +91,9 @@ def run(
             console.show_probe(result.probe)
         if result.stopped is not None:
             console.show_stop(result.stopped, result.run_id)
-        if result.decision is not None:
-            console.show_decision(result.decision, str(result.run_dir / "report.html"))
-        if check is not None:
-            console.show_check(check)
-    if check is not None and check.regressed:
+        console.show_decision(result.decision, str(result.run_dir / "report.html"))
+        console.show_check(check)
+    if check.regressed:
         raise typer.Exit(3)
 
 
@@ -111,8 +108,8 @@ def _run(pilot: Path, options: RunOptions, quiet: bool) -> RunResult:
 
 def _one_line(result: RunResult) -> str:
     d, check = result.decision, result.check
-    decision = "no decision" if d is None else f"{d.model} stage {d.stage} {d.stage_name} ({d.outcome})"
-    if check is None or check.reference is None:
+    decision = f"{d.model} stage {d.stage} {d.stage_name} ({d.outcome})"
+    if check.reference is None:
         drift = "no baseline"
     elif check.regressions:
         drift = f"{len(check.regressions)} regression(s) vs {check.reference}: " + "; ".join(
@@ -121,7 +118,7 @@ def _one_line(result: RunResult) -> str:
     else:
         drift = f"no regression vs {check.reference}"
     stopped = f"; {result.stopped}" if result.stopped else ""
-    code = 3 if check is not None and check.regressed else 0
+    code = 3 if check.regressed else 0
     return f"{result.summary.pilot} {result.run_id}: {decision}; {drift}{stopped}; exit {code}; {result.run_dir}"
 
 
@@ -134,7 +131,7 @@ def plan(
     ),
 ) -> None:
     """Calls, tokens, cost and time a run would take, per model and mode, without calling any model."""
-    console.show_plan(plan_pilot(load_pilot(pilot), limit, out / DB_NAME))
+    console.show_plan(plan_pilot(load_pilot(pilot), limit, out / store.DB_NAME))
 
 
 @app.command()
@@ -153,10 +150,7 @@ OutOption = Annotated[Path, typer.Option(help="Folder holding roi.db (as given t
 
 @contextmanager
 def _store(out: Path) -> Iterator[sqlite3.Connection]:
-    path = out / DB_NAME
-    if not path.is_file():
-        raise RoiError([Problem(f"no run store here (looked for {path})", str(out), None, "--out")])
-    db = store.connect(path)
+    db = store.open_existing(out)
     try:
         yield db
     finally:

@@ -8,7 +8,8 @@ import sqlite3
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from roi.baseline import current_baseline, decision_brief
+from roi.baseline import current_baseline
+from roi.run_decision import decision_brief
 from roi.stats import Rate, wilson
 
 
@@ -43,13 +44,16 @@ def _cost(summary: dict[str, Any]) -> float | None:
     return None if not costs or any(c is None for c in costs) else float(sum(costs))
 
 
-def _row(db: sqlite3.Connection, run: sqlite3.Row, baselines: dict[str, str | None]) -> HistoryRow:
-    summary: dict[str, Any] = json.loads(run["summary_json"]) if run["summary_json"] else {}
+def history_row(
+    run: dict[str, Any],
+    summary: dict[str, Any],
+    brief: dict[str, Any] | None,
+    calls: tuple[int, int],
+    baseline: bool,
+) -> HistoryRow:
+    """A run's row from its store row, its summary (as in summary.json; empty when it has none), its
+    decision in brief and its (calls, cached calls)."""
     pilot_spec = json.loads(run["pilot_json"])
-    brief = decision_brief(db, run["run_id"])
-    calls, cached = db.execute(
-        "SELECT COUNT(*), COALESCE(SUM(cached), 0) FROM calls WHERE run_id = ?", (run["run_id"],)
-    ).fetchone()
     return HistoryRow(
         run_id=run["run_id"],
         pilot=run["pilot"],
@@ -58,13 +62,22 @@ def _row(db: sqlite3.Connection, run: sqlite3.Row, baselines: dict[str, str | No
         status=run["status"],
         item_limit=run["item_limit"],
         models=[m["name"] for m in pilot_spec.get("models", [])],
-        baseline=baselines.get(run["pilot"]) == run["run_id"],
+        baseline=baseline,
         decision=None if brief is None else {k: brief[k] for k in ("model", "stage", "stage_name", "outcome")},
         accuracy=_accuracy(summary),
         cost_usd=_cost(summary) if summary else None,
-        calls=int(calls),
-        cached_calls=int(cached),
+        calls=calls[0],
+        cached_calls=calls[1],
     )
+
+
+def _row(db: sqlite3.Connection, run: sqlite3.Row, baselines: dict[str, str | None]) -> HistoryRow:
+    summary: dict[str, Any] = json.loads(run["summary_json"]) if run["summary_json"] else {}
+    calls, cached = db.execute(
+        "SELECT COUNT(*), COALESCE(SUM(cached), 0) FROM calls WHERE run_id = ?", (run["run_id"],)
+    ).fetchone()
+    is_baseline = baselines.get(run["pilot"]) == run["run_id"]
+    return history_row(dict(run), summary, decision_brief(db, run["run_id"]), (int(calls), int(cached)), is_baseline)
 
 
 def history(db: sqlite3.Connection, pilot: str | None = None, limit: int | None = None) -> list[HistoryRow]:

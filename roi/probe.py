@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from roi.backends.local.teacher_forcing import beam_answers, score_candidates
-from roi.pilot import LoadedPilot, ProbeSpec, probe_inputs
+from roi.pilot import LoadedPilot, Pilot, ProbeSpec, probe_inputs
 from roi.stats import Rate, bootstrap_mean_interval, wilson
 
 SEPARATOR = " -> "
@@ -313,8 +313,9 @@ def stored_rows(db: Any, run_id: str) -> list[ProbeRow]:
     ]
 
 
-def stored_figures(db: Any, run_id: str, pilot: LoadedPilot) -> list[MixtureFigures]:
+def stored_figures(db: Any, run_id: str, pilot: Pilot) -> list[MixtureFigures]:
+    """The probe figures of a run (empty when it had no probe)."""
     rows = stored_rows(db, run_id)
-    if not rows or pilot.spec.probe is None:
+    if not rows or pilot.probe is None:
         return []
-    return figures(rows, pilot.spec.probe.beam_width, seed=pilot.spec.seed)
+    return figures(rows, pilot.probe.beam_width, seed=pilot.seed)

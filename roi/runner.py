@@ -14,19 +14,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from roi import baseline, cache, events, locking, notify, probe, store
+from roi import cache, events, locking, notify, probe, store
 from roi.backends import Backend, GenerationResult, check_credentials, create_backend
+from roi.baseline import BaselineCheck
 from roi.costs import result_cost_usd
 from roi.decision import Decision
-from roi.errors import RoiError
+from roi.errors import Problem, RoiError
+from roi.evaluation import RunEvaluation, evaluate_run
 from roi.grading import AnswerSpaces, grade_call
-from roi.metrics import RunSummary, summarize
+from roi.metrics import RunSummary
 from roi.pilot import LoadedPilot, ModelSpec
 from roi.planning import Budget, check_budgetable, generate_within
+from roi.probe import MixtureFigures
 from roi.prompts import PromptCall, build_calls
-from roi.report import write_report
-
-DB_NAME = "roi.db"
+from roi.report import ReportFiles, check_language, write_report
+from roi.run_decision import RunEnding
 
 
 @dataclass
@@ -59,11 +61,24 @@ class RunResult:
     run_id: str
     run_dir: Path
     db_path: Path
-    summary: RunSummary
-    decision: Decision | None = None  # the staged-rollout decision of report.html (None if not built)
+    evaluation: RunEvaluation  # the finished run summarised, decided and checked against its baseline
     stopped: str | None = None  # why the run ended before all calls were sent (--max-cost), if it did
-    check: baseline.BaselineCheck | None = None  # issue 7: against the accepted baseline
-    probe: list[probe.MixtureFigures] = field(default_factory=list)  # issue 5: the probe's figures
+
+    @property
+    def summary(self) -> RunSummary:
+        return self.evaluation.summary
+
+    @property
+    def decision(self) -> Decision:
+        return self.evaluation.decision  # the staged-rollout decision of report.html
+
+    @property
+    def check(self) -> BaselineCheck:
+        return self.evaluation.check
+
+    @property
+    def probe(self) -> list[MixtureFigures]:
+        return self.evaluation.probe
 
 
 def now() -> str:
@@ -99,7 +114,7 @@ def _run_pilot_locked(pilot: LoadedPilot, opts: RunOptions, lock: locking.PilotL
     calls = build_calls(pilot, opts.limit)
     if opts.max_cost_usd is not None:
         check_budgetable(pilot.spec.models)
-    db_path = opts.out_dir / DB_NAME
+    db_path = opts.out_dir / store.DB_NAME
     db = store.connect(db_path)
     try:
         opts = _auto_resume(db, pilot, opts)
@@ -123,8 +138,7 @@ def _run_pilot_locked(pilot: LoadedPilot, opts: RunOptions, lock: locking.PilotL
         if pilot.spec.probe is not None:  # issue 5: the probe is its own mode, after the calls
             environment["probe"] = probe.run(db, run_id, pilot, lambda m: _probe_backend(m, pilot, opts), opts.status)
         _record_environment(db, run_id, environment)
-        result = _after_run(db, pilot, finish(db, db_path, pilot, run_id, opts.out_dir), opts)
-        return _record_stop(db, result, budget) if budget is not None and budget.skipped else result
+        return _after_run(pilot, finish(db, db_path, pilot, run_id, opts.out_dir, _stop_note(budget)), opts)
     except KeyboardInterrupt:
         # Everything finished is already committed; mark the run so history shows it.
         store.finish_run(db, run_id, status="interrupted", finished_at=now(), summary=None)
@@ -146,11 +160,9 @@ def _auto_resume(db: sqlite3.Connection, pilot: LoadedPilot, opts: RunOptions) -
     return dataclasses.replace(opts, resume=found)
 
 
-def _after_run(db: sqlite3.Connection, pilot: LoadedPilot, result: RunResult, opts: RunOptions) -> RunResult:
-    """Keep the decision in brief, compare with the baseline, notify on a change (never fatal)."""
-    if result.decision is not None:
-        baseline.record_decision(db, result.run_id, result.decision)
-    check = baseline.check(db, result.run_id, seed=pilot.spec.seed)
+def _after_run(pilot: LoadedPilot, result: RunResult, opts: RunOptions) -> RunResult:
+    """Notify on a change against the baseline (never fatal) and log the end of the run."""
+    check = result.check
     report = result.run_dir / "report.html"
     sent = notify.notify(pilot.spec.notify, pilot.name, check, str(report))
     opts.emit(
@@ -162,7 +174,7 @@ def _after_run(db: sqlite3.Connection, pilot: LoadedPilot, result: RunResult, op
         regressions=[r.describe() for r in check.regressions],
         notify=sent,
     )
-    return dataclasses.replace(result, check=check)
+    return result
 
 
 def _start_or_resume(db: sqlite3.Connection, pilot: LoadedPilot, opts: RunOptions) -> str:
@@ -182,7 +194,7 @@ def _start_or_resume(db: sqlite3.Connection, pilot: LoadedPilot, opts: RunOption
         return run_id
     row = store.get_run(db, opts.resume)
     if row is None:
-        raise RoiError(f"no run {opts.resume!r} in {opts.out_dir / DB_NAME}")
+        raise RoiError(f"no run {opts.resume!r} in {opts.out_dir / store.DB_NAME}")
     if row["pilot_sha256"] != pilot.sha256:
         raise RoiError(
             f"run {opts.resume} was made from a different version of {pilot.path}; "
@@ -275,19 +287,14 @@ def _budget(db: sqlite3.Connection, run_id: str, max_cost_usd: float | None) -> 
     return Budget(limit_usd=max_cost_usd, spent_usd=float(spent))
 
 
-def _record_stop(db: sqlite3.Connection, result: RunResult, budget: Budget) -> RunResult:
-    """--max-cost ended the run early: say so in the store and in summary.json; what is done is kept."""
-    note = (
+def _stop_note(budget: Budget | None) -> str | None:
+    """Why --max-cost ended the run early, or None when it did not."""
+    if budget is None or not budget.skipped:
+        return None
+    return (
         f"stopped at --max-cost {budget.limit_usd:g} USD: spent {budget.spent_usd:.6f} USD, "
         f"{budget.skipped} calls not sent"
     )
-    path = result.run_dir / "summary.json"
-    summary = json.loads(path.read_text())
-    summary["stopped"] = note
-    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    with store.transaction(db):
-        db.execute("UPDATE runs SET status = 'stopped_max_cost' WHERE run_id = ?", (result.run_id,))
-    return dataclasses.replace(result, stopped=note)
 
 
 def _record_environment(db: sqlite3.Connection, run_id: str, environment: dict[str, Any]) -> None:
@@ -298,26 +305,47 @@ def _record_environment(db: sqlite3.Connection, run_id: str, environment: dict[s
         db.execute("UPDATE runs SET environment_json = ? WHERE run_id = ?", (json.dumps(merged), run_id))
 
 
-def finish(db: sqlite3.Connection, db_path: Path, pilot: LoadedPilot, run_id: str, out_dir: Path) -> RunResult:
-    """Summarise a run from the store and write its folder: items.csv, calls.csv, summary.json,
-    report.html and report.json."""
-    items = store.items_frame(db, run_id)
-    calls = store.calls_frame(db, run_id)
-    row = store.get_run(db, run_id)
-    limit = row["item_limit"] if row else None
-    summary = summarize(run_id, pilot.name, limit, items, calls, seed=pilot.spec.seed)
+def finish(
+    db: sqlite3.Connection, db_path: Path, pilot: LoadedPilot, run_id: str, out_dir: Path, stopped: str | None = None
+) -> RunResult:
+    """Evaluate a run whose calls are done, once; write its folder (items.csv, calls.csv, summary.json,
+    report.html, report.json); then record its end, summary and decision in the store. `stopped` says
+    why the run ended early (--max-cost): what is done is kept."""
+    if stopped is not None:
+        status = "stopped_max_cost"
+    else:
+        status = "complete" if store.failed_call_count(db, run_id) == 0 else "complete_with_failures"
+    evaluation = evaluate_run(db, run_id, RunEnding(status, now()))
+    summary = evaluation.summary_data() | ({"stopped": stopped} if stopped is not None else {})
     run_dir = out_dir / pilot.name / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    items.to_csv(run_dir / "items.csv", index=False)
-    calls.drop(columns=["prompt"]).to_csv(run_dir / "calls.csv", index=False)
-    failed = int(calls["error"].notna().sum()) if len(calls) else 0
-    status = "complete" if failed == 0 else "complete_with_failures"
-    figures = probe.stored_figures(db, run_id, pilot)  # issue 5
-    data = summary.to_dict() | ({"probe": [dataclasses.asdict(f) for f in figures]} if figures else {})
-    (run_dir / "summary.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
-    store.finish_run(db, run_id, status=status, finished_at=now(), summary=data)
-    report = write_report(db, run_id, run_dir)  # report.html + report.json, from the store like `roi report`
-    return RunResult(run_id, run_dir, db_path, summary, report.decision, probe=figures)
+    evaluation.items.to_csv(run_dir / "items.csv", index=False)
+    evaluation.calls.drop(columns=["prompt"]).to_csv(run_dir / "calls.csv", index=False)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    write_report(evaluation, run_dir)
+    store.finish_run(
+        db,
+        run_id,
+        status=status,
+        finished_at=evaluation.run["finished_at"],
+        summary=summary,
+        decision_brief=evaluation.decision_brief,
+    )
+    return RunResult(run_id, run_dir, db_path, evaluation, stopped)
+
+
+def rebuild_report(out_dir: Path, run_id: str, language: str | None = None) -> ReportFiles:
+    """`roi report`: rebuild a stored run's report into OUT/<pilot>/<run-id>/ (OUT holds the store)."""
+    check_language(language)
+    db = store.open_existing(out_dir)
+    try:
+        if store.get_run(db, run_id) is None:
+            path = out_dir / store.DB_NAME
+            raise RoiError([Problem(f"no run {run_id!r} in {path}", str(path), None, "RUN_ID")])
+        evaluation = evaluate_run(db, run_id)
+    finally:
+        db.close()
+    return write_report(evaluation, out_dir / evaluation.run["pilot"] / run_id, language)
 
 
 def _probe_backend(model: ModelSpec, pilot: LoadedPilot, opts: RunOptions) -> tuple[Backend, bool]:

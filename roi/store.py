@@ -16,6 +16,10 @@ from typing import Any
 
 import pandas as pd
 
+from roi.errors import Problem, RoiError
+
+DB_NAME = "roi.db"  # the store's file inside a run folder's parent (roi run --out)
+
 Migration = Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[tuple[str, Migration]] = []
 
@@ -218,6 +222,14 @@ class ItemRow:
     other_task_space: str | None
 
 
+def open_existing(out_dir: Path) -> sqlite3.Connection:
+    """The store of an earlier `roi run --out out_dir`; a user error when there is none (nothing created)."""
+    path = out_dir / DB_NAME
+    if not path.is_file():
+        raise RoiError([Problem(f"no run store here (looked for {path})", str(out_dir), None, "--out")])
+    return connect(path)
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) and migrate the store."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -303,14 +315,35 @@ def finished_call_ids(db: sqlite3.Connection, run_id: str) -> set[str]:
     return {r[0] for r in rows}
 
 
+def failed_call_count(db: sqlite3.Connection, run_id: str) -> int:
+    (failed,) = db.execute("SELECT COUNT(*) FROM calls WHERE run_id = ? AND error IS NOT NULL", (run_id,)).fetchone()
+    return int(failed)
+
+
 def finish_run(
-    db: sqlite3.Connection, run_id: str, *, status: str, finished_at: str, summary: dict[str, Any] | None
+    db: sqlite3.Connection,
+    run_id: str,
+    *,
+    status: str,
+    finished_at: str,
+    summary: dict[str, Any] | None,
+    decision_brief: dict[str, Any] | None = None,
 ) -> None:
+    """Mark a run ended; a finished run gets its summary and decision in brief in the same transaction."""
     with transaction(db):
         db.execute(
-            "UPDATE runs SET status = ?, finished_at = ?, summary_json = ? WHERE run_id = ?",
-            (status, finished_at, json.dumps(summary) if summary is not None else None, run_id),
+            "UPDATE runs SET status = ?, finished_at = ?, summary_json = ?, decision_json = ? WHERE run_id = ?",
+            (status, finished_at, _json_or_null(summary), _json_or_null(decision_brief), run_id),
         )
+
+
+def record_decision_brief(db: sqlite3.Connection, run_id: str, brief: dict[str, Any]) -> None:
+    with transaction(db):
+        db.execute("UPDATE runs SET decision_json = ? WHERE run_id = ?", (json.dumps(brief), run_id))
+
+
+def _json_or_null(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(value)
 
 
 def get_run(db: sqlite3.Connection, run_id: str) -> sqlite3.Row | None:

@@ -11,6 +11,7 @@ import pytest
 
 from roi import baseline, store
 from roi.errors import RoiError
+from roi.evaluation import evaluate_run
 from roi.pilot import LoadedPilot, load_pilot
 from roi.runner import RunOptions, RunResult, run_pilot
 
@@ -57,7 +58,7 @@ def test_regressions_against_the_accepted_baseline(demo: LoadedPilot, tmp_path: 
     assert ("accuracy", "accuracy capital/mixed") not in kinds  # unchanged tasks are not flagged
     # Accepting the bad run makes it the reference: the same figures again regress nothing.
     baseline.accept(db, bad.run_id)
-    same = baseline.check(db, again.run_id, seed=demo.spec.seed)
+    same = evaluate_run(db, again.run_id).check
     assert same.reference == bad.run_id and same.regressions == [] and not same.regressed
     # Report of the regressed run: a trend section with the baseline marked and what regressed.
     report = json.loads((again.run_dir / "report.json").read_text())

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -14,13 +13,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from roi import store
 from roi.cli import app
 from roi.pilot import LoadedPilot
 from roi.prompts import PromptCall, Query
 from roi.report import sections
-from roi.report.build import build_report, load_inputs
+from roi.report.build import build_report
 from roi.report.i18n import MESSAGES
+from roi.report.inputs import ReportInputs
 from roi.runner import RunResult
 
 from .test_decision import make_pilot, run_fake
@@ -183,10 +182,7 @@ def test_a_section_can_be_added(hostile_run: RunResult, monkeypatch: pytest.Monk
         sections.Section("extra", "sections/latency.html.j2", sections.build_latency, {"en": "Extra", "ja": "追加"}),
         after="gates",
     )
-    db = sqlite3.connect(hostile_run.db_path)
-    db.row_factory = sqlite3.Row
-    data = build_report(load_inputs(db, hostile_run.run_id))
+    data = build_report(ReportInputs(hostile_run.evaluation, "en"))
     ids = [s["id"] for s in data["sections"]]
     assert ids[:3] == ["roi", "gates", "extra"] and data["sections"][2]["title"] == "Extra"
     assert data["sections"][2]["data"]["rows"]  # the builder's plain data, as the template gets it
-    assert store.get_run(db, hostile_run.run_id) is not None

@@ -7,7 +7,6 @@ Screenshots (and an A4 PDF) go to tests/artifacts/ for a person to look at.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from roi import store
 from roi.pilot import load_pilot
 from roi.report import write_report
 from roi.runner import RunOptions, run_pilot
@@ -65,13 +63,8 @@ def real_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """report.html in English and Japanese from one real run of the demo pilot (1 item per task)."""
     out = tmp_path_factory.mktemp("real")
     result = run_pilot(load_pilot(PILOTS / "superposition-demo.yaml"), RunOptions(out_dir=out, limit=1))
-    db = sqlite3.connect(result.db_path)
-    db.row_factory = sqlite3.Row
-    try:
-        assert store.get_run(db, result.run_id)["status"] == "complete"
-        return {lang: write_report(db, result.run_id, out / lang, lang).html for lang in ("en", "ja")}
-    finally:
-        db.close()
+    assert result.evaluation.run["status"] == "complete"
+    return {lang: write_report(result.evaluation, out / lang, lang).html for lang in ("en", "ja")}
 
 
 def open_page(browser: Any, path: Path) -> tuple[Any, PageLog]:

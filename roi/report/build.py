@@ -1,19 +1,16 @@
-"""Assemble the report of one run from the store and write report.html and report.json."""
+"""Assemble the report of one evaluated run and write report.html and report.json."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from roi import store
-from roi.decision import Decision, decide
+from roi.decision import Decision
 from roi.errors import Problem, RoiError
-from roi.metrics import summarize
-from roi.pilot import Pilot
+from roi.evaluation import RunEvaluation
 from roi.report import sections as sections_module
 from roi.report.i18n import LANGUAGES, text
 from roi.report.render import render_page
@@ -36,30 +33,6 @@ class ReportFiles:
     json: Path
     decision: Decision
     language: str
-
-
-def load_inputs(db: sqlite3.Connection, run_id: str, language: str | None = None) -> ReportInputs:
-    """Everything a report needs, read from the store (the validated pilot is kept with the run)."""
-    row = store.get_run(db, run_id)
-    if row is None:
-        raise RoiError(f"no run {run_id!r} in the store")
-    run = dict(row)
-    pilot = Pilot.model_validate_json(run["pilot_json"])
-    items = store.items_frame(db, run_id)
-    calls = store.calls_frame(db, run_id)
-    summary = summarize(run_id, pilot.pilot, run["item_limit"], items, calls, seed=pilot.seed)
-    return ReportInputs(
-        db=db,
-        run_id=run_id,
-        run=run,
-        pilot=pilot,
-        items=items,
-        calls=calls,
-        summary=summary,
-        decision=decide(pilot, summary, items),
-        environment=json.loads(run["environment_json"] or "{}"),
-        lang=language or pilot.report.language,
-    )
 
 
 def build_report(inputs: ReportInputs) -> dict[str, Any]:
@@ -127,9 +100,19 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
-def write_report(db: sqlite3.Connection, run_id: str, run_dir: Path, language: str | None = None) -> ReportFiles:
-    """Write report.html and report.json of `run_id` into `run_dir` (atomically: temp file, then rename)."""
-    inputs = load_inputs(db, run_id, language)
+def check_language(language: str | None) -> None:
+    """A user error unless `language` is None (the pilot's) or one the report is written in."""
+    if language is not None and language not in LANGUAGES:
+        raise RoiError(
+            [Problem(f"unknown language {language!r}; use one of {', '.join(LANGUAGES)}", None, None, "--language")]
+        )
+
+
+def write_report(evaluation: RunEvaluation, run_dir: Path, language: str | None = None) -> ReportFiles:
+    """Write report.html and report.json of an evaluated run into `run_dir` (atomically: temp file, then
+    rename), in `language` (default: the pilot's report.language)."""
+    check_language(language)
+    inputs = ReportInputs(evaluation, language or evaluation.pilot.report.language)
     data = build_report(inputs)
     run_dir.mkdir(parents=True, exist_ok=True)
     html_path, json_path = run_dir / "report.html", run_dir / "report.json"
@@ -145,22 +128,3 @@ def _write(path: Path, content: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(content, encoding="utf-8")
     tmp.replace(path)
-
-
-def rebuild_report(out_dir: Path, run_id: str, language: str | None = None) -> ReportFiles:
-    """`roi report`: rebuild a stored run's report into OUT/<pilot>/<run-id>/ (OUT holds roi.db)."""
-    db_path = out_dir / "roi.db"
-    if not db_path.is_file():
-        raise RoiError([Problem(f"no run store here (looked for {db_path})", str(out_dir), None, "--out")])
-    if language is not None and language not in LANGUAGES:
-        raise RoiError(
-            [Problem(f"unknown language {language!r}; use one of {', '.join(LANGUAGES)}", None, None, "--language")]
-        )
-    db = store.connect(db_path)
-    try:
-        row = store.get_run(db, run_id)
-        if row is None:
-            raise RoiError([Problem(f"no run {run_id!r} in {db_path}", str(db_path), None, "RUN_ID")])
-        return write_report(db, run_id, out_dir / row["pilot"] / run_id, language)
-    finally:
-        db.close()

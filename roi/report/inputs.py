@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from roi.decision import Decision, ModelDecision
+from roi.evaluation import RunEvaluation
 from roi.metrics import RunSummary
 from roi.pilot import Pilot
 from roi.report.i18n import text
@@ -17,16 +17,42 @@ from roi.report.i18n import text
 
 @dataclass(frozen=True)
 class ReportInputs:
-    db: sqlite3.Connection
-    run_id: str
-    run: dict[str, Any]  # the run's row in the store
-    pilot: Pilot
-    items: pd.DataFrame
-    calls: pd.DataFrame
-    summary: RunSummary
-    decision: Decision
-    environment: dict[str, Any]
+    """What a section builder reads: the run's evaluation (roi/evaluation.py) and the page's language."""
+
+    evaluation: RunEvaluation
     lang: str
+
+    @property
+    def run_id(self) -> str:
+        return self.evaluation.run_id
+
+    @property
+    def run(self) -> dict[str, Any]:
+        return self.evaluation.run  # the run's row in the store
+
+    @property
+    def pilot(self) -> Pilot:
+        return self.evaluation.pilot
+
+    @property
+    def items(self) -> pd.DataFrame:
+        return self.evaluation.items
+
+    @property
+    def calls(self) -> pd.DataFrame:
+        return self.evaluation.calls
+
+    @property
+    def summary(self) -> RunSummary:
+        return self.evaluation.summary
+
+    @property
+    def decision(self) -> Decision:
+        return self.evaluation.decision
+
+    @property
+    def environment(self) -> dict[str, Any]:
+        return self.evaluation.environment
 
 
 Builder = Callable[[ReportInputs], dict[str, Any] | None]

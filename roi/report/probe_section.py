@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from roi.probe import Mean, MixtureFigures, TaskPoint, figures, stored_rows
+from roi.probe import Mean, MixtureFigures, TaskPoint
 
 _WORDS = {
     "en": {
@@ -47,13 +47,11 @@ _WORDS = {
 }  # fmt: skip
 
 
-def report_section(db: Any, run_id: str, pilot: Any, lang: str) -> dict[str, Any] | None:
-    """Plain data for templates/sections/probe.html.j2 (None when the run has no probe rows)."""
-    rows = stored_rows(db, run_id)
-    if not rows or pilot.probe is None:
+def report_section(figs: Sequence[MixtureFigures], lang: str) -> dict[str, Any] | None:
+    """Plain data for templates/sections/probe.html.j2 (None when the run has no probe figures)."""
+    if not figs:
         return None
     words = _WORDS.get(lang, _WORDS["en"])
-    figs = figures(rows, pilot.probe.beam_width, seed=pilot.seed)
     sentences = [_sentence(f, words) for f in figs if sum(t.share > 0 for t in f.tasks) >= 2]
     numbers = {(i, t.task): n for n, (i, t) in enumerate(chart_points(figs), 1)}
     table = [

@@ -24,6 +24,7 @@ from roi.report.evidence import (
 from roi.report.i18n import join, text
 from roi.report.inputs import Builder, ReportInputs, Section
 from roi.report.money import build_cost, build_grouping, build_roi
+from roi.report.probe_section import report_section
 from roi.report.wording import pct
 
 __all__ = ["SECTIONS", "Builder", "ReportInputs", "Section", "register"]
@@ -146,10 +147,8 @@ def register(section: Section, *, after: str | None = None) -> None:
 
 
 def _build_probe(inputs: ReportInputs) -> dict[str, Any] | None:
-    """Issue 5: the superposition probe's calibration chart and reading (roi/report/probe_section.py)."""
-    from roi.report.probe_section import report_section
-
-    return report_section(inputs.db, inputs.run_id, inputs.pilot, inputs.lang)
+    """The superposition probe's calibration chart and reading (roi/report/probe_section.py)."""
+    return report_section(inputs.evaluation.probe, inputs.lang)
 
 
 register(

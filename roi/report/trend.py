@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from roi import baseline
-from roi.history import HistoryRow, history
+from roi.history import HistoryRow
 from roi.report import charts
 from roi.report.sections import ReportInputs, Section, register
 from roi.report.wording import pct
+from roi.run_decision import COMPLETE
 
 MAX_RUNS = 12
 WORDS: dict[str, dict[str, str]] = {
@@ -67,13 +67,11 @@ def _bars(row: HistoryRow, modes: list[str], lang: str) -> list[dict[str, Any]]:
 
 
 def build_trend(inputs: ReportInputs) -> dict[str, Any] | None:
-    db, lang = inputs.db, inputs.lang
+    lang, check = inputs.lang, inputs.evaluation.check
     words = WORDS[lang]
-    baseline.record_decision(db, inputs.run_id, inputs.decision)  # this run's, before comparing
-    rows = [r for r in history(db, inputs.run["pilot"]) if r.status in baseline.COMPLETE or r.run_id == inputs.run_id]
+    rows = [r for r in inputs.evaluation.history if r.status in COMPLETE or r.run_id == inputs.run_id]
     start = next(i for i, r in enumerate(rows) if r.run_id == inputs.run_id)  # newest first: skip later runs
     rows = rows[start : start + MAX_RUNS][::-1]  # oldest first
-    check = baseline.check(db, inputs.run_id, seed=inputs.pilot.seed)
     if len(rows) < 2 and check.reference is None:
         return None
     modes = sorted({m for r in rows for m in r.accuracy}, key=lambda m: m != "single")

@@ -1,0 +1,70 @@
+"""Evaluate a finished run once: everything the end of `roi run`, `roi report RUN_ID` and the report
+itself need, read from the store in one pass.
+
+The runner calls `evaluate_run` once when a run's calls are done, records the decision and writes
+summary.json from the result; the report renders from it and never opens the store. Anything new
+that judges a finished run adds its figures here, not in a second pass.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from roi import baseline, probe
+from roi.baseline import BaselineCheck
+from roi.history import HistoryRow, history, history_row
+from roi.probe import MixtureFigures
+from roi.run_decision import DecidedRun, RunEnding, brief, decide_run
+
+
+@dataclass(frozen=True)
+class RunEvaluation(DecidedRun):
+    """A stored run summarised and decided, with its probe figures, its baseline check and its
+    pilot's history (newest first, this run's row from this evaluation)."""
+
+    check: BaselineCheck
+    probe: list[MixtureFigures] = field(default_factory=list)
+    history: list[HistoryRow] = field(default_factory=list)
+
+    @property
+    def environment(self) -> dict[str, Any]:
+        """Library versions, device and host as the run recorded them."""
+        env: dict[str, Any] = json.loads(self.run["environment_json"] or "{}")
+        return env
+
+    @property
+    def decision_brief(self) -> dict[str, Any]:
+        """The decision in brief, as history and later baseline checks read it."""
+        return brief(self.decision)
+
+    def summary_data(self) -> dict[str, Any]:
+        """summary.json's figures: the summary, and the probe's when the run has them."""
+        figures = {"probe": [asdict(f) for f in self.probe]} if self.probe else {}
+        return self.summary.to_dict() | figures
+
+
+def evaluate_run(db: sqlite3.Connection, run_id: str, ending: RunEnding | None = None) -> RunEvaluation:
+    """Summarise, decide and compare `run_id` with its baseline; `ending` gives the status and end time
+    of a run being finished (its row still says `running`)."""
+    decided = decide_run(db, run_id, ending)
+    now = brief(decided.decision)
+    evaluation = RunEvaluation(
+        **{f.name: getattr(decided, f.name) for f in fields(decided)},
+        check=baseline.check(db, run_id, now, seed=decided.pilot.seed),
+        probe=probe.stored_figures(db, run_id, decided.pilot),
+    )
+    return replace(evaluation, history=_history(db, evaluation, now))
+
+
+def _history(db: sqlite3.Connection, evaluation: RunEvaluation, now: dict[str, Any]) -> list[HistoryRow]:
+    """The pilot's runs from the store, this run's row made from `evaluation` (the store has no
+    summary of a run being finished yet)."""
+    pilot = evaluation.run["pilot"]
+    calls = evaluation.calls
+    counts = (len(calls), int(calls["cached"].sum()) if len(calls) else 0)
+    accepted = baseline.current_baseline(db, pilot) == evaluation.run_id
+    own = history_row(evaluation.run, evaluation.summary_data(), now, counts, accepted)
+    return [own if r.run_id == evaluation.run_id else r for r in history(db, pilot)]
