@@ -13,6 +13,17 @@ from tests.servers import LlamaServer, embedded_gguf_path
 REPO = Path(__file__).resolve().parent.parent
 PILOTS = REPO / "pilots"
 
+# A test that needs the real model or server is slow whether or not its author marked it: mark it by
+# the fixtures it uses, so `-m "not model and not server"` is the fast subset it claims to be.
+_SLOW_FIXTURES = {"embedded_model_dir": "model", "llama_server": "server"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture, mark in _SLOW_FIXTURES.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(mark)
+
 
 @pytest.fixture(scope="session")
 def embedded_model_dir() -> Path:
