@@ -15,10 +15,11 @@ import typer
 from roi import baseline, console, store
 from roi import compare as comparing
 from roi import history as past
-from roi.errors import RoiError, RunFailed
+from roi.errors import ExitCode, RoiError, RunFailed
 from roi.events import EventLog, ignore
 from roi.pilot import load_pilot
 from roi.planning import plan_pilot
+from roi.redaction import clip
 from roi.runner import RunOptions, RunResult, rebuild_report, run_pilot
 
 app = typer.Typer(
@@ -26,7 +27,8 @@ app = typer.Typer(
         "Evidence for mixed (task-superposition) prompting.\n\n"
         "Exit codes: 0 run complete and no gate regressed (or command ok); 1 failed to run (including: the pilot "
         "is already running); 2 bad input or usage; 3 run complete but the decision dropped a stage or a gate "
-        "regressed against the accepted baseline (see roi accept)."
+        "regressed against the accepted baseline (see roi accept); 4 the run ended but too many of a model's "
+        "calls failed, or the run deadline stopped it."
     ),
     pretty_exceptions_show_locals=False,  # a traceback with locals could print an API key
     no_args_is_help=True,
@@ -65,36 +67,48 @@ def run(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Call the models even when the response cache holds the answer.")
     ] = False,
+    max_minutes: Annotated[
+        float | None,
+        typer.Option("--max-minutes", min=0.01, help="Stop the run after this long (lock wait included); exit 4."),
+    ] = None,
 ) -> None:
     """Run single and mixed prompting side by side on every model of the pilot.
 
     A re-run after a crash resumes the unfinished run of the pilot. Exit 3: the decision dropped a stage
-    or a gate regressed against the baseline."""
+    or a gate regressed against the baseline. Exit 4: too many of a model's calls failed, or the run
+    deadline stopped the run."""
     log = EventLog(log_json) if log_json is not None else None
     try:
         emit = log.emit if log is not None else ignore
-        options = RunOptions(out, limit, resume, max_cost_usd=max_cost, wait=wait, fresh=fresh, emit=emit)
+        options = RunOptions(
+            out, limit, resume, max_cost_usd=max_cost, wait=wait, fresh=fresh, emit=emit, max_minutes=max_minutes
+        )
         result = _run(pilot, options, quiet)
     except BaseException as error:
         if log is not None:
-            log.emit("run_failed", error=type(error).__name__, message=str(error)[:500])
+            log.emit("run_failed", error=type(error).__name__, message=clip(str(error), 500))
         raise
     finally:
         if log is not None:
             log.close()
-    check = result.check
     if quiet:
         console.quiet_line(_one_line(result))
     else:
-        console.show_summary(result.summary, str(result.run_dir))
-        if result.probe:  # issue 5
-            console.show_probe(result.probe)
-        if result.stopped is not None:
-            console.show_stop(result.stopped, result.run_id)
-        console.show_decision(result.decision, str(result.run_dir / "report.html"))
-        console.show_check(check)
-    if check.regressed:
-        raise typer.Exit(3)
+        _show_run(result)
+    if result.exit_code != ExitCode.OK:
+        raise typer.Exit(result.exit_code)
+
+
+def _show_run(result: RunResult) -> None:
+    console.show_summary(result.summary, str(result.run_dir))
+    if result.probe:  # issue 5
+        console.show_probe(result.probe)
+    if result.stopped is not None:
+        console.show_stop(result.stopped, result.run_id)
+    console.show_decision(result.decision, str(result.run_dir / "report.html"))
+    console.show_check(result.check)
+    if result.incomplete:
+        console.show_incomplete(result.incomplete)
 
 
 def _run(pilot: Path, options: RunOptions, quiet: bool) -> RunResult:
@@ -118,8 +132,11 @@ def _one_line(result: RunResult) -> str:
     else:
         drift = f"no regression vs {check.reference}"
     stopped = f"; {result.stopped}" if result.stopped else ""
-    code = 3 if check.regressed else 0
-    return f"{result.summary.pilot} {result.run_id}: {decision}; {drift}{stopped}; exit {code}; {result.run_dir}"
+    failed = "".join(f"; {reason}" for reason in result.incomplete if reason not in (result.stopped or ""))
+    return (
+        f"{result.summary.pilot} {result.run_id}: {decision}; {drift}{stopped}{failed}; "
+        f"exit {int(result.exit_code)}; {result.run_dir}"
+    )
 
 
 @app.command()
@@ -208,13 +225,13 @@ def main() -> None:
             raise SystemExit(code)
     except RoiError as error:
         console.user_error(error)
-        raise SystemExit(2) from None
+        raise SystemExit(ExitCode.BAD_INPUT) from None
     except RunFailed as error:
-        console.err.print(f"[bold red]Run failed:[/] {error}")
-        raise SystemExit(1) from None
+        console.run_failed(str(error))
+        raise SystemExit(ExitCode.FAILED_TO_RUN) from None
     except KeyboardInterrupt:
         console.err.print("Interrupted: finished calls are stored; the same roi run command resumes the run.")
-        raise SystemExit(130) from None
+        raise SystemExit(ExitCode.INTERRUPTED) from None
     except typer.Exit as done:
         raise SystemExit(done.exit_code) from None
     except typer.Abort:

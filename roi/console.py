@@ -25,6 +25,7 @@ from roi.history import HistoryRow
 from roi.metrics import CellSummary, RunSummary
 from roi.planning import Plan
 from roi.probe import Mean, MixtureFigures
+from roi.redaction import redact
 from roi.report.wording import decision_line
 from roi.runner import Progress as RunProgress
 from roi.stats import Rate
@@ -34,7 +35,11 @@ err = Console(stderr=True)
 
 
 def status(message: str) -> None:
-    err.print(Text(message, style="cyan"))
+    err.print(Text(redact(message), style="cyan"))
+
+
+def run_failed(message: str) -> None:
+    err.print(Text.assemble(("Run failed: ", "bold red"), redact(message)), soft_wrap=True)
 
 
 def user_error(error: RoiError) -> None:
@@ -179,7 +184,15 @@ def show_plan(plan: Plan) -> None:
 
 
 def show_stop(note: str, run_id: str) -> None:
-    out.print(Text(f"Run {run_id} {note}. Resume with --resume {run_id} and a higher --max-cost."), soft_wrap=True)
+    hint = " and a higher --max-cost" if "--max-cost" in note else ""
+    out.print(Text(f"Run {run_id} {note}. Resume with --resume {run_id}{hint}."), soft_wrap=True)
+
+
+def show_incomplete(reasons: list[str]) -> None:
+    """Why the run's evidence is incomplete (exit 4)."""
+    out.print(Text("Incomplete evidence (exit 4):", style="bold red"), soft_wrap=True)
+    for reason in reasons:
+        out.print(Text(f"  {reason}", style="red"), soft_wrap=True)
 
 
 def show_decision(decision: Decision, report_html: str | None = None) -> None:

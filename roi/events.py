@@ -1,5 +1,6 @@
 """Structured events of a run (`roi run --log-json FILE`): one JSON object per line, for cron logs and
-log shippers. Events carry ids, counts and statuses only: never prompts, outputs, URLs or keys."""
+log shippers. Events carry ids, counts and statuses only: never prompts, outputs, URLs or keys (every
+text is also passed through roi/redaction.py on its way out)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
+
+from roi.redaction import redact
 
 Emit = Callable[..., None]
 
@@ -26,7 +29,7 @@ class EventLog:
 
     def emit(self, event: str, **fields: Any) -> None:
         record = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), "event": event, "pid": os.getpid()}
-        record.update(fields)
+        record.update({k: _redacted(v) for k, v in fields.items()})
         self._file.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
         self._file.flush()
 
@@ -38,6 +41,16 @@ class EventLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redacted(v) for v in value]
+    return value
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:

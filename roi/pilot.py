@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from roi.datasets import Example, load_examples
+from roi.endpoints import key_transport_problem, url_problem
 from roi.errors import Problem, RoiError
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -57,9 +58,18 @@ class ModelSpec(Strict):
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     endpoint: Literal["chat", "completions"] = "chat"
     max_concurrency: int = Field(default=4, ge=1, le=256)
-    timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    timeout_s: float = Field(default=60.0, gt=0, le=3600)  # per attempt, whole reply included
     max_retries: int = Field(default=4, ge=0, le=20)
+    max_retry_after_s: float = Field(default=60.0, ge=0, le=3600)  # a server's Retry-After is capped here
     price: Price | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        problem = None if url is None else url_problem(url)
+        if problem is not None:
+            raise ValueError(problem)
+        return url
 
     @model_validator(mode="after")
     def _fields_fit_backend(self) -> ModelSpec:
@@ -202,6 +212,14 @@ class Notify(Strict):
     timeout_s: float = Field(default=10.0, gt=0, le=120)
 
 
+class Limits(Strict):
+    """How long a run may take, and how many failed calls it may have before its exit code says so
+    (exit 4, docs/cron.md)."""
+
+    max_failed_call_rate: Fraction = 0.10  # a model with a larger share of failed calls (or all) fails the run
+    max_run_minutes: float | None = Field(default=None, gt=0, le=7 * 24 * 60)  # overall deadline; None: none
+
+
 class Operations(Strict):
     """Who runs a rollout and what happens to a doubtful output (the report's checklist; stage 2 gate)."""
 
@@ -286,6 +304,7 @@ class Pilot(Strict):
     report: ReportSettings = ReportSettings()
     operations: Operations = Operations()
     notify: Notify = Notify()
+    limits: Limits = Limits()
     probe: ProbeSpec | None = None  # issue 5
     seed: int = 0
 
@@ -299,6 +318,9 @@ class Pilot(Strict):
             raise ValueError("modes: enable at least one of single and mixed")
         if self.modes.mixed.enabled and len(self.tasks) < 2:
             raise ValueError("mixed mode needs at least 2 tasks (or set modes.mixed.enabled: false)")
+        hook = self.notify.webhook_url_env
+        if hook is not None and any(m.api_key_env == hook for m in self.models):
+            raise ValueError(f"{hook} holds the webhook URL (notify.webhook_url_env); it cannot be an api_key_env")
         return self
 
 
@@ -336,6 +358,7 @@ def load_pilot(path: str | Path) -> LoadedPilot:
     tasks = [_load_task(spec, i, path, text) for i in range(len(spec.tasks))]
     _check_regex_golds(tasks, path)
     _check_probe_inputs(spec, tasks, path, text)
+    _check_key_transport(spec, path, text)
     return LoadedPilot(spec, path, hashlib.sha256(text.encode()).hexdigest(), tasks)
 
 
@@ -547,3 +570,15 @@ def _check_probe_inputs(spec: Pilot, tasks: list[TaskData], path: Path, text: st
     if problem:
         loc = ("probe", field)
         raise RoiError([Problem(problem, str(path), _line_of(line_index(text), loc), format_loc(loc))])
+
+
+def _check_key_transport(spec: Pilot, path: Path, text: str) -> None:
+    """A model with a key and a plain-http `base_url` to another machine is refused (roi/endpoints.py)."""
+    problems = []
+    for i, model in enumerate(spec.models):
+        problem = key_transport_problem(model.base_url) if model.api_key_env and model.base_url else None
+        if problem is not None:
+            loc = ("models", i, "base_url")
+            problems.append(Problem(problem, str(path), _line_of(line_index(text), loc), format_loc(loc)))
+    if problems:
+        raise RoiError(problems)

@@ -8,6 +8,7 @@ import json
 import platform
 import secrets
 import sqlite3
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,18 +16,19 @@ from pathlib import Path
 from typing import Any
 
 from roi import cache, events, locking, notify, probe, store
-from roi.backends import Backend, GenerationResult, check_credentials, create_backend
+from roi.backends import Backend, GenerationResult, StopsAtDeadline, check_credentials, create_backend
 from roi.baseline import BaselineCheck
 from roi.costs import result_cost_usd
 from roi.decision import Decision
-from roi.errors import Problem, RoiError
+from roi.errors import ExitCode, Problem, RoiError
 from roi.evaluation import RunEvaluation, evaluate_run
 from roi.grading import AnswerSpaces, grade_call
 from roi.metrics import RunSummary
-from roi.pilot import LoadedPilot, ModelSpec
+from roi.pilot import LoadedPilot, ModelSpec, Pilot
 from roi.planning import Budget, check_budgetable, generate_within
 from roi.probe import MixtureFigures
 from roi.prompts import PromptCall, build_calls
+from roi.redaction import safe_url
 from roi.report import ReportFiles, check_language, write_report
 from roi.run_decision import RunEnding
 
@@ -54,6 +56,7 @@ class RunOptions:
     wait: bool = False  # issue 7: queue behind a running run of the same pilot instead of failing
     fresh: bool = False  # issue 7: send every call to the model (no cache lookups)
     emit: events.Emit = events.ignore  # issue 7: structured events (roi run --log-json)
+    max_minutes: float | None = None  # overall run deadline (roi run --max-minutes); None: the pilot's limits
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class RunResult:
     db_path: Path
     evaluation: RunEvaluation  # the finished run summarised, decided and checked against its baseline
     stopped: str | None = None  # why the run ended before all calls were sent (--max-cost), if it did
+    incomplete: list[str] = field(default_factory=list)  # why the evidence is incomplete (exit 4), if it is
 
     @property
     def summary(self) -> RunSummary:
@@ -79,6 +83,38 @@ class RunResult:
     @property
     def probe(self) -> list[MixtureFigures]:
         return self.evaluation.probe
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.incomplete:
+            return ExitCode.INCOMPLETE
+        return ExitCode.REGRESSED if self.check.regressed else ExitCode.OK
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Why a run ended before every call was made: its status and a note for people."""
+
+    status: str  # stopped_max_cost | stopped_deadline
+    note: str
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """The run's overall deadline, on the monotonic clock (None: no deadline)."""
+
+    at: float | None = None
+    minutes: float | None = None
+
+    @classmethod
+    def after(cls, minutes: float | None) -> Deadline:
+        return cls(None if minutes is None else time.monotonic() + 60.0 * minutes, minutes)
+
+    def passed(self) -> bool:
+        return self.at is not None and time.monotonic() >= self.at
+
+    def seconds_left(self) -> float | None:
+        return None if self.at is None else max(0.0, self.at - time.monotonic())
 
 
 def now() -> str:
@@ -98,11 +134,14 @@ def run_pilot(pilot: LoadedPilot, options: RunOptions | None = None) -> RunResul
     One run per pilot at a time (roi/locking.py); a run the last one left unfinished is resumed."""
     opts = options or RunOptions()
     check_credentials(pilot.spec.models, skip=opts.backends or {})
-    with locking.PilotLock(opts.out_dir, pilot.name, wait=opts.wait, on_wait=lambda h: _waiting(opts, h)) as lock:
+    deadline = Deadline.after(opts.max_minutes or pilot.spec.limits.max_run_minutes)
+    with locking.PilotLock(
+        opts.out_dir, pilot.name, wait=opts.wait, timeout_s=deadline.seconds_left(), on_wait=lambda h: _waiting(opts, h)
+    ) as lock:
         if lock.previous is not None:
             opts.status(f"Took over the lock of a run that is gone ({lock.previous.describe()})")
             opts.emit("lock_taken_over", previous_pid=lock.previous.pid, previous_run_id=lock.previous.run_id)
-        return _run_pilot_locked(pilot, opts, lock)
+        return _run_pilot_locked(pilot, opts, lock, deadline)
 
 
 def _waiting(opts: RunOptions, holder: locking.Holder) -> None:
@@ -110,7 +149,7 @@ def _waiting(opts: RunOptions, holder: locking.Holder) -> None:
     opts.emit("lock_wait", holder_pid=holder.pid, holder_run_id=holder.run_id)
 
 
-def _run_pilot_locked(pilot: LoadedPilot, opts: RunOptions, lock: locking.PilotLock) -> RunResult:
+def _run_pilot_locked(pilot: LoadedPilot, opts: RunOptions, lock: locking.PilotLock, deadline: Deadline) -> RunResult:
     calls = build_calls(pilot, opts.limit)
     if opts.max_cost_usd is not None:
         check_budgetable(pilot.spec.models)
@@ -133,12 +172,14 @@ def _run_pilot_locked(pilot: LoadedPilot, opts: RunOptions, lock: locking.PilotL
         }
         for model in pilot.spec.models:
             todo = [c for c in calls if call_id(model.name, c) not in done]
-            if todo:
-                environment[model.name] = _run_model(db, run_id, pilot, model, todo, progress, opts, budget)
-        if pilot.spec.probe is not None:  # issue 5: the probe is its own mode, after the calls
+            if todo and not deadline.passed():
+                environment[model.name] = _run_model(db, run_id, pilot, model, todo, progress, opts, budget, deadline)
+        probe_skipped = pilot.spec.probe is not None and deadline.passed()
+        if pilot.spec.probe is not None and not probe_skipped:  # issue 5: the probe is its own mode
             environment["probe"] = probe.run(db, run_id, pilot, lambda m: _probe_backend(m, pilot, opts), opts.status)
         _record_environment(db, run_id, environment)
-        return _after_run(pilot, finish(db, db_path, pilot, run_id, opts.out_dir, _stop_note(budget)), opts)
+        stop = _deadline_stop(deadline, progress, probe_skipped) or _budget_stop(budget)
+        return _after_run(pilot, finish(db, db_path, pilot, run_id, opts.out_dir, stop), opts)
     except KeyboardInterrupt:
         # Everything finished is already committed; mark the run so history shows it.
         store.finish_run(db, run_id, status="interrupted", finished_at=now(), summary=None)
@@ -177,6 +218,12 @@ def _after_run(pilot: LoadedPilot, result: RunResult, opts: RunOptions) -> RunRe
     return result
 
 
+def stored_pilot_json(spec: Pilot) -> str:
+    """The pilot as kept with its run: base URLs without user-info or secret-looking query values."""
+    models = [m.model_copy(update={"base_url": safe_url(m.base_url)}) if m.base_url else m for m in spec.models]
+    return spec.model_copy(update={"models": models}).model_dump_json()
+
+
 def _start_or_resume(db: sqlite3.Connection, pilot: LoadedPilot, opts: RunOptions) -> str:
     if opts.resume is None:
         run_id = new_run_id()
@@ -186,7 +233,7 @@ def _start_or_resume(db: sqlite3.Connection, pilot: LoadedPilot, opts: RunOption
             pilot=pilot.name,
             pilot_path=str(pilot.path),
             pilot_sha256=pilot.sha256,
-            pilot_json=pilot.spec.model_dump_json(),
+            pilot_json=stored_pilot_json(pilot.spec),
             started_at=now(),
             item_limit=opts.limit,
             environment={},
@@ -214,6 +261,7 @@ def _run_model(
     progress: Progress,
     opts: RunOptions,
     budget: Budget | None = None,
+    deadline: Deadline = Deadline(),
 ) -> dict[str, str]:
     spaces = AnswerSpaces.of(pilot)
     by_key = {call_id(model.name, c): c for c in todo}
@@ -230,6 +278,8 @@ def _run_model(
     if not requests:
         return {"cache": "every call answered from the response cache"}
     backend = (opts.backends or {}).get(model.name) or create_backend(model, pilot.path.parent, opts.status)
+    if isinstance(backend, StopsAtDeadline):
+        backend.stop_at(deadline.at)
     try:
         results = backend.generate(requests) if budget is None else generate_within(backend, requests, budget)
         for result in results:
@@ -238,6 +288,8 @@ def _run_model(
             progress.done += 1
             progress.failed += result.error is not None
             opts.on_progress(progress)
+            if deadline.passed():
+                break  # closing the generator lets the backend drop what is in flight
         return backend.describe()
     finally:
         if opts.backends is None or model.name not in opts.backends:
@@ -287,14 +339,23 @@ def _budget(db: sqlite3.Connection, run_id: str, max_cost_usd: float | None) -> 
     return Budget(limit_usd=max_cost_usd, spent_usd=float(spent))
 
 
-def _stop_note(budget: Budget | None) -> str | None:
+def _budget_stop(budget: Budget | None) -> Stop | None:
     """Why --max-cost ended the run early, or None when it did not."""
     if budget is None or not budget.skipped:
         return None
-    return (
+    return Stop(
+        "stopped_max_cost",
         f"stopped at --max-cost {budget.limit_usd:g} USD: spent {budget.spent_usd:.6f} USD, "
-        f"{budget.skipped} calls not sent"
+        f"{budget.skipped} calls not sent",
     )
+
+
+def _deadline_stop(deadline: Deadline, progress: Progress, probe_skipped: bool) -> Stop | None:
+    """Why the run deadline ended the run early, or None when it did not."""
+    if not deadline.passed() or (progress.done >= progress.total and not probe_skipped):
+        return None
+    missing = f"{progress.total - progress.done} calls" + (" and the probe" if probe_skipped else "")
+    return Stop("stopped_deadline", f"stopped at the run deadline ({deadline.minutes:g} min): {missing} not made")
 
 
 def _record_environment(db: sqlite3.Connection, run_id: str, environment: dict[str, Any]) -> None:
@@ -306,17 +367,17 @@ def _record_environment(db: sqlite3.Connection, run_id: str, environment: dict[s
 
 
 def finish(
-    db: sqlite3.Connection, db_path: Path, pilot: LoadedPilot, run_id: str, out_dir: Path, stopped: str | None = None
+    db: sqlite3.Connection, db_path: Path, pilot: LoadedPilot, run_id: str, out_dir: Path, stop: Stop | None = None
 ) -> RunResult:
     """Evaluate a run whose calls are done, once; write its folder (items.csv, calls.csv, summary.json,
-    report.html, report.json); then record its end, summary and decision in the store. `stopped` says
-    why the run ended early (--max-cost): what is done is kept."""
-    if stopped is not None:
-        status = "stopped_max_cost"
+    report.html, report.json); then record its end, summary and decision in the store. `stop` says
+    why the run ended early (--max-cost, the run deadline): what is done is kept."""
+    if stop is not None:
+        status = stop.status
     else:
         status = "complete" if store.failed_call_count(db, run_id) == 0 else "complete_with_failures"
     evaluation = evaluate_run(db, run_id, RunEnding(status, now()))
-    summary = evaluation.summary_data() | ({"stopped": stopped} if stopped is not None else {})
+    summary = evaluation.summary_data() | ({"stopped": stop.note} if stop is not None else {})
     run_dir = out_dir / pilot.name / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     evaluation.items.to_csv(run_dir / "items.csv", index=False)
@@ -331,7 +392,21 @@ def finish(
         summary=summary,
         decision_brief=evaluation.decision_brief,
     )
-    return RunResult(run_id, run_dir, db_path, evaluation, stopped)
+    incomplete = failed_models(evaluation.summary, pilot.spec.limits.max_failed_call_rate)
+    if stop is not None and stop.status == "stopped_deadline":
+        incomplete.append(stop.note)
+    return RunResult(run_id, run_dir, db_path, evaluation, None if stop is None else stop.note, incomplete)
+
+
+def failed_models(summary: RunSummary, max_rate: float) -> list[str]:
+    """One line per model whose share of failed calls passes `max_rate` (or whose calls all failed)."""
+    lines = []
+    for model in dict.fromkeys(m.model for m in summary.modes):
+        calls = sum(m.calls for m in summary.modes if m.model == model)
+        failed = sum(m.failed_calls for m in summary.modes if m.model == model)
+        if calls and (failed == calls or failed / calls > max_rate):
+            lines.append(f"{model}: {failed} of {calls} calls failed (limit {max_rate:.0%})")
+    return lines
 
 
 def rebuild_report(out_dir: Path, run_id: str, language: str | None = None) -> ReportFiles:

@@ -1,11 +1,13 @@
 """Webhook notification against a real HTTP server on 127.0.0.1: sent on a regression or a decision
-change with a small JSON summary; a dead or failing webhook is logged and never fatal."""
+change with a small JSON summary; a dead, failing or hostile webhook is logged, never fatal, never
+changes the run's exit code, and cannot hold the run past its deadline."""
 
 from __future__ import annotations
 
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -14,9 +16,12 @@ from typing import Any
 import pytest
 
 from roi.baseline import BaselineCheck, Regression
+from roi.errors import ExitCode
+from roi.events import EventLog, read_events
 from roi.notify import notify
 from roi.pilot import LoadedPilot, Notify, load_pilot
 from roi.runner import RunOptions, run_pilot
+from tests.servers import Behaviour, HostileServer
 
 from .conftest import PILOTS
 from .fakes import FakeBackend
@@ -103,14 +108,44 @@ def test_failures_are_logged_without_the_url_and_never_raise(
     assert caplog.text.count("ROI_TEST_HOOK") == 3
 
 
+@pytest.mark.parametrize("behaviour", [Behaviour.GARBAGE, Behaviour.ENDLESS_HEADERS, Behaviour.DRIP_BODY])
+def test_a_hostile_webhook_fails_within_its_deadline(
+    behaviour: Behaviour, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="roi.notify")
+    settings = Notify(webhook_url_env="ROI_TEST_HOOK", timeout_s=1.5)
+    with HostileServer(behaviour, drip_s=0.3) as server:
+        monkeypatch.setenv("ROI_TEST_HOOK", server.url + "?token=secret-token")
+        started = time.monotonic()
+        assert notify(settings, "demo", regressed_check(), None) == "failed"
+        elapsed = time.monotonic() - started
+    assert server.requests == 1
+    assert elapsed < settings.timeout_s + 1.0  # a hard deadline on the whole exchange, not on each read
+    assert "ROI_TEST_HOOK" in caplog.text and "secret-token" not in caplog.text
+
+
+def notifying(pilot: LoadedPilot) -> LoadedPilot:
+    spec = pilot.spec.model_copy(update={"notify": Notify(webhook_url_env="ROI_TEST_HOOK", timeout_s=1)})
+    return LoadedPilot(spec, pilot.path, pilot.sha256, pilot.tasks)
+
+
+def test_a_garbage_webhook_keeps_the_exit_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pilot = notifying(load_pilot(PILOTS / "superposition-demo.yaml"))
+    spec = pilot.spec.models[0]
+    run_pilot(pilot, RunOptions(out_dir=tmp_path, limit=30, backends={"gemma-270m": FakeBackend(spec, pilot)}))
+    worse = FakeBackend(spec, pilot, swap_upper_and_capital_in_mixed)
+    with HostileServer(Behaviour.GARBAGE) as server, EventLog(tmp_path / "events.jsonl") as log:
+        monkeypatch.setenv("ROI_TEST_HOOK", server.url)
+        options = RunOptions(out_dir=tmp_path, limit=30, fresh=True, backends={"gemma-270m": worse}, emit=log.emit)
+        second = run_pilot(pilot, options)
+    assert server.requests == 1
+    assert second.exit_code == ExitCode.REGRESSED
+    (finished,) = [e for e in read_events(tmp_path / "events.jsonl") if e["event"] == "run_finished"]
+    assert finished["notify"] == "failed" and finished["regressed"] is True
+
+
 def test_a_run_that_regresses_notifies(hook: Hook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    demo = load_pilot(PILOTS / "superposition-demo.yaml")
-    pilot = LoadedPilot(
-        demo.spec.model_copy(update={"notify": Notify(webhook_url_env="ROI_TEST_HOOK")}),
-        demo.path,
-        demo.sha256,
-        demo.tasks,
-    )
+    pilot = notifying(load_pilot(PILOTS / "superposition-demo.yaml"))
     monkeypatch.setenv("ROI_TEST_HOOK", hook.url)
     spec = pilot.spec.models[0]
     first = run_pilot(pilot, RunOptions(out_dir=tmp_path, limit=30, backends={"gemma-270m": FakeBackend(spec, pilot)}))

@@ -16,11 +16,12 @@ import pytest
 from typer.testing import CliRunner
 
 from roi.backends import GenerationRequest, GenerationResult
-from roi.backends.openai_backend import OpenAIBackend, as_continuation, redact, retry_after_s
+from roi.backends.openai_backend import OpenAIBackend, as_continuation, retry_after_s
 from roi.cli import app
 from roi.pilot import LoadedPilot, ModelSpec, load_pilot
 from roi.runner import Progress, RunOptions, RunResult, run_pilot
 from tests.servers import Fault, FaultProxy, LlamaServer, embedded_gguf_path
+from tests.test_hostile import api_pilot
 
 from .conftest import PILOTS
 
@@ -229,9 +230,10 @@ def test_api_key_never_written(llama_server: LlamaServer, tmp_path: Path, monkey
         # This server echoes the request's Authorization header in its 500 body.
         proxy.inject(Fault.SERVER_ERROR, match=json.dumps("Input: Greece")[1:-1])
         pilot = tmp_path / "keyed.yaml"
-        pilot.write_text(keyed_pilot(proxy.base_url), encoding="utf-8")
+        price = "{input_per_1m: 0.15, output_per_1m: 0.60}"
+        pilot.write_text(api_pilot(proxy.base_url, key_env="ROI_TEST_API_KEY", price=price), encoding="utf-8")
         outcome = CliRunner().invoke(app, ["run", str(pilot), "--out", str(tmp_path / "reports"), "--limit", "1"])
-    assert outcome.exit_code == 0, outcome.output
+    assert outcome.exit_code == 4, outcome.output  # one call of two failed: more than the 10% a run may lose
     assert sum(e.fault is Fault.SERVER_ERROR for e in proxy.events) == 1
     db = sqlite3.connect(tmp_path / "reports" / "roi.db")
     (error,) = db.execute("SELECT error FROM calls WHERE error IS NOT NULL").fetchone()
@@ -241,38 +243,6 @@ def test_api_key_never_written(llama_server: LlamaServer, tmp_path: Path, monkey
     for path in written:
         assert key.encode() not in path.read_bytes(), path
     assert key not in outcome.output
-
-
-def keyed_pilot(base_url: str) -> str:
-    data = (PILOTS / "data" / "demo").resolve()
-    return f"""
-pilot: keyed
-business_unit: test
-owner: test@example.com
-models:
-  - name: api
-    backend: openai
-    model: gemma-3-270m
-    base_url: {base_url}
-    api_key_env: ROI_TEST_API_KEY
-    endpoint: completions
-    max_retries: 0
-    price: {{input_per_1m: 0.15, output_per_1m: 0.60}}
-tasks:
-  - name: capital
-    instruction: Give the capital city of the country.
-    examples: {data / "capital_examples.csv"}
-    eval: {data / "capital_eval.csv"}
-    scorer: exact
-  - name: upper
-    instruction: Write the word in upper case.
-    examples: {data / "upper_examples.csv"}
-    eval: {data / "upper_eval.csv"}
-    scorer: exact
-modes:
-  single: {{shots: 2}}
-  mixed: {{enabled: false}}
-"""
 
 
 # ---------------------------------------------------------------- pure helpers (no server)
@@ -289,11 +259,10 @@ def test_chat_reply_read_as_continuation() -> None:
     )
 
 
-def test_redact_and_retry_after() -> None:
+def test_retry_after() -> None:
     import httpx2
     import openai
 
-    assert redact("you sent Bearer sk-x-123", "sk-x-123") == "you sent Bearer [redacted]"
     request = httpx2.Request("POST", "http://127.0.0.1/v1/completions")
     for headers, expected in (({"retry-after": "2"}, 2.0), ({"retry-after-ms": "1500"}, 1.5), ({}, None)):
         response = httpx2.Response(429, headers=headers, request=request)

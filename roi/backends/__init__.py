@@ -11,10 +11,12 @@ import os
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from roi.endpoints import effective_base_url, key_transport_problem, url_problem
 from roi.errors import Problem, RoiError
 from roi.pilot import ModelSpec
+from roi.redaction import safe_url
 
 Status = Callable[[str], None]
 
@@ -67,6 +69,16 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class StopsAtDeadline(Protocol):
+    """Optional: a backend that can end its wait for calls in flight at the run's deadline (the runner
+    otherwise checks the deadline between finished calls)."""
+
+    def stop_at(self, deadline: float | None) -> None:
+        """Stop waiting at `deadline` (a `time.monotonic()` value); calls in flight then are dropped."""
+        ...
+
+
 BackendFactory = Callable[[ModelSpec, Path, Status], Backend]
 
 _REGISTRY: dict[str, str] = {
@@ -80,15 +92,23 @@ _INSTALL_HINT = {
 
 
 def check_credentials(models: Sequence[ModelSpec], skip: Collection[str] = ()) -> None:
-    """Fail before anything is written when a model's API key variable is not set."""
-    missing = [m for m in models if m.name not in skip and m.api_key_env and not os.environ.get(m.api_key_env)]
-    if missing:
-        raise RoiError(
-            [
+    """Fail before anything is written when a model's API key variable is not set, or its endpoint
+    (`base_url`, else `OPENAI_BASE_URL`) is not an http(s) URL a key may be sent to (roi/endpoints.py)."""
+    problems = []
+    for m in models:
+        if m.name in skip or m.backend != "openai":
+            continue
+        if m.api_key_env and not os.environ.get(m.api_key_env):
+            problems.append(
                 Problem(f"model '{m.name}': the environment variable {m.api_key_env} is not set", field="api_key_env")
-                for m in missing
-            ]
-        )
+            )
+        url = effective_base_url(m.base_url)
+        problem = url_problem(url) or (key_transport_problem(url) if m.api_key_env else None)
+        if problem is not None:
+            where = "base_url" if m.base_url else "OPENAI_BASE_URL"
+            problems.append(Problem(f"model '{m.name}': {safe_url(url)}: {problem}", field=where))
+    if problems:
+        raise RoiError(problems)
 
 
 def create_backend(spec: ModelSpec, base_dir: Path, status: Status) -> Backend:

@@ -5,16 +5,29 @@ results handed to the runner one by one as they finish.
 Timing: `latency_s` is the time spent in HTTP attempts (failed ones included, as a user waits for them);
 the sleeps between attempts are reported apart in `backoff_s`, and time queued for a free slot is in
 neither. The API key is read from the environment variable the pilot names and is kept out of every
-string this module returns.
+string this module returns (roi/redaction.py).
+
+Retry policy. Transient failures (429, 408, 409, 5xx, timeouts, dropped or refused connections) are
+retried with backoff up to `max_retries`; a server's Retry-After is honoured up to `max_retry_after_s`.
+A failure that retrying cannot fix for this call (another 4xx, a reply without text) is recorded at
+once. A failure that no call to this model can get past (a malformed URL or unsupported protocol, an
+unknown host, a certificate that does not verify, 401, 403, 404, "model not found") stops the model:
+the calls not yet answered are recorded as not sent, with that one message, and no more are sent.
+
+Deadlines. `timeout_s` bounds each attempt as a whole (connect, send and the whole reply): a server
+dripping bytes or headers cannot stretch it. A run deadline (`stop_at`) ends the wait for the calls
+still in flight; they are not recorded, so a resume sends them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import enum
 import os
 import random
-import re
+import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,14 +36,34 @@ from typing import Any
 
 from roi.backends import GenerationRequest, GenerationResult, Status
 from roi.backends.local.transformers_backend import cut_at_stop
+from roi.endpoints import effective_base_url, key_transport_problem, url_problem
 from roi.errors import RoiError
 from roi.pilot import ModelSpec
+from roi.redaction import clip, remember, safe_url
 
 # Local servers (llama.cpp, vLLM, Ollama) ignore the key, but the client refuses to start without one.
 NO_KEY = "no-key"
 MAX_STOP_STRINGS = 4  # OpenAI's limit; further stop strings are applied to the text here
-MAX_RETRY_AFTER_S = 600.0
+MAX_ERROR_CHARS = 300
 RETRYABLE_STATUS = {408, 409, 429}
+MODEL_FATAL_STATUS = {401, 403, 404}
+# Connection failures whose cause no retry changes (class names: the openai client's HTTP library
+# has changed name between versions).
+PERMANENT_CAUSES = {"UnsupportedProtocol", "InvalidURL", "SSLCertVerificationError"}
+
+
+class Verdict(enum.Enum):
+    RETRY = "retry"  # transient: try again after a wait
+    FAIL_CALL = "fail_call"  # this call cannot succeed: record it now
+    STOP_MODEL = "stop_model"  # no call to this model can succeed: stop sending
+
+
+class AttemptTimeout(Exception):
+    """An attempt got no complete reply within the model's `timeout_s`."""
+
+
+class NotSent(Exception):
+    """A call never sent because an earlier one showed that none can succeed."""
 
 
 @dataclass
@@ -74,14 +107,20 @@ class LogprobReply:
 
 
 class OpenAIBackend:
-    # Class attributes so tests can shorten the waits; Retry-After from a server always wins.
+    # Class attributes so tests can shorten the waits; Retry-After from a server wins (up to the cap).
     backoff_base_s = 0.5
     backoff_max_s = 30.0
 
     def __init__(self, spec: ModelSpec, base_dir: Path, status: Status) -> None:
         self.spec = spec
+        self.base_url = checked_base_url(spec)
         self._key = read_api_key(spec)
-        status(f"Using {spec.name}: {spec.endpoint} endpoint at {safe_url(spec.base_url)}")
+        if self._key is not None and (problem := key_transport_problem(self.base_url)):
+            raise RoiError(f"model '{spec.name}': {problem}")
+        self._status = status
+        self._stopped: str | None = None  # why no more calls are sent to this model
+        self._deadline: float | None = None  # time.monotonic() at which waiting ends
+        status(f"Using {spec.name}: {spec.endpoint} endpoint at {safe_url(self.base_url)}")
 
     # ------------------------------------------------------------ Backend protocol
 
@@ -93,37 +132,54 @@ class OpenAIBackend:
 
         return {
             "openai": openai.__version__,
-            "base_url": safe_url(self.spec.base_url),
+            "base_url": safe_url(self.base_url),
             "endpoint": self.spec.endpoint,
             "model": self.spec.model,
             "max_concurrency": str(self.spec.max_concurrency),
             "timeout_s": str(self.spec.timeout_s),
             "max_retries": str(self.spec.max_retries),
+            "max_retry_after_s": str(self.spec.max_retry_after_s),
         }
 
     def close(self) -> None:
         pass
 
+    def stop_at(self, deadline: float | None) -> None:
+        """Stop waiting at `deadline` (a `time.monotonic()` value): calls in flight then are dropped."""
+        self._deadline = deadline
+
     def generate(self, requests: Sequence[GenerationRequest]) -> Iterator[GenerationResult]:
         """Step an event loop in this thread until some call finishes, yield it, repeat: the runner stores
         each result before the next wait, and no thread touches the store."""
-        return self._as_finished(requests, self._one)
+        return self._as_finished(requests, self._one, self._not_sent)
 
     def logprobs(self, requests: Sequence[LogprobRequest]) -> Iterator[LogprobReply]:
         """Issue 5 (the probe): one-token completions read for their logprobs, with the same retries,
         concurrency and timing as `generate`; yielded as they finish."""
-        return self._as_finished(requests, self._one_logprobs)
+        return self._as_finished(requests, self._one_logprobs, self._logprobs_not_sent)
 
-    def _as_finished(self, requests: Sequence[Any], call: Any) -> Iterator[Any]:
+    def _as_finished(self, requests: Sequence[Any], call: Any, not_sent: Callable[[Any], Any]) -> Iterator[Any]:
         loop = asyncio.new_event_loop()
         client = self._client()
         slots = asyncio.Semaphore(self.spec.max_concurrency)
-        pending = {loop.create_task(call(client, slots, r)) for r in requests}
+        pending = {loop.create_task(call(client, slots, r)): r for r in requests}
         try:
-            while pending:
-                done, pending = loop.run_until_complete(asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED))
+            while pending and self._stopped is None:
+                timeout = None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
+                done, _ = loop.run_until_complete(
+                    asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                )
+                if not done:
+                    return  # the run's deadline: what is still in flight is not recorded
                 for task in done:
+                    pending.pop(task)
                     yield task.result()
+            finished = [t for t in pending if t.done() and not t.cancelled()]
+            for task in finished:
+                yield task.result()
+                pending.pop(task)
+            for request in sorted(pending.values(), key=lambda r: str(r.key)):
+                yield not_sent(request)
         finally:
             for task in pending:
                 task.cancel()
@@ -137,9 +193,10 @@ class OpenAIBackend:
     def _client(self) -> Any:
         from openai import AsyncOpenAI
 
-        # max_retries=0: we retry ourselves, to count retries and keep backoff out of latency.
+        # max_retries=0: we retry ourselves, to count retries and keep backoff out of latency. The
+        # client's timeout bounds each read; `_attempt` bounds the attempt as a whole.
         return AsyncOpenAI(
-            api_key=self._key or NO_KEY, base_url=self.spec.base_url, max_retries=0, timeout=self.spec.timeout_s
+            api_key=self._key or NO_KEY, base_url=self.base_url, max_retries=0, timeout=self.spec.timeout_s
         )
 
     async def _one(self, client: Any, slots: asyncio.Semaphore, request: GenerationRequest) -> GenerationResult:
@@ -158,12 +215,14 @@ class OpenAIBackend:
         async with slots:
             tries = Attempts()
             while True:
+                if self._stopped is not None:
+                    return None, NotSent(self._stopped), tries
                 started = time.perf_counter()
                 try:
-                    response = await send()
+                    response = await self._attempt(send)
                 except Exception as err:  # every failure becomes a retry or a recorded error, never a crash
                     tries.attempt_s += time.perf_counter() - started
-                    wait = self._retry_wait(err, tries.retries)
+                    wait = self._after_failure(err, tries.retries)
                     if wait is None:
                         return None, err, tries
                     tries.retries += 1
@@ -172,6 +231,29 @@ class OpenAIBackend:
                     continue
                 tries.attempt_s += time.perf_counter() - started
                 return response, None, tries
+
+    async def _attempt(self, send: Callable[[], Awaitable[Any]]) -> Any:
+        """One attempt, bounded as a whole: connect, send and the whole reply within `timeout_s`."""
+        try:
+            async with asyncio.timeout(self.spec.timeout_s):
+                return await send()
+        except TimeoutError:
+            raise AttemptTimeout(f"no complete reply within timeout_s = {self.spec.timeout_s:g} s") from None
+
+    def _after_failure(self, err: Exception, retries_so_far: int) -> float | None:
+        """Seconds to wait before the next attempt, or None when the error is final (for this call, or,
+        after a permanent error, for the model)."""
+        kind = verdict(err)
+        if kind is Verdict.STOP_MODEL and self._stopped is None:
+            self._stopped = f"stopped after a permanent error: {describe_error(err, self._key)}"
+            self._status(f"model '{self.spec.name}' {self._stopped}; its other calls are not sent")
+        if kind is not Verdict.RETRY or retries_so_far >= self.spec.max_retries:
+            return None
+        after = retry_after_s(err)
+        if after is not None:
+            return min(after, self.spec.max_retry_after_s)
+        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2.0**retries_so_far)
+        return ceiling * random.uniform(0.5, 1.0)  # jitter keeps concurrent callers from retrying in step
 
     async def _send(self, client: Any, request: GenerationRequest) -> Any:
         common: dict[str, Any] = {
@@ -197,8 +279,11 @@ class OpenAIBackend:
                 )  # fmt: skip
             except Exception as bad:  # a reply without choices: recorded, not retried
                 err = bad
-        error = redact(describe_error(err), self._key)
+        error = describe_error(err, self._key)
         return LogprobReply(request.key, None, None, tries.attempt_s, tries.retries, tries.backoff_s, error)
+
+    def _logprobs_not_sent(self, request: LogprobRequest) -> LogprobReply:
+        return LogprobReply(request.key, None, None, 0.0, error=describe_error(NotSent(self._stopped or ""), None))
 
     async def _send_logprobs(self, client: Any, request: LogprobRequest) -> Any:
         # max_tokens=1, not 0: llama-cpp-python (and some other servers) read 0 as "no limit".
@@ -211,16 +296,6 @@ class OpenAIBackend:
             messages=[{"role": "user", "content": request.prompt}], logprobs=True,
             top_logprobs=request.top_logprobs, **common,
         )  # fmt: skip
-
-    def _retry_wait(self, err: Exception, retries_so_far: int) -> float | None:
-        """Seconds to wait before the next attempt, or None when the error is final."""
-        if retries_so_far >= self.spec.max_retries or not is_retryable(err):
-            return None
-        after = retry_after_s(err)
-        if after is not None:
-            return min(after, MAX_RETRY_AFTER_S)
-        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2.0**retries_so_far)
-        return ceiling * random.uniform(0.5, 1.0)  # jitter keeps concurrent callers from retrying in step
 
     def _result(self, request: GenerationRequest, response: Any, tries: Attempts) -> GenerationResult:
         choice = response.choices[0]
@@ -247,39 +322,71 @@ class OpenAIBackend:
             prompt_tokens=None,
             output_tokens=None,
             latency_s=tries.attempt_s,
-            error=redact(describe_error(err), self._key),
+            error=describe_error(err, self._key),
             retries=tries.retries,
             backoff_s=tries.backoff_s,
         )
+
+    def _not_sent(self, request: GenerationRequest) -> GenerationResult:
+        return self._failed(request, NotSent(self._stopped or ""), Attempts())
 
 
 # ---------------------------------------------------------------- helpers
 
 
 def read_api_key(spec: ModelSpec) -> str | None:
+    """The key from the variable the pilot names; from now on it is masked wherever roi writes text."""
     if spec.api_key_env is None:
         return None
     key = os.environ.get(spec.api_key_env)
     if not key:
         raise RoiError(f"model '{spec.name}': the environment variable {spec.api_key_env} (api_key_env) is not set")
+    remember(key)
     return key
 
 
-def safe_url(url: str | None) -> str:
-    """The base URL without any user:password part, for logs and the store."""
-    if url is None:
-        return "https://api.openai.com/v1 (default)"
-    return re.sub(r"//[^/@]*@", "//", url)
+def checked_base_url(spec: ModelSpec) -> str:
+    """The endpoint the model's calls go to, refused (exit 2) when it is not an http(s) URL."""
+    url = effective_base_url(spec.base_url)
+    problem = url_problem(url)
+    if problem is not None:
+        source = "base_url" if spec.base_url else "OPENAI_BASE_URL"
+        raise RoiError(f"model '{spec.name}': {source} {safe_url(url)!r} is {problem}")
+    return url
 
 
-def is_retryable(err: Exception) -> bool:
+def verdict(err: Exception) -> Verdict:
+    """What a failed attempt means: retry it, record the call as failed, or stop the model."""
     import openai
 
-    if isinstance(err, openai.APIConnectionError):  # includes timeouts and dropped connections
-        return True
+    if isinstance(err, AttemptTimeout):
+        return Verdict.RETRY
+    if isinstance(err, openai.APIConnectionError):  # includes the client's own timeouts
+        return Verdict.STOP_MODEL if permanent_cause(err) else Verdict.RETRY
     if isinstance(err, openai.APIStatusError):
-        return err.status_code in RETRYABLE_STATUS or err.status_code >= 500
+        status = err.status_code
+        if status in MODEL_FATAL_STATUS or model_not_found(err):
+            return Verdict.STOP_MODEL
+        return Verdict.RETRY if status in RETRYABLE_STATUS or status >= 500 else Verdict.FAIL_CALL
+    return Verdict.FAIL_CALL
+
+
+def permanent_cause(err: BaseException) -> bool:
+    """A connection error caused by a bad URL, an unknown host or a certificate that does not verify."""
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, socket.gaierror):
+            return cause.errno != socket.EAI_AGAIN  # "temporary failure in name resolution" is worth a retry
+        if isinstance(cause, ssl.SSLCertVerificationError) or type(cause).__name__ in PERMANENT_CAUSES:
+            return True
+        cause = cause.__cause__ or cause.__context__
     return False
+
+
+def model_not_found(err: Any) -> bool:
+    return getattr(err, "code", None) == "model_not_found"  # OpenAI's code, sent with 400 or 404
 
 
 def retry_after_s(err: Exception) -> float | None:
@@ -301,19 +408,13 @@ def retry_after_s(err: Exception) -> float | None:
     return None
 
 
-def describe_error(err: Exception) -> str:
-    """A one-line error for the store: the kind, the HTTP status and the start of the server's message."""
+def describe_error(err: Exception, key: str | None) -> str:
+    """A one-line error for the store: the kind, the HTTP status and the start of the server's message,
+    with credentials masked in the whole message before it is cut."""
     status = getattr(err, "status_code", None)
-    message = " ".join(str(getattr(err, "message", err)).split())[:300]
     head = type(err).__name__ + (f" (HTTP {status})" if status is not None else "")
-    return f"{head}: {message}" if message else head
-
-
-def redact(text: str, key: str | None) -> str:
-    # A server may echo the request's Authorization header in an error body, and a connection error
-    # names the URL, which may carry user:password.
-    text = re.sub(r"//[^/@\s]*@", "//", text)
-    return text.replace(key, "[redacted]") if key else text
+    message = str(getattr(err, "message", err))
+    return clip(f"{head}: {message}" if message.strip() else head, MAX_ERROR_CHARS, key)
 
 
 def cached_tokens(usage: Any) -> int | None:
