@@ -1,4 +1,11 @@
-"""Few-shot examples and eval items from CSV, JSONL or an inline list: `input`, `output`, optional `id`."""
+"""Few-shot examples and eval items from CSV, JSONL or an inline list: `input`, `output`, optional `id`.
+
+A data path is relative to the pilot file's folder, or absolute; `..` and symlinks are followed. The
+rule is permissive on purpose (shared data folders, mounted volumes) and means a pilot file can make
+roi read any file the user running it can read, so review pilot files from others before running
+them. What is read must be a regular file of at most `MAX_DATA_BYTES` (roi/files.py): a FIFO, a
+device (also through a symlink) or a directory is refused without being read.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,9 @@ from pathlib import Path
 from typing import Protocol
 
 from roi.errors import Problem, RoiError
+from roi.files import FileRefused, read_regular_file
+
+MAX_DATA_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -40,14 +50,11 @@ def load_examples(path: Path, where: Problem) -> list[Example]:
 
 
 def _read(path: Path, fail: _Fail) -> str:
-    if not path.exists():
-        raise fail("data file not found")
-    if path.is_dir():
-        raise fail("is a directory, not a data file")
     try:
-        return path.read_bytes().decode("utf-8-sig")
-    except PermissionError:
-        raise fail("cannot read the data file (permission denied)") from None
+        return read_regular_file(path, MAX_DATA_BYTES).decode("utf-8-sig")
+    except FileRefused as refused:
+        message = str(refused)
+        raise fail("data file not found" if message == "file not found" else message) from None
     except UnicodeDecodeError as err:
         raise fail(f"not UTF-8 text (byte {err.start})") from None
 

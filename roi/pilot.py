@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from roi.datasets import Example, load_examples
 from roi.endpoints import key_transport_problem, url_problem
 from roi.errors import Problem, RoiError
+from roi.yaml_document import YamlDocument, read_yaml
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -350,63 +350,36 @@ class LoadedPilot:
 
 
 def load_pilot(path: str | Path) -> LoadedPilot:
-    """Read, validate and load a pilot file and its data files. Raises `RoiError` on any problem."""
-    path = Path(path)
-    text = _read_text(path)
-    raw = _parse_yaml(text, path)
-    spec = _validate(raw, text, path)
-    tasks = [_load_task(spec, i, path, text) for i in range(len(spec.tasks))]
-    _check_regex_golds(tasks, path)
-    _check_probe_inputs(spec, tasks, path, text)
-    _check_key_transport(spec, path, text)
-    return LoadedPilot(spec, path, hashlib.sha256(text.encode()).hexdigest(), tasks)
+    """Read, validate and load a pilot file and its data files. Raises `RoiError` on any problem.
+    The YAML is read defensively (roi/yaml_document.py): size and alias limits before anything else."""
+    doc = read_yaml(Path(path))
+    raw = _mapping(doc)
+    spec = _validate(raw, doc)
+    tasks = [_load_task(spec, i, doc) for i in range(len(spec.tasks))]
+    _check_regex_golds(tasks, doc.path)
+    _check_probe_inputs(spec, tasks, doc)
+    _check_key_transport(spec, doc)
+    return LoadedPilot(spec, doc.path, hashlib.sha256(doc.text.encode()).hexdigest(), tasks)
 
 
-def _read_text(path: Path) -> str:
-    shown = str(path)
-    if not path.exists():
-        raise RoiError([Problem("file not found", shown)])
-    if path.is_dir():
-        raise RoiError([Problem("is a directory, not a pilot file", shown)])
-    try:
-        return path.read_bytes().decode("utf-8")
-    except PermissionError:
-        raise RoiError([Problem("cannot read the file (permission denied)", shown)]) from None
-    except UnicodeDecodeError as err:
-        raise RoiError([Problem(f"not UTF-8 text (byte {err.start})", shown)]) from None
-
-
-def _parse_yaml(text: str, path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.constructor.ConstructorError as err:
-        line = err.problem_mark.line + 1 if err.problem_mark else None
+def _mapping(doc: YamlDocument) -> dict[str, Any]:
+    if doc.data is None:
         raise RoiError(
-            [Problem(f"YAML tags are not allowed (safe loading only): {err.problem}", str(path), line)]
-        ) from None
-    except yaml.MarkedYAMLError as err:
-        line = err.problem_mark.line + 1 if err.problem_mark else None
-        raise RoiError([Problem(f"YAML syntax error: {err.problem}", str(path), line)]) from None
-    except yaml.YAMLError as err:
-        raise RoiError([Problem(f"YAML error: {err}", str(path))]) from None
-    if data is None:
-        raise RoiError(
-            [Problem("the file is empty; a pilot is a YAML mapping (pilot:, models:, tasks:, ...)", str(path))]
+            [Problem("the file is empty; a pilot is a YAML mapping (pilot:, models:, tasks:, ...)", str(doc.path))]
         )
-    if not isinstance(data, dict):
-        raise RoiError([Problem(f"the top level must be a mapping, not a {type(data).__name__}", str(path), 1)])
-    return data
+    if not isinstance(doc.data, dict):
+        raise RoiError([Problem(f"the top level must be a mapping, not a {type(doc.data).__name__}", str(doc.path), 1)])
+    return doc.data
 
 
-def _validate(raw: dict[str, Any], text: str, path: Path) -> Pilot:
+def _validate(raw: dict[str, Any], doc: YamlDocument) -> Pilot:
     try:
         return Pilot.model_validate(raw)
     except ValidationError as err:
-        lines = line_index(text)
         problems = []
         for e in err.errors():
             loc = _clean_loc(e["loc"])
-            problems.append(Problem(_message(e), str(path), _line_of(lines, loc), format_loc(loc) or None))
+            problems.append(Problem(_message(e), str(doc.path), doc.line_of(loc), format_loc(loc) or None))
         raise RoiError(problems) from None
 
 
@@ -443,44 +416,10 @@ def format_loc(loc: tuple[str | int, ...]) -> str:
     return out
 
 
-def line_index(text: str) -> dict[tuple[str | int, ...], int]:
-    """Map each field path of a YAML document to its 1-based line."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return {}
-    index: dict[tuple[str | int, ...], int] = {}
-
-    def walk(node: yaml.Node, loc: tuple[str | int, ...]) -> None:
-        index[loc] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                child = (*loc, str(key.value))
-                index[child] = key.start_mark.line + 1
-                walk(value, child)
-                index[child] = key.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                walk(item, (*loc, i))
-
-    if root is not None:
-        walk(root, ())
-    return index
-
-
-def _line_of(lines: dict[tuple[str | int, ...], int], loc: tuple[str | int, ...]) -> int | None:
-    for end in range(len(loc), -1, -1):
-        if loc[:end] in lines:
-            return lines[loc[:end]]
-    return None
-
-
-def _load_task(spec: Pilot, index: int, path: Path, text: str) -> TaskData:
+def _load_task(spec: Pilot, index: int, doc: YamlDocument) -> TaskData:
     task = spec.tasks[index]
-    lines = line_index(text)
-    base = path.parent
-    examples = _load_field(task.examples, base, path, lines, ("tasks", index, "examples"))
-    eval_items = _load_field(task.eval, base, path, lines, ("tasks", index, "eval"))
+    examples = _load_field(task.examples, doc, ("tasks", index, "examples"))
+    eval_items = _load_field(task.eval, doc, ("tasks", index, "eval"))
     needed = max(
         spec.modes.single.shots if spec.modes.single.enabled else 0,
         spec.modes.mixed.shots_per_task if spec.modes.mixed.enabled else 0,
@@ -491,8 +430,8 @@ def _load_task(spec: Pilot, index: int, path: Path, text: str) -> TaskData:
             [
                 Problem(
                     f"{needed} shots asked for (modes) but task '{task.name}' has only {len(examples)} examples",
-                    str(path),
-                    _line_of(lines, loc),
+                    str(doc.path),
+                    doc.line_of(loc),
                     format_loc(loc),
                 )
             ]
@@ -500,16 +439,10 @@ def _load_task(spec: Pilot, index: int, path: Path, text: str) -> TaskData:
     return TaskData(task, examples, eval_items)
 
 
-def _load_field(
-    value: str | list[ExampleRow],
-    base: Path,
-    path: Path,
-    lines: dict[tuple[str | int, ...], int],
-    loc: tuple[str | int, ...],
-) -> list[Example]:
-    where = Problem("", str(path), _line_of(lines, loc), format_loc(loc))
+def _load_field(value: str | list[ExampleRow], doc: YamlDocument, loc: tuple[str | int, ...]) -> list[Example]:
+    where = Problem("", str(doc.path), doc.line_of(loc), format_loc(loc))
     if isinstance(value, str):
-        return load_examples(base / value, where)
+        return load_examples(doc.path.parent / value, where)
     if not value:
         raise RoiError([Problem("the list is empty", where.file, where.line, where.field)])
     return [Example(r.id or str(i + 1), r.input, r.output) for i, r in enumerate(value)]
@@ -551,7 +484,7 @@ def probe_inputs(tasks: list[TaskData], names: list[str]) -> list[tuple[str, dic
     return [(x, a) for x, a in answers.items() if len(a) == len(names)]
 
 
-def _check_probe_inputs(spec: Pilot, tasks: list[TaskData], path: Path, text: str) -> None:
+def _check_probe_inputs(spec: Pilot, tasks: list[TaskData], doc: YamlDocument) -> None:
     if spec.probe is None:
         return
     problem, field = None, "tasks"
@@ -569,16 +502,16 @@ def _check_probe_inputs(spec: Pilot, tasks: list[TaskData], path: Path, text: st
         problem = "no shared input has a different answer for every probe task (needed for queries)"
     if problem:
         loc = ("probe", field)
-        raise RoiError([Problem(problem, str(path), _line_of(line_index(text), loc), format_loc(loc))])
+        raise RoiError([Problem(problem, str(doc.path), doc.line_of(loc), format_loc(loc))])
 
 
-def _check_key_transport(spec: Pilot, path: Path, text: str) -> None:
+def _check_key_transport(spec: Pilot, doc: YamlDocument) -> None:
     """A model with a key and a plain-http `base_url` to another machine is refused (roi/endpoints.py)."""
     problems = []
     for i, model in enumerate(spec.models):
         problem = key_transport_problem(model.base_url) if model.api_key_env and model.base_url else None
         if problem is not None:
             loc = ("models", i, "base_url")
-            problems.append(Problem(problem, str(path), _line_of(line_index(text), loc), format_loc(loc)))
+            problems.append(Problem(problem, str(doc.path), doc.line_of(loc), format_loc(loc)))
     if problems:
         raise RoiError(problems)

@@ -207,3 +207,27 @@ def test_cli_validate_exit_codes_and_no_files_written(pilot_dir: Path, tmp_path:
         assert isinstance(result.exception, RoiError)
     assert not out_dir.exists()
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_special_data_files_are_refused_unread(pilot_dir: Path) -> None:
+    (pilot_dir / "upper.csv").unlink()
+    os.mkfifo(pilot_dir / "upper.csv")  # reading it would block until a writer came
+    message = problems_of(pilot_dir / "pilot.yaml")
+    assert "pilot.yaml:12 tasks[0].examples" in message and "upper.csv: is a named pipe (FIFO)" in message
+    (pilot_dir / "upper.csv").unlink()
+    (pilot_dir / "upper.csv").symlink_to("/dev/zero")  # would fill memory
+    assert "upper.csv: is a device, not a regular file" in problems_of(pilot_dir / "pilot.yaml")
+
+
+def test_data_files_past_the_size_cap_are_refused(pilot_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from roi import datasets
+
+    monkeypatch.setattr(datasets, "MAX_DATA_BYTES", 20)
+    assert "upper.csv: is 29 bytes; the limit is 20" in problems_of(pilot_dir / "pilot.yaml")
+
+
+def test_an_alias_bomb_is_refused_before_validation(write_file: WriteFile) -> None:
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    path = write_file("pilot.yaml", VALID + "\n".join(levels) + "\n")
+    assert "expands to more than 1,000,000 nodes (an alias bomb?)" in problems_of(path)
