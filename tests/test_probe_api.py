@@ -58,6 +58,16 @@ def test_echo_span_scores_the_seam_token_and_not_the_generated_one() -> None:
     assert probe_api.echo_score(generated, "Italy ->", " Rome") is None
 
 
+def test_offsets_index_the_returned_text() -> None:
+    from roi.backends.openai_backend import offsets_in_text
+
+    tokens = ["<bos>", "Italy", " ->", " Rome"]
+    # vLLM counts "<bos>" as 5 characters though the text it returns starts at "Italy".
+    assert offsets_in_text([0, 5, 10, 13], tokens, "Italy -> Rome") == [0, 0, 5, 8]
+    assert offsets_in_text([0, 0, 5, 8], tokens, "Italy -> Rome") == [0, 0, 5, 8]  # already in the text
+    assert offsets_in_text([0, 5, 10, 13], tokens, None) == [0, 5, 10, 13]
+
+
 def test_top_continuations_are_distinct_answers() -> None:
     class Lists:  # a fixed tree of top lists, to check the beam's bookkeeping only
         continuable = True

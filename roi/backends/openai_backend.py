@@ -454,4 +454,16 @@ def read_logprobs(choice: Any) -> TokenLogprobs | None:
         return None
     if offsets is None or len(offsets) != len(tokens):
         offsets = [sum(len(t) for t in tokens[:i]) for i in range(len(tokens))]
-    return TokenLogprobs(tokens, offsets, values, tops)
+    return TokenLogprobs(tokens, offsets_in_text(offsets, tokens, getattr(choice, "text", None)), values, tops)
+
+
+def offsets_in_text(offsets: list[int], tokens: list[str], text: str | None) -> list[int]:
+    """Token offsets that index the returned text. vLLM counts offsets in a text that spells out the
+    leading special tokens (`<bos>` is 5 characters) and returns the text without them; shift such
+    offsets back so the first real token starts at 0 (the special ones then span nothing)."""
+    if not isinstance(text, str):
+        return offsets
+    shift = offsets[-1] + len(tokens[-1]) - len(text)
+    if shift <= 0 or shift not in offsets:
+        return offsets
+    return [max(0, offset - shift) for offset in offsets]
