@@ -3,9 +3,9 @@ from the store instead of the model.
 
 The key is a SHA-256 over the model's identity (backend, model name or path, server URL, endpoint,
 device, dtype), the generation parameters (max new tokens, stop strings, temperature) and the full
-prompt. A hit copies the original call's output, tokens and latency (so cost and throughput figures
-stay those of a real call), and the new call row is flagged `cached` so metrics keep it out of live
-latency statistics (roi/metrics.py `live_latencies`). The decision's p95 latency gate still judges the
+prompt. A hit copies the original call's output, tokens, latency and machine time (so cost and
+throughput figures stay those of a real call), and the new call row is flagged `cached` so metrics keep
+it out of live latency statistics (roi/metrics.py `live_latencies`). The decision's p95 latency gate still judges the
 recorded latencies: they are real measurements, made when the original call ran.
 
 Only greedy decoding is cached: with temperature > 0 a second call is a new sample, not the same
@@ -72,7 +72,8 @@ class Hit:
 def lookup(db: sqlite3.Connection, key: str) -> sqlite3.Row | None:
     """The latest live, successful call with this key (a cached copy is never a source)."""
     row: sqlite3.Row | None = db.execute(
-        "SELECT run_id, call_id, raw_output, prompt_tokens, cached_prompt_tokens, output_tokens, latency_s"
+        "SELECT run_id, call_id, raw_output, prompt_tokens, cached_prompt_tokens, output_tokens, latency_s,"
+        " machine_s"
         " FROM calls WHERE cache_key = ? AND cached = 0 AND error IS NULL AND raw_output IS NOT NULL"
         " ORDER BY rowid DESC LIMIT 1",  # the newest (finished_at has only whole seconds)
         (key,),
@@ -99,6 +100,7 @@ def split(
             output_tokens=row["output_tokens"],
             latency_s=row["latency_s"],
             cached_prompt_tokens=row["cached_prompt_tokens"],
+            machine_s=row["machine_s"],
         )
         hits.append(Hit(request, result, f"{row['run_id']}/{row['call_id']}"))
     return hits, misses

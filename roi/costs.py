@@ -1,4 +1,9 @@
-"""What one call costs: token prices for API models, machine time for local ones; None when unknown."""
+"""What one call costs: token prices for API models, machine time for local ones; None when unknown.
+
+A local call is paid by the machine time it took in its batch (`GenerationResult.machine_s`: its share
+of the engine's passes, see roi/backends/local/prefix_batching.py), not by its latency: the engine
+computes a shared prefix once for every call of a batch, as any serving stack would in production,
+while the latency is that of the call run alone."""
 
 from __future__ import annotations
 
@@ -13,15 +18,15 @@ if TYPE_CHECKING:
 def call_cost_usd(
     spec: ModelSpec,
     *,
-    latency_s: float | None,
+    machine_s: float | None,
     prompt_tokens: int | None,
     output_tokens: int | None,
     cached_prompt_tokens: int | None = None,
 ) -> float | None:
     if spec.backend == "transformers":
-        if spec.cost is None or latency_s is None:
+        if spec.cost is None or machine_s is None:
             return None
-        return latency_s * spec.cost.usd_per_hour / 3600.0
+        return machine_s * spec.cost.usd_per_hour / 3600.0
     price = spec.price
     if price is None or prompt_tokens is None or output_tokens is None:
         return None
@@ -32,10 +37,10 @@ def call_cost_usd(
 
 
 def result_cost_usd(spec: ModelSpec, result: GenerationResult) -> float | None:
-    """What a finished call cost, from its measured latency or its reported tokens."""
+    """What a finished call cost, from its measured machine time or its reported tokens."""
     return call_cost_usd(
         spec,
-        latency_s=result.latency_s,
+        machine_s=result.machine_s,
         prompt_tokens=result.prompt_tokens,
         output_tokens=result.output_tokens,
         cached_prompt_tokens=result.cached_prompt_tokens,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from roi.metrics import compute_seconds
 from roi.pilot import Pilot
 
 RESAMPLES = 2000
@@ -280,8 +281,10 @@ class SavingSources:
     uncached_prompt_tokens_per_item: float | None  # estimated tokens per item a prefix cache leaves
     cached_prompt_tokens_reported: int | None  # what the backend said it served from a cache
     output_tokens_per_item: float | None
-    compute_s_per_item: float | None
+    compute_s_per_item: float | None  # measured machine time where the backend gives it, else latency
     cost_per_item_usd: float | None
+    compute_measured: bool = False  # compute_s_per_item is measured machine time (a local engine)
+    latency_s_per_item: float | None = None  # the calls' latency per item (local: modelled, run alone)
 
 
 def _common_prefix(texts: list[str]) -> int:
@@ -316,6 +319,7 @@ def saving_sources(calls: pd.DataFrame, model: str, mode: str) -> SavingSources:
         None if not items or ok["prompt_tokens"].isna().any() else float(ok["prompt_tokens"].sum() / items)
     )
     cached = ok["cached_prompt_tokens"]
+    compute_s, machine = compute_seconds(ok)
     return SavingSources(
         model=model,
         mode=mode,
@@ -329,6 +333,8 @@ def saving_sources(calls: pd.DataFrame, model: str, mode: str) -> SavingSources:
         output_tokens_per_item=None
         if not items or ok["output_tokens"].isna().any()
         else float(ok["output_tokens"].sum() / items),
-        compute_s_per_item=float(ok["latency_s"].sum() / items) if items else None,
+        compute_s_per_item=compute_s / items if items else None,
         cost_per_item_usd=None if not items or ok["cost_usd"].isna().any() else float(ok["cost_usd"].sum() / items),
+        compute_measured=machine,
+        latency_s_per_item=float(ok["latency_s"].sum() / items) if items else None,
     )

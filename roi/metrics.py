@@ -4,7 +4,10 @@ Attribution rules (also in the README):
 - latency per item is the wall time of the call that answered it: in a mixed call every query
   waits for the whole call, as it would in production;
 - tokens and cost per item are the call's tokens and cost divided by the items it answered;
-- cost is None (unknown) when any call it sums has no known cost; it is never shown as 0.
+- cost is None (unknown) when any call it sums has no known cost; it is never shown as 0;
+- a mode's compute seconds are the machine time its calls took where the backend measured it (a
+  local engine: what the model is paid by), else the sum of its calls' latencies (API models, where
+  calls overlap); items per second divide the answered items by those seconds.
 """
 
 from __future__ import annotations
@@ -43,8 +46,8 @@ class ModeSummary:
     calls: int
     failed_calls: int
     items: int
-    compute_s: float  # sum of call latencies
-    items_per_s: float | None
+    compute_s: float  # machine time of the calls where measured (`compute_basis`), else their latencies
+    items_per_s: float | None  # answered items per compute second
     prompt_tokens: int | None
     output_tokens: int | None
     cost_usd: float | None
@@ -52,6 +55,7 @@ class ModeSummary:
     latency_p95_s: float | None
     retries: int = 0  # retried attempts (API rate limits, 5xx, timeouts), failed calls included
     backoff_s: float = 0.0  # time spent waiting between retries, kept out of latency
+    compute_basis: str = "latency"  # "machine": measured machine time; "latency": sum of call latencies
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,13 @@ def live_latencies(items: pd.DataFrame) -> np.ndarray:
     """Latencies measured in this run: a cached call's latency is an earlier run's (issue 7)."""
     live = items[items["cached"] == 0] if "cached" in items else items
     return live["latency_s"].to_numpy()
+
+
+def compute_seconds(ok_calls: pd.DataFrame) -> tuple[float, bool]:
+    """Seconds the finished calls took, and whether that is measured machine time (every call has it:
+    a local engine) rather than the sum of their latencies."""
+    machine = "machine_s" in ok_calls and len(ok_calls) > 0 and bool(ok_calls["machine_s"].notna().all())
+    return float(ok_calls["machine_s" if machine else "latency_s"].sum()), machine
 
 
 def _known_sum(series: pd.Series) -> float | None:
@@ -110,7 +121,8 @@ def _cell(items: pd.DataFrame, single: pd.DataFrame | None, model: str, task: st
 
 def _mode(calls: pd.DataFrame, items: pd.DataFrame, model: str, mode: str) -> ModeSummary:
     ok = calls[calls["error"].isna()]
-    compute_s = float(ok["latency_s"].sum())
+    compute_s, machine = compute_seconds(ok)
+    answered = int(ok["n_items"].sum())
     lat = live_latencies(items)
     tokens = {c: _known_sum(ok[c]) for c in ("prompt_tokens", "output_tokens")}
     return ModeSummary(
@@ -120,7 +132,7 @@ def _mode(calls: pd.DataFrame, items: pd.DataFrame, model: str, mode: str) -> Mo
         failed_calls=int(calls["error"].notna().sum()),
         items=len(items),
         compute_s=compute_s,
-        items_per_s=len(items) / compute_s if compute_s > 0 else None,
+        items_per_s=answered / compute_s if compute_s > 0 else None,
         prompt_tokens=None if tokens["prompt_tokens"] is None else int(tokens["prompt_tokens"]),
         output_tokens=None if tokens["output_tokens"] is None else int(tokens["output_tokens"]),
         cost_usd=_known_sum(ok["cost_usd"]),
@@ -128,6 +140,7 @@ def _mode(calls: pd.DataFrame, items: pd.DataFrame, model: str, mode: str) -> Mo
         latency_p95_s=percentile(lat, 95),
         retries=int(calls["retries"].sum()),
         backoff_s=float(calls["backoff_s"].sum()),
+        compute_basis="machine" if machine else "latency",
     )
 
 

@@ -85,7 +85,7 @@ def _probe_row(pilot: LoadedPilot, model: ModelSpec, count: Counter, counted_by:
                        "", note)  # fmt: skip
     least, most = planned_calls(spec, len(prompts), model.endpoint)
     per_call = max(count(p.text + candidate(a)) for p in prompts for a in p.answers.values())
-    cost = call_cost_usd(model, latency_s=None, prompt_tokens=per_call * most, output_tokens=most)
+    cost = call_cost_usd(model, machine_s=None, prompt_tokens=per_call * most, output_tokens=most)
     note = (
         f"{len(prompts)} prompts by {spec.api_method}, {least:,} to {most:,} one-token calls; at most "
         f"{spec.max_calls_per_prompt} top-logprob calls per prompt (max_calls_per_prompt), tokens counted by "
@@ -108,12 +108,16 @@ def _row(
     ceiling = sum(c.max_new_tokens for c in calls)
     time_s, basis = None, "unknown (no earlier run of this pilot)"
     if latency is not None:
+        # A local call's figure is its machine time in its batch: calls of a batch do not add up their
+        # latencies, and the machine time is what a local model is paid by.
         parallel = model.max_concurrency if model.backend == "openai" else 1
         time_s = latency[0] * len(calls) / parallel
-        basis = f"mean of {latency[1]} earlier calls" + (f", {parallel} in flight" if parallel > 1 else "")
+        what = "calls" if model.backend == "openai" else "calls' machine time"
+        basis = f"mean of {latency[1]} earlier {what}" + (f", {parallel} in flight" if parallel > 1 else "")
+    machine_s = None if model.backend == "openai" else time_s
 
     def cost(out_tokens: int) -> float | None:
-        return call_cost_usd(model, latency_s=time_s, prompt_tokens=prompt, output_tokens=out_tokens)
+        return call_cost_usd(model, machine_s=machine_s, prompt_tokens=prompt, output_tokens=out_tokens)
 
     items = sum(len(c.queries) for c in calls)
     return PlanRow(
@@ -165,14 +169,15 @@ def local_tokenizer_file(model: ModelSpec, base_dir: Path) -> Path | None:
 
 
 def past_latencies(db_path: Path, pilot: str) -> dict[tuple[str, str], tuple[float, int]]:
-    """Mean latency and count of finished calls per (model, mode) over earlier runs of `pilot`."""
+    """Mean seconds and count of finished calls per (model, mode) over earlier runs of `pilot`: machine
+    time where it was measured (local models), else latency."""
     if not db_path.is_file():
         return {}
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)  # read only: planning writes nothing
     try:
         rows = db.execute(
-            "SELECT c.model, c.mode, AVG(c.latency_s), COUNT(*) FROM calls c JOIN runs r USING (run_id)"
-            " WHERE r.pilot = ? AND c.error IS NULL GROUP BY c.model, c.mode",
+            "SELECT c.model, c.mode, AVG(COALESCE(c.machine_s, c.latency_s)), COUNT(*)"
+            " FROM calls c JOIN runs r USING (run_id) WHERE r.pilot = ? AND c.error IS NULL GROUP BY c.model, c.mode",
             (pilot,),
         ).fetchall()
     except sqlite3.DatabaseError:

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from roi import cache, events, locking, notify, probe, store
-from roi.backends import Backend, GenerationResult, StopsAtDeadline, check_credentials, create_backend
+from roi.backends import (
+    Backend,
+    GenerationRequest,
+    GenerationResult,
+    StopsAtDeadline,
+    check_credentials,
+    create_backend,
+)
 from roi.baseline import BaselineCheck
 from roi.costs import result_cost_usd
 from roi.decision import Decision
@@ -281,19 +288,31 @@ def _run_model(
     if isinstance(backend, StopsAtDeadline):
         backend.stop_at(deadline.at)
     try:
-        results = backend.generate(requests) if budget is None else generate_within(backend, requests, budget)
-        for result in results:
-            call = by_key[result.key]
-            _store_result(db, run_id, pilot, model, call, result, spaces, keys[result.key])
-            progress.done += 1
-            progress.failed += result.error is not None
-            opts.on_progress(progress)
+        for batch in _by_mode(requests, by_key):
+            results = backend.generate(batch) if budget is None else generate_within(backend, batch, budget)
+            for result in results:
+                call = by_key[result.key]
+                _store_result(db, run_id, pilot, model, call, result, spaces, keys[result.key])
+                progress.done += 1
+                progress.failed += result.error is not None
+                opts.on_progress(progress)
+                if deadline.passed():
+                    break  # dropping the generator lets the backend drop what is in flight
             if deadline.passed():
-                break  # closing the generator lets the backend drop what is in flight
+                break
         return backend.describe()
     finally:
         if opts.backends is None or model.name not in opts.backends:
             backend.close()
+
+
+def _by_mode(requests: list[GenerationRequest], calls: dict[str, PromptCall]) -> list[list[GenerationRequest]]:
+    """Each mode's requests as a batch of their own: a local engine's machine time per mode is then what
+    that mode costs when it runs alone, as it would in production, not a share of a batch with the other."""
+    modes: dict[str, list[GenerationRequest]] = {}
+    for request in requests:
+        modes.setdefault(calls[request.key].mode, []).append(request)
+    return list(modes.values())
 
 
 def _store_result(
@@ -326,6 +345,7 @@ def _store_result(
         finished_at=now(),
         cache_key=cache_key,
         cached=cached,
+        machine_s=result.machine_s,
     )
     items = [] if result.text is None else grade_call(pilot, model.name, call, result.key, result.text, spaces)
     store.record_call(db, run_id, row, items)

@@ -161,6 +161,12 @@ def m0502_probe_method(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m_machine_time(db: sqlite3.Connection) -> None:
+    """A local call's machine time in its batch (what it is paid by); NULL for API calls."""
+    run_script(db, "ALTER TABLE calls ADD COLUMN machine_s REAL;")
+
+
 def record_probe(db: sqlite3.Connection, run_id: str, rows: list[Any]) -> None:
     """Issue 5: store one probe prompt's rows (`roi.probe.ProbeRow`s) atomically."""
     with transaction(db):
@@ -203,6 +209,7 @@ class CallRow:
     finished_at: str
     cache_key: str | None = None  # issue 7: see roi/cache.py; None when the call may not be cached
     cached: bool = False  # answered from the cache: figures are the original call's
+    machine_s: float | None = None  # local engines: the call's machine time in its batch
 
 
 @dataclass(frozen=True)
@@ -354,7 +361,7 @@ def get_run(db: sqlite3.Connection, run_id: str) -> sqlite3.Row | None:
 def items_frame(db: sqlite3.Connection, run_id: str) -> pd.DataFrame:
     """Scored items joined with their call's latency, tokens and cost."""
     return pd.read_sql_query(
-        "SELECT i.*, c.latency_s, c.prompt_tokens, c.cached_prompt_tokens, c.output_tokens, c.cost_usd,"
+        "SELECT i.*, c.latency_s, c.machine_s, c.prompt_tokens, c.cached_prompt_tokens, c.output_tokens, c.cost_usd,"
         " c.n_items, c.error, c.cached FROM items i JOIN calls c USING (run_id, call_id)"
         " WHERE i.run_id = ? ORDER BY i.model, i.mode, i.task, i.item_id",
         db,

@@ -43,7 +43,12 @@ class FakeBackend:
             if request.key in self.fail_keys:
                 yield GenerationResult(request.key, None, None, None, 0.5, error="HTTP 500 from fake", retries=2)
                 continue
-            yield GenerationResult(request.key, self._text(call), len(request.prompt) // 4, 3, 0.1 * len(call.queries))
+            seconds = 0.1 * len(call.queries)
+            # A local engine reports the machine time it is paid by; an API bills tokens.
+            machine = seconds if self.spec.backend == "transformers" else None
+            yield GenerationResult(
+                request.key, self._text(call), len(request.prompt) // 4, 3, seconds, machine_s=machine
+            )
 
     def _text(self, call: PromptCall) -> str:
         answers = [self.policy(q, call) for q in call.queries]

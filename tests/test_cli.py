@@ -73,3 +73,15 @@ def test_run_demo_end_to_end_on_the_embedded_model(tmp_path: Path) -> None:
     assert mixed["accuracy"]["n"] == 2 and mixed["vs_single"]["n"] == 2
     assert mixed["latency_p50_s"] > 0 and mixed["cost_per_item_usd"] > 0
     assert (run_dir / "items.csv").read_text().count("\n") == 16 + 1
+    # A local call is priced by its measured machine time in its mode's batch, not its modelled latency.
+    priced = db.execute("SELECT machine_s, cost_usd FROM calls").fetchall()
+    assert all(m > 0 and cost == pytest.approx(m * 0.40 / 3600) for m, cost in priced)
+    # The report's "where the saving comes from" agrees with items/s of the end table (summary.json).
+    report = json.loads((run_dir / "report.json").read_text())
+    cost = next(s for s in report["sections"] if s["id"] == "cost")["data"]["models"][0]
+    per_item = {r["figures"]["mode"]: r["figures"]["cost_per_item_usd"] for r in cost["savings"]["rows"]}
+    rate = {m["mode"]: m["items_per_s"] for m in summary["modes"]}
+    assert {m["compute_basis"] for m in summary["modes"]} == {"machine"}
+    for mode in ("single", "mixed"):
+        assert per_item[mode] == pytest.approx(0.40 / 3600 / rate[mode])
+    assert 1 - per_item["mixed"] / per_item["single"] == pytest.approx(1 - rate["single"] / rate["mixed"])

@@ -76,11 +76,11 @@ def make_pilot(
 
 @dataclasses.dataclass
 class TimedFake(FakeBackend):
-    """The fake backend with a fixed wall time per call: 1.0 s, whatever the mode."""
+    """The fake backend with a fixed wall time and machine time per call: 1.0 s, whatever the mode."""
 
     def generate(self, requests: Sequence[GenerationRequest]) -> Iterator[GenerationResult]:
         for result in super().generate(requests):
-            yield dataclasses.replace(result, latency_s=1.0)
+            yield dataclasses.replace(result, latency_s=1.0, machine_s=1.0)
 
 
 def run_fake(pilot: LoadedPilot, folder: Path, policy: Policy = gold, limit: int | None = None) -> RunResult:

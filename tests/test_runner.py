@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
+from roi.backends import GenerationRequest, GenerationResult
 from roi.pilot import LoadedPilot, load_pilot
 from roi.prompts import PromptCall, Query
 from roi.runner import RunOptions, run_pilot
@@ -48,7 +51,7 @@ def test_rows_and_figures(demo: LoadedPilot, tmp_path: Path) -> None:
     en_fr = cells[("en_fr", "mixed")]
     assert en_fr.unparseable.k == 10 and en_fr.accuracy.value == 0.0
     assert cells[("capital", "mixed")].accuracy.value == 1.0
-    # local cost = latency x usd_per_hour; a mixed call's cost is shared by its 4 items
+    # local cost = machine time x usd_per_hour; a mixed call's cost is shared by its 4 items
     assert cells[("capital", "single")].cost_per_item_usd == pytest.approx(0.1 * 0.40 / 3600)
     assert cells[("capital", "mixed")].cost_per_item_usd == pytest.approx(0.4 * 0.40 / 3600 / 4)
     assert cells[("capital", "mixed")].latency_p95_s == pytest.approx(0.4)  # whole call's wall time
@@ -135,3 +138,27 @@ def test_missing_api_key_fails_before_anything_is_written(
     with pytest.raises(RoiError, match="ROI_TEST_ABSENT_KEY is not set"):
         run_pilot(pilot, RunOptions(out_dir=tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def test_each_mode_runs_as_its_own_batch_priced_by_machine_time(demo: LoadedPilot, tmp_path: Path) -> None:
+    """A local engine's machine time per mode is what that mode costs alone: the runner never mixes the
+    modes' calls in one batch, and a call's cost is its machine time (not its latency) x usd_per_hour."""
+    batches: list[set[str]] = []
+
+    class Recording(FakeBackend):
+        def generate(self, requests: Sequence[GenerationRequest]) -> Iterator[GenerationResult]:
+            batches.append({r.key.split("/")[1].split(":")[0] for r in requests})
+            for result in super().generate(requests):
+                yield dataclasses.replace(result, latency_s=9.0, machine_s=0.25 * (result.machine_s or 0))
+
+    backend = Recording(demo.spec.models[0], demo)
+    result = run_pilot(demo, RunOptions(out_dir=tmp_path, limit=3, backends={"gemma-270m": backend}))
+    assert batches == [{"single"}, {"mixed"}]
+    db = sqlite3.connect(tmp_path / "roi.db")
+    rows = db.execute("SELECT mode, machine_s, cost_usd, n_items FROM calls").fetchall()
+    for _, machine_s, cost, _ in rows:
+        assert cost == pytest.approx(machine_s * 0.40 / 3600)
+    modes = {m.mode: m for m in result.summary.modes}
+    # fake machine time: 0.025 s per item in both modes; items/s is answered items per machine second
+    assert modes["single"].compute_basis == "machine" and modes["single"].compute_s == pytest.approx(12 * 0.025)
+    assert modes["mixed"].items_per_s == pytest.approx(1 / 0.025)

@@ -49,6 +49,9 @@ class GenerationResult:
     error: str | None = None
     retries: int = 0
     backoff_s: float = 0.0  # time spent waiting between retries, kept out of latency_s
+    # Seconds of the machine this call took where the machine is what is paid for (a local engine):
+    # its share of the passes of the batch it ran in. None where a provider bills tokens.
+    machine_s: float | None = None
 
 
 class Backend(Protocol):

@@ -195,7 +195,10 @@ def build_latency(inputs: ReportInputs) -> dict[str, Any]:
             )
     limit = inputs.pilot.gates.max_p95_latency_s
     title = text(lang, "latency.chart", limit=f"{limit:g}")
-    return {"rows": rows, "note": text(lang, "latency.note"), "charts": {"latency": charts.boxes(title, rows, limit)}}
+    note = text(lang, "latency.note")
+    if "machine_s" in inputs.calls and inputs.calls["machine_s"].notna().any():
+        note += " " + text(lang, "latency.modelled_note")
+    return {"rows": rows, "note": note, "charts": {"latency": charts.boxes(title, rows, limit)}}
 
 
 def build_failures(inputs: ReportInputs) -> dict[str, Any]:

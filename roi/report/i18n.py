@@ -142,6 +142,9 @@ EN: dict[str, str] = {
     "interference.none": "No answer swaps and no answers in another task's space were seen.",
     "latency.chart": "Latency per item (s): box p25–p75, whiskers min–max, p95 marked; dashed: limit {limit} s",
     "latency.note": "In a mixed call every item waits for the whole call, so its latency is the call's wall time.",
+    "latency.modelled_note": "A local model's latency is modelled: each call's wall time run alone on this machine "
+    "(its prompt's prefill and decoding steps, timed alone), because the engine runs many calls in one batch. "
+    "Its cost is priced from the measured machine time instead (see Cost per task).",
     "latency.p50": "p50",
     "latency.p95": "p95",
     "latency.max": "max",
@@ -159,7 +162,8 @@ EN: dict[str, str] = {
     "savings.uncached": "Uncached prompt tokens per item (est.)",
     "savings.cached_reported": "Cached tokens reported",
     "savings.output": "Output tokens per item",
-    "savings.compute": "Compute s per item",
+    "savings.compute_machine": "Machine s per item (measured)",
+    "savings.compute_latency": "Call s per item (latency)",
     "savings.cost": "Cost per item",
     "savings.calls_text": "Calls: mixed makes {mixed} calls per item where single makes {single}.",
     "savings.tokens_text": "Tokens: mixed reads {mixed} prompt tokens per item, single {single} ({change}).",
@@ -169,9 +173,15 @@ EN: dict[str, str] = {
     "savings.cache_free": "So most of mixed mode's token saving would come free from a prefix cache.",
     "savings.output_text": "Output: mixed writes {mixed} tokens per item against {single} (its answer lines echo the "
     "task and input).",
-    "savings.local_text": "This model is billed by machine time, so its saving is compute seconds per item: "
-    "{single} s single against {mixed} s mixed.",
-    "savings.no_cache_reported": "The backend reported no cached prompt tokens: no prefix cache was used in this run.",
+    "savings.local_text": "This model is paid by machine time, so its cost is priced from the machine time measured "
+    "in this run: {single} s per item single ({single_rate} items/s) against {mixed} s mixed ({mixed_rate} items/s).",
+    "savings.local_latency": "Its latency is a different figure: {single} s per item single and {mixed} s mixed are "
+    "each call's modelled wall time run alone (what a user would wait), while the machine time is the call's "
+    "share of a batch in which many calls run together.",
+    "savings.local_prefix": "The local engine computed each shared prefix once per batch, as a production server "
+    "with prefix caching would, so the measured machine time already includes what a prefix cache saves.",
+    "savings.no_cache_reported": "The API reported no cached prompt tokens for these calls: no provider prompt "
+    "caching was applied to them.",
     "grouping.mixed": "Combine in one call",
     "grouping.single": "Keep on single prompts",
     "grouping.task": "Task",
@@ -380,6 +390,9 @@ JA: dict[str, str] = {
     "interference.none": "回答の取り違えも、他タスクの回答空間に入った回答もありませんでした。",
     "latency.chart": "1件あたりのレイテンシ(秒): 箱 p25〜p75、ひげ 最小〜最大、p95 に印。破線: 基準値 {limit} 秒",
     "latency.note": "混合呼び出しでは各項目が呼び出し全体を待つため、レイテンシは呼び出し全体の所要時間です。",
+    "latency.modelled_note": "ローカルモデルのレイテンシはモデル値です: エンジンは多数の呼び出しを1つのバッチで実行するため、"
+    "各呼び出しをこのマシンで単独実行した場合の所要時間(プロンプトの前処理と生成ステップを単独で計測)を示します。"
+    "コストは実測したマシン時間から算出しています(タスク別コストを参照)。",
     "latency.p50": "p50",
     "latency.p95": "p95",
     "latency.max": "最大",
@@ -397,7 +410,8 @@ JA: dict[str, str] = {
     "savings.uncached": "キャッシュされない入力トークン/件(推定)",
     "savings.cached_reported": "報告されたキャッシュ済みトークン",
     "savings.output": "1件あたりの出力トークン",
-    "savings.compute": "1件あたりの計算秒",
+    "savings.compute_machine": "1件あたりのマシン秒(実測)",
+    "savings.compute_latency": "1件あたりの呼び出し秒(レイテンシ)",
     "savings.cost": "1件あたりのコスト",
     "savings.calls_text": "呼び出し: 単一は1件あたり {single} 回、混合は {mixed} 回です。",
     "savings.tokens_text": "トークン: 1件あたりの入力トークンは混合 {mixed}、単一 {single}({change})です。",
@@ -406,10 +420,15 @@ JA: dict[str, str] = {
     "savings.cache_free": "つまり混合によるトークン削減の大半は、前置きのキャッシュだけで得られます。",
     "savings.output_text": "出力: 混合は1件あたり {mixed} トークン、単一は {single} トークンを書きます"
     "(混合の回答行はタスク名と入力を繰り返すため)。",
-    "savings.local_text": "このモデルは計算時間で課金されるため、削減は1件あたりの計算秒で決まります: "
-    "単一 {single} 秒、混合 {mixed} 秒。",
-    "savings.no_cache_reported": "バックエンドはキャッシュ済みトークンを報告していません: この実行では前置きキャッシュは"
-    "使われていません。",
+    "savings.local_text": "このモデルはマシン時間で課金されるため、コストはこの実行で実測したマシン時間から算出しています: "
+    "1件あたり単一 {single} 秒(毎秒 {single_rate} 件)、混合 {mixed} 秒(毎秒 {mixed_rate} 件)。",
+    "savings.local_latency": "レイテンシは別の数値です: 1件あたり単一 {single} 秒、混合 {mixed} 秒は、各呼び出しを単独で"
+    "実行した場合の所要時間のモデル値(利用者が待つ時間)であり、マシン時間は多数の呼び出しをまとめて実行した"
+    "バッチの中での各呼び出しの取り分です。",
+    "savings.local_prefix": "ローカルエンジンは共通の前置きをバッチごとに1回だけ計算しました(前置きキャッシュを持つ本番の"
+    "サーバーと同じ)。実測のマシン時間には前置きキャッシュによる節約がすでに含まれています。",
+    "savings.no_cache_reported": "API はこれらの呼び出しについてキャッシュ済みトークンを報告していません: "
+    "プロバイダーのプロンプトキャッシュは適用されていません。",
     "grouping.mixed": "1回の呼び出しにまとめる",
     "grouping.single": "単一プロンプトのまま",
     "grouping.task": "タスク",

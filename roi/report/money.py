@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from roi.economics import RESAMPLES, PlanEconomics, saving_sources, task_economics, task_pairs
+from roi.economics import RESAMPLES, PlanEconomics, SavingSources, saving_sources, task_economics, task_pairs
 from roi.report import charts
 from roi.report.i18n import join, text
 from roi.report.inputs import ReportInputs, decided_models
@@ -137,7 +137,6 @@ def _fmt(value: float | None, digits: int, lang: str) -> str:
 
 def _savings(inputs: ReportInputs, model: str) -> dict[str, Any]:
     lang = inputs.lang
-    spec = next(m for m in inputs.pilot.models if m.name == model)
     src = {mode: saving_sources(inputs.calls, model, mode) for mode in ("single", "mixed")}
     rows = [
         {
@@ -152,16 +151,21 @@ def _savings(inputs: ReportInputs, model: str) -> dict[str, Any]:
             if s.cached_prompt_tokens_reported is None
             else f"{s.cached_prompt_tokens_reported:,}",
             "output": _fmt(s.output_tokens_per_item, 1, lang),
-            "compute": _fmt(s.compute_s_per_item, 2, lang),
+            "compute": _fmt(s.compute_s_per_item, 3, lang),
             "cost": usd(s.cost_per_item_usd, lang),
             "figures": asdict(s),
         }
         for mode, s in src.items()
     ]
-    return {"rows": rows, "sentences": _saving_sentences(src["single"], src["mixed"], spec.backend, lang)}
+    measured = all(x.compute_measured for x in src.values())
+    return {
+        "rows": rows,
+        "compute_label": text(lang, "savings.compute_machine" if measured else "savings.compute_latency"),
+        "sentences": _saving_sentences(src["single"], src["mixed"], lang),
+    }
 
 
-def _saving_sentences(single: Any, mixed: Any, backend: str, lang: str) -> list[str]:
+def _saving_sentences(single: SavingSources, mixed: SavingSources, lang: str) -> list[str]:
     out = []
     if single.calls_per_item is not None and mixed.calls_per_item is not None:
         out.append(
@@ -193,17 +197,31 @@ def _saving_sentences(single: Any, mixed: Any, backend: str, lang: str) -> list[
                 mixed=f"{mixed.output_tokens_per_item:.1f}",
             )
         )
-    if backend == "transformers" and single.compute_s_per_item is not None and mixed.compute_s_per_item is not None:
+    if single.compute_measured and mixed.compute_measured:
+        out += _machine_sentences(single, mixed, lang)
+    elif not single.cached_prompt_tokens_reported and not mixed.cached_prompt_tokens_reported:
+        out.append(text(lang, "savings.no_cache_reported"))
+    return out
+
+
+def _machine_sentences(single: SavingSources, mixed: SavingSources, lang: str) -> list[str]:
+    """A model paid by machine time: what is priced (measured), how latency differs (modelled), and why
+    prefix caching is already in the figure."""
+    out = []
+    s, m = single.compute_s_per_item, mixed.compute_s_per_item
+    if s and m:
+        rates = {"single_rate": f"{1 / s:,.2f}", "mixed_rate": f"{1 / m:,.2f}"}
+        out.append(text(lang, "savings.local_text", single=f"{s:.3f}", mixed=f"{m:.3f}", **rates))
+    if single.latency_s_per_item is not None and mixed.latency_s_per_item is not None:
         out.append(
             text(
                 lang,
-                "savings.local_text",
-                single=f"{single.compute_s_per_item:.2f}",
-                mixed=f"{mixed.compute_s_per_item:.2f}",
+                "savings.local_latency",
+                single=f"{single.latency_s_per_item:.2f}",
+                mixed=f"{mixed.latency_s_per_item:.2f}",
             )
         )
-    if not single.cached_prompt_tokens_reported and not mixed.cached_prompt_tokens_reported:
-        out.append(text(lang, "savings.no_cache_reported"))
+    out.append(text(lang, "savings.local_prefix"))
     return out
 
 

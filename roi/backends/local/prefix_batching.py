@@ -72,11 +72,12 @@ class Row:
 
 @dataclass(frozen=True)
 class Generated:
-    """A finished row: its token ids (stop token included, as `generate` returns them) and the modelled
-    latency of the call run alone."""
+    """A finished row: its token ids (stop token included, as `generate` returns them), the modelled
+    latency of the call run alone, and the machine time it took in its batch (see `_Charges`)."""
 
     tokens: list[int]
     latency_s: float
+    machine_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -95,12 +96,31 @@ class SingleCallTiming:
 
 @dataclass
 class _Prefix:
-    """A group's shared prefix: its keys/values per layer, its timing alone, how many rows still need it."""
+    """A group's shared prefix: its keys/values per layer, its timing alone, how many rows still need it,
+    the seconds its one pass took and the seconds spent only timing a call alone (not production work)."""
 
     length: int
     kv: list[tuple[torch.Tensor, torch.Tensor]]
     timing: SingleCallTiming
     pending: int
+    compute_s: float = 0.0
+    timing_only_s: float = 0.0
+
+
+class _Charges:
+    """Machine time charged to rows: every pass of the loop is timed and its seconds split among the rows
+    it computed, in proportion to the tokens each fed (a decoding step feeds one per row; a join feeds
+    each row's own part); a group's prefix pass is split evenly among the group's rows. The passes that
+    only time a call alone (for the modelled latency) are charged to nobody: production would not run
+    them. The rows' charges add up to the batch's machine time less that measurement."""
+
+    def __init__(self, rows: int) -> None:
+        self.spent = [0.0] * rows
+
+    def split(self, seconds: float, weights: dict[int, float]) -> None:
+        total = sum(weights.values())
+        for index, weight in weights.items():
+            self.spent[index] += seconds * weight / total if total > 0 else seconds / len(weights)
 
 
 @dataclass
@@ -241,11 +261,16 @@ class PrefixBatcher:
         pending = deque(sorted(range(len(rows)), key=lambda i: (own[i], len(rows[i].ids), i)))
         prefixes: dict[int, _Prefix] = {}
         running: _Batch | None = None
+        charges = _Charges(len(rows))
         while pending or running is not None:
+            clock = time.perf_counter()
             admit = self._admissible(rows, running, pending, own)
+            worked: dict[int, float] = {}  # rows this pass computed -> tokens each fed
             if admit:
                 for g in {rows[i].group for i in admit} - prefixes.keys():
                     prefixes[g] = self._prefix(rows[members[g][0]], shared[g], len(members[g]))
+                    charges.split(prefixes[g].compute_s, dict.fromkeys(members[g], 1.0))
+                    clock += prefixes[g].compute_s + prefixes[g].timing_only_s
                 try:
                     started = self._start(rows, admit, prefixes)
                 except torch.OutOfMemoryError:
@@ -260,7 +285,9 @@ class PrefixBatcher:
                 running = started if running is None else self._merge(rows, running, started, prefixes)
                 del started  # else a finished batch's cache lives on while the next one is built
                 self._give_back()
+                worked = {i: float(own[i]) for i in admit}
             elif running is not None:
+                worked = dict.fromkeys(running.index, 1.0)
                 self._step(rows, running)
             if running is None:
                 continue
@@ -269,7 +296,10 @@ class PrefixBatcher:
                 running = None
             if finished:
                 self._give_back()
-                yield self._generated(rows, finished, prefixes)
+            if worked:
+                charges.split(time.perf_counter() - clock, worked)
+            if finished:
+                yield self._generated(rows, finished, prefixes, charges)
 
     def _give_back(self) -> None:
         """Return the C heap's free pages once caches were rebuilt: blocks under the 2 MB mapping threshold
@@ -314,12 +344,12 @@ class PrefixBatcher:
         return admit
 
     def _generated(
-        self, rows: Sequence[Row], finished: dict[int, list[int]], prefixes: dict[int, _Prefix]
+        self, rows: Sequence[Row], finished: dict[int, list[int]], prefixes: dict[int, _Prefix], charges: _Charges
     ) -> dict[int, Generated]:
         out = {}
         for i, tokens in finished.items():
             prefix = prefixes[rows[i].group]
-            out[i] = Generated(tokens, prefix.timing.latency(len(rows[i].ids), len(tokens)))
+            out[i] = Generated(tokens, prefix.timing.latency(len(rows[i].ids), len(tokens)), charges.spent[i])
             prefix.pending -= 1
             if prefix.pending == 0:
                 prefix.kv = []  # the group has no rows left: free its prefix cache
@@ -341,8 +371,10 @@ class PrefixBatcher:
                 layers: list[Any] = list(cache.layers)
                 kv = [(layer.keys, layer.values) for layer in layers]
             prefill_s = self._synchronised(started)
+            started = time.perf_counter()
             timing = self._time_alone(row, shared, kv, prefill_s)
-        return _Prefix(shared, kv, timing, rows)
+            timing_only_s = time.perf_counter() - started
+        return _Prefix(shared, kv, timing, rows, prefill_s, timing_only_s)
 
     def _time_alone(
         self, row: Row, shared: int, kv: list[tuple[torch.Tensor, torch.Tensor]], prefix_s: float

@@ -156,7 +156,7 @@ class TransformersBackend:
         rows = [self._row(r, groups[r.prefix]) for r in requests]
         for done in self._batcher.complete(rows):
             for index, generated in done.items():
-                yield self._result(requests[index], rows[index], generated.tokens, generated.latency_s)
+                yield self._result(requests[index], rows[index], generated)
 
     def _row(self, request: GenerationRequest, group: int) -> Any:
         """The request's tokens; requests with the same prefix text form a group (their common tokens
@@ -166,9 +166,12 @@ class TransformersBackend:
         ids = self.tokenizer(request.prompt, add_special_tokens=True).input_ids
         return Row(tuple(int(i) for i in ids), request.max_new_tokens, request.stop, group, request.complete)
 
-    def _result(self, request: GenerationRequest, row: Any, tokens: list[int], latency: float) -> GenerationResult:
-        text = answer_text(self.tokenizer, tokens)
-        return GenerationResult(request.key, cut_at_stop(text, request.stop), len(row.ids), len(tokens), latency)
+    def _result(self, request: GenerationRequest, row: Any, generated: Any) -> GenerationResult:
+        text = cut_at_stop(answer_text(self.tokenizer, generated.tokens), request.stop)
+        tokens = len(generated.tokens)
+        return GenerationResult(
+            request.key, text, len(row.ids), tokens, generated.latency_s, machine_s=generated.machine_s
+        )
 
     def generate_naive(self, request: GenerationRequest) -> GenerationResult:
         """The reference: one `model.generate` with the full prompt, timed end to end."""
@@ -190,7 +193,12 @@ class TransformersBackend:
         text = answer_text(self.tokenizer, new_tokens.tolist())
         latency = time.perf_counter() - started
         return GenerationResult(
-            request.key, cut_at_stop(text, request.stop), prompt_len, int(new_tokens.shape[0]), latency
+            request.key,
+            cut_at_stop(text, request.stop),
+            prompt_len,
+            int(new_tokens.shape[0]),
+            latency,
+            machine_s=latency,  # alone on the machine: its wall time is its machine time
         )
 
     def _complete_criteria(self, request: GenerationRequest, prompt_len: int) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from roi.backends import GenerationRequest
-from roi.backends.local.prefix_batching import PrefixBatcher, Row, draft, shared_length
+from roi.backends.local.prefix_batching import PrefixBatcher, Row, _Charges, draft, shared_length
 from roi.backends.local.transformers_backend import TransformersBackend, cut_at_stop
 from roi.pilot import load_pilot
 from roi.prompts import build_calls
@@ -233,3 +233,26 @@ def test_stop_check_agrees_with_transformers_stop_strings(
     ours = [batcher._stopped(row, answer_ids[: n + 1]) for n in range(len(answer_ids))]
     assert ours == theirs
     assert any(ours) == (prompt not in ("Input: a", "Input: hello\n\n"))  # the others stop somewhere
+
+
+def test_charges_split_a_pass_by_tokens_fed() -> None:
+    charges = _Charges(3)
+    charges.split(0.6, {0: 1.0, 2: 2.0})  # a join: row 0 fed 1 token, row 2 fed 2
+    charges.split(0.3, {0: 1.0, 1: 1.0, 2: 1.0})  # a decoding step: one token each
+    assert charges.spent == pytest.approx([0.3, 0.1, 0.5])
+
+
+def test_machine_time_is_the_batch_shared_out(backend: TransformersBackend) -> None:
+    """Every call is charged a share of the passes it took part in; together the shares are the batch's
+    machine time less the passes that only time a call alone."""
+    import time
+
+    requests = demo_requests()
+    started = time.perf_counter()
+    results = list(backend.generate(requests))
+    wall = time.perf_counter() - started
+    machine = [r.machine_s for r in results]
+    assert all(m is not None and m > 0 for m in machine)
+    assert sum(m or 0 for m in machine) < wall
+    naive = backend.generate_naive(requests[0])
+    assert naive.machine_s == naive.latency_s  # a call alone: its wall time is its machine time
