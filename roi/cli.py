@@ -15,6 +15,7 @@ import typer
 from roi import baseline, console, store
 from roi import compare as comparing
 from roi import history as past
+from roi import purge as purging
 from roi.errors import ExitCode, RoiError, RunFailed
 from roi.events import EventLog, ignore
 from roi.pilot import load_pilot
@@ -216,6 +217,33 @@ def accept(
     with _store(out) as db:
         pilot = baseline.accept(db, run_id)
     console.quiet_line(f"Run {run_id} is now the baseline of pilot {pilot}.")
+
+
+@app.command()
+def purge(
+    before: Annotated[
+        str | None, typer.Option(help="Remove runs started before this date: 2026-01-31, or 90d (90 days ago).")
+    ] = None,
+    pilot: Annotated[str | None, typer.Option(help="Only this pilot's runs; given alone: the whole pilot.")] = None,
+    cache_before: Annotated[
+        str | None, typer.Option("--cache-before", help="Stop answering from cached calls made before this date.")
+    ] = None,
+    include_baselines: Annotated[
+        bool, typer.Option("--include-baselines", help="Remove accepted baselines too (kept by default).")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be removed; remove nothing.")] = False,
+    out: OutOption = Path("reports"),
+) -> None:
+    """Remove stored runs (prompts, outputs, eval items, run folders) or cached answers, then compact the store."""
+    result = purging.purge(
+        out,
+        before=None if before is None else purging.parse_before(before),
+        pilot=pilot,
+        cache_before=None if cache_before is None else purging.parse_before(cache_before),
+        include_baselines=include_baselines,
+        dry_run=dry_run,
+    )
+    console.show_purge(result)
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from roi.history import HistoryRow
 from roi.metrics import CellSummary, RunSummary
 from roi.planning import Plan
 from roi.probe import Mean, MixtureFigures
+from roi.purge import PurgeResult
 from roi.redaction import redact
 from roi.report.wording import decision_line
 from roi.runner import Progress as RunProgress
@@ -324,3 +325,25 @@ def show_check(check: BaselineCheck) -> None:
 
 def quiet_line(line: str) -> None:
     out.print(Text(line), soft_wrap=True)
+
+
+def show_purge(result: PurgeResult) -> None:
+    """What `roi purge` removed (or, in a dry run, would remove)."""
+    verb = "Would remove" if result.dry_run else "Removed"
+    pilots = sorted({r.pilot for r in result.runs})
+    runs = f"{verb} {len(result.runs)} run(s)" + (f" of {', '.join(pilots)}" if pilots else "")
+    if not result.dry_run:
+        r = result.removed
+        runs += f": {r.calls:,} calls, {r.items:,} items, {r.probe_rows:,} probe rows, {result.folders} run folders"
+    out.print(Text(runs + "."), soft_wrap=True)
+    if result.dry_run:
+        for run in result.runs:
+            out.print(Text(f"  {run.run_id}  {run.pilot}  started {run.started_at}"), no_wrap=True, overflow="ignore")
+    if result.kept_baselines:
+        kept = ", ".join(result.kept_baselines)
+        out.print(Text(f"Kept the accepted baseline(s) {kept} (--include-baselines removes them)."), soft_wrap=True)
+    if result.cache_sources_forgotten:
+        out.print(Text(f"{result.cache_sources_forgotten:,} cached answers will not be reused."), soft_wrap=True)
+    if not result.dry_run:
+        size = f"{result.bytes_before / 1e6:.1f} MB -> {result.bytes_after / 1e6:.1f} MB"
+        out.print(Text(f"Store compacted: {size}."), soft_wrap=True)

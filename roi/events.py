@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from roi.files import open_private_append, private_dir
 from roi.redaction import redact
 
 Emit = Callable[..., None]
@@ -24,8 +25,8 @@ class EventLog:
     """Appends events to a file (opened once; each line flushed, so a killed run keeps its events)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: TextIO = path.open("a", encoding="utf-8")
+        private_dir(path.parent)
+        self._file: TextIO = open_private_append(path)
 
     def emit(self, event: str, **fields: Any) -> None:
         record = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), "event": event, "pid": os.getpid()}

@@ -17,6 +17,7 @@ import os
 import stat
 import tempfile
 from pathlib import Path
+from typing import TextIO
 
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
@@ -109,6 +110,12 @@ def _sync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def open_private_append(path: Path) -> TextIO:
+    """`path` opened for appending text, created owner-only; never through a symlink."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_FILE)
+    return os.fdopen(fd, "a", encoding="utf-8")
 
 
 def make_private(path: Path) -> None:

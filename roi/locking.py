@@ -8,6 +8,10 @@ run is alive, a run of the pilot still marked `running` once we hold the lock wa
 re-run resumes it (`unfinished_run`).
 
 flock works between processes of one machine on a local filesystem; keep OUT off NFS for cron.
+
+The lock file is opened with O_NOFOLLOW and must be a regular file with one link, owned by the user
+running roi: a symlink or hard link planted in OUT/locks/ is refused (exit 1), never followed, and
+so never truncated. It is created owner-only (0600) in an owner-only folder.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import os
 import platform
 import sqlite3
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +31,7 @@ from types import TracebackType
 from typing import Any
 
 from roi.errors import RunFailed
+from roi.files import PRIVATE_FILE, private_dir
 
 POLL_S = 0.5
 UNFINISHED = ("running", "interrupted")
@@ -51,12 +57,37 @@ def lock_path(out_dir: Path, pilot: str) -> Path:
     return out_dir / "locks" / f"{pilot}.lock"
 
 
-def read_holder(path: Path) -> Holder:
+def read_holder(fd: int) -> Holder:
+    """The holder recorded in the lock file open at `fd`."""
     try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8") or "{}")
+        data: dict[str, Any] = json.loads(os.pread(fd, 65536, 0).decode("utf-8") or "{}")
     except (OSError, ValueError):
         data = {}
+    if not isinstance(data, dict):
+        data = {}
     return Holder(data.get("pid"), data.get("host"), data.get("started_at"), data.get("run_id"))
+
+
+def open_lock_file(path: Path) -> int:
+    """The lock file's descriptor: never through a symlink, never a file that is not roi's own."""
+    private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, PRIVATE_FILE)
+    except OSError as err:
+        reason = "it is a symbolic link" if os.path.islink(path) else err.strerror
+        raise RunFailed(f"cannot use the lock file {path}: {reason}; remove it and run again") from None
+    info = os.fstat(fd)
+    problem = None
+    if not stat.S_ISREG(info.st_mode):
+        problem = "it is not a regular file"
+    elif info.st_nlink != 1:
+        problem = "it has other hard links"
+    elif info.st_uid != os.getuid():
+        problem = "another user owns it"
+    if problem is not None:
+        os.close(fd)
+        raise RunFailed(f"cannot use the lock file {path}: {problem}; remove it and run again")
+    return fd
 
 
 class PilotLock:
@@ -84,8 +115,7 @@ class PilotLock:
         self._fd: int | None = None
 
     def acquire(self) -> PilotLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_lock_file(self.path)
         deadline = None if self.timeout_s is None else time.monotonic() + self.timeout_s
         told = False
         while True:
@@ -93,7 +123,7 @@ class PilotLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                holder = read_holder(self.path)
+                holder = read_holder(fd)
                 if not self.wait or (deadline is not None and time.monotonic() >= deadline):
                     os.close(fd)
                     raise LockBusy(self._busy_message(holder)) from None
@@ -101,7 +131,7 @@ class PilotLock:
                     self.on_wait(holder)
                     told = True
                 time.sleep(POLL_S)
-        old = read_holder(self.path)
+        old = read_holder(fd)
         self.previous = old if old.pid is not None else None
         self._fd = fd
         self._write(None)
@@ -127,9 +157,9 @@ class PilotLock:
 
     def note_run(self, run_id: str) -> None:
         """Record the run id in the lock file, for a waiting or refused second run's message."""
-        holder = read_holder(self.path)
-        record = {"pid": holder.pid, "host": holder.host, "started_at": holder.started_at, "run_id": run_id}
         assert self._fd is not None
+        holder = read_holder(self._fd)
+        record = {"pid": holder.pid, "host": holder.host, "started_at": holder.started_at, "run_id": run_id}
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, json.dumps(record).encode(), 0)
 

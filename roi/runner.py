@@ -29,6 +29,7 @@ from roi.costs import result_cost_usd
 from roi.decision import Decision
 from roi.errors import ExitCode, Problem, RoiError
 from roi.evaluation import RunEvaluation, evaluate_run
+from roi.files import private_dir, write_atomic
 from roi.grading import AnswerSpaces, grade_call
 from roi.metrics import RunSummary
 from roi.pilot import LoadedPilot, ModelSpec, Pilot
@@ -273,9 +274,10 @@ def _run_model(
     spaces = AnswerSpaces.of(pilot)
     by_key = {call_id(model.name, c): c for c in todo}
     requests = [c.request(k) for k, c in by_key.items()]
-    keys = {r.key: cache.cache_key(model, r) for r in requests}
+    identity = cache.model_identity(model, pilot.path.parent)
+    keys = {r.key: cache.cache_key(identity, r) for r in requests}
     progress.model = model.name
-    hits, requests = cache.split(db, model, requests, fresh=opts.fresh)  # before any backend is built
+    hits, requests = cache.split(db, identity, requests, fresh=opts.fresh)  # before any backend is built
     for hit in hits:
         key = hit.request.key
         _store_result(db, run_id, pilot, model, by_key[key], hit.result, spaces, keys[key], cached=True)
@@ -398,11 +400,10 @@ def finish(
         status = "complete" if store.failed_call_count(db, run_id) == 0 else "complete_with_failures"
     evaluation = evaluate_run(db, run_id, RunEnding(status, now()))
     summary = evaluation.summary_data() | ({"stopped": stop.note} if stop is not None else {})
-    run_dir = out_dir / pilot.name / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    evaluation.items.to_csv(run_dir / "items.csv", index=False)
-    evaluation.calls.drop(columns=["prompt"]).to_csv(run_dir / "calls.csv", index=False)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    run_dir = private_dir(out_dir / pilot.name / run_id)
+    write_atomic(run_dir / "items.csv", evaluation.items.to_csv(index=False))
+    write_atomic(run_dir / "calls.csv", evaluation.calls.drop(columns=["prompt"]).to_csv(index=False))
+    write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     write_report(evaluation, run_dir)
     store.finish_run(
         db,

@@ -7,9 +7,10 @@ tokens, latency, cost, error), `items` (every scored eval item of every call).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ from typing import Any
 import pandas as pd
 
 from roi.errors import Problem, RoiError
+from roi.files import PRIVATE_FILE, make_private, private_dir
 
+STORE_COMPANIONS = ("-wal", "-shm", "-journal")  # files SQLite keeps beside the store
 DB_NAME = "roi.db"  # the store's file inside a run folder's parent (roi run --out)
 
 Migration = Callable[[sqlite3.Connection], None]
@@ -238,15 +241,26 @@ def open_existing(out_dir: Path) -> sqlite3.Connection:
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) and migrate the store."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Open (creating if needed) and migrate the store. It holds customer text, so it is owner-only:
+    the file is created 0600 before SQLite opens it (SQLite gives its -wal and -shm files the main
+    file's mode), in a folder created 0700; a store made by an older, looser version is tightened."""
+    _create_private(path)
     db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
     _migrate(db)
+    for companion in STORE_COMPANIONS:  # left by an older version, before the store itself was 0600
+        make_private(path.with_name(path.name + companion))
     return db
+
+
+def _create_private(path: Path) -> None:
+    private_dir(path.parent)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_FILE))
+    make_private(path)
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -371,3 +385,76 @@ def items_frame(db: sqlite3.Connection, run_id: str) -> pd.DataFrame:
 
 def calls_frame(db: sqlite3.Connection, run_id: str) -> pd.DataFrame:
     return pd.read_sql_query("SELECT * FROM calls WHERE run_id = ? ORDER BY call_id", db, params=(run_id,))
+
+
+# ---------------------------------------------------------------- purge (roi/purge.py)
+
+
+@dataclass(frozen=True)
+class RunRef:
+    run_id: str
+    pilot: str
+    started_at: str
+
+
+@dataclass(frozen=True)
+class Removed:
+    """Rows a purge deleted."""
+
+    runs: int = 0
+    calls: int = 0
+    items: int = 0
+    probe_rows: int = 0
+    baselines: int = 0
+
+
+def runs_started_before(db: sqlite3.Connection, before: str | None, pilot: str | None) -> list[RunRef]:
+    """Runs started before the ISO time `before` (every run when None), of `pilot` (every pilot when None)."""
+    rows = db.execute(
+        "SELECT run_id, pilot, started_at FROM runs WHERE (? IS NULL OR started_at < ?) AND (? IS NULL OR pilot = ?)"
+        " ORDER BY started_at",
+        (before, before, pilot, pilot),
+    ).fetchall()
+    return [RunRef(r["run_id"], r["pilot"], r["started_at"]) for r in rows]
+
+
+def latest_baselines(db: sqlite3.Connection) -> dict[str, str]:
+    """Each pilot's accepted baseline run (its latest acceptance)."""
+    rows = db.execute(
+        "SELECT pilot, run_id FROM baselines b WHERE id = (SELECT MAX(id) FROM baselines WHERE pilot = b.pilot)"
+    ).fetchall()
+    return {r["pilot"]: r["run_id"] for r in rows}
+
+
+def delete_runs(db: sqlite3.Connection, run_ids: list[str]) -> Removed:
+    """Delete these runs with everything stored for them (calls with their prompts and outputs, scored
+    items, probe rows, acceptances as baseline), in one transaction."""
+    counts: dict[str, int] = {}
+    with transaction(db):
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS purged (run_id TEXT PRIMARY KEY)")
+        db.execute("DELETE FROM purged")
+        db.executemany("INSERT OR IGNORE INTO purged VALUES (?)", [(r,) for r in run_ids])
+        for table in ("items", "probe", "calls", "baselines", "runs"):
+            cursor = db.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT run_id FROM purged)")
+            counts[table] = cursor.rowcount
+        db.execute("DELETE FROM purged")
+    return Removed(counts["runs"], counts["calls"], counts["items"], counts["probe"], counts["baselines"])
+
+
+def forget_cached_answers(db: sqlite3.Connection, before: str, pilot: str | None) -> int:
+    """Calls finished before the ISO time `before` stop answering later calls from the response cache
+    (their runs and figures stay). Returns how many calls were cache sources."""
+    with transaction(db):
+        cursor = db.execute(
+            "UPDATE calls SET cache_key = NULL WHERE cache_key IS NOT NULL AND finished_at < ?"
+            " AND (? IS NULL OR run_id IN (SELECT run_id FROM runs WHERE pilot = ?))",
+            (before, pilot, pilot),
+        )
+    return cursor.rowcount
+
+
+def compact(db: sqlite3.Connection) -> None:
+    """Rewrite the store without the pages deleted rows left behind, and empty the WAL journal, so
+    purged text is gone from the files and not only from the tables."""
+    db.execute("VACUUM")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -11,7 +11,7 @@ import pytest
 
 from roi import cache
 from roi.backends import GenerationRequest
-from roi.pilot import LoadedPilot, load_pilot
+from roi.pilot import LoadedPilot, ModelSpec, load_pilot
 from roi.runner import RunOptions, run_pilot
 
 from .conftest import PILOTS
@@ -23,19 +23,23 @@ def demo() -> LoadedPilot:
     return load_pilot(PILOTS / "superposition-demo.yaml")
 
 
+def identity(spec: ModelSpec, base_dir: Path = PILOTS) -> cache.Identity:
+    return cache.model_identity(spec, base_dir)
+
+
 def test_key_covers_model_parameters_and_prompt_but_not_the_display_name(demo: LoadedPilot) -> None:
     spec = demo.spec.models[0]
     request = GenerationRequest("m/k", "prefix ", "suffix", 16, ("\n",))
-    key = cache.cache_key(spec, request)
+    key = cache.cache_key(identity(spec), request)
     assert key is not None and len(key) == 64
-    assert cache.cache_key(spec.model_copy(update={"name": "renamed"}), request) == key
-    assert cache.cache_key(spec, GenerationRequest("other/key", "prefix ", "suffix", 16, ("\n",))) == key
+    assert cache.cache_key(identity(spec.model_copy(update={"name": "renamed"})), request) == key
+    assert cache.cache_key(identity(spec), GenerationRequest("other/key", "prefix ", "suffix", 16, ("\n",))) == key
     changed = [
-        cache.cache_key(spec.model_copy(update={"model": "other"}), request),
-        cache.cache_key(spec.model_copy(update={"dtype": "float32"}), request),
-        cache.cache_key(spec, GenerationRequest("m/k", "prefix ", "suffix!", 16, ("\n",))),
-        cache.cache_key(spec, GenerationRequest("m/k", "prefix", " suffix", 17, ("\n",))),
-        cache.cache_key(spec, GenerationRequest("m/k", "prefix ", "suffix", 16, ("\n", "Q:"))),
+        cache.cache_key(identity(spec.model_copy(update={"model": "other"})), request),
+        cache.cache_key(identity(spec.model_copy(update={"dtype": "float32"})), request),
+        cache.cache_key(identity(spec), GenerationRequest("m/k", "prefix ", "suffix!", 16, ("\n",))),
+        cache.cache_key(identity(spec), GenerationRequest("m/k", "prefix", " suffix", 17, ("\n",))),
+        cache.cache_key(identity(spec), GenerationRequest("m/k", "prefix ", "suffix", 16, ("\n", "Q:"))),
     ]
     assert key not in changed and len(set(changed)) == len(changed)
 
@@ -44,7 +48,35 @@ def test_sampling_is_never_cached(demo: LoadedPilot) -> None:
     request = GenerationRequest("m/k", "p", "s", 4, ())
     assert cache.cacheable(cache.GREEDY)
     assert not cache.cacheable(0.7)
-    assert cache.cache_key(demo.spec.models[0], request, temperature=0.7) is None
+    assert cache.cache_key(identity(demo.spec.models[0]), request, temperature=0.7) is None
+
+
+def test_two_model_folders_of_one_name_never_share_answers(tmp_path: Path) -> None:
+    spec = ModelSpec(name="tuned", backend="transformers", model="models/tuned")
+    request = GenerationRequest("m/k", "p", "s", 4, ())
+    for team, weights in (("team-a", b"weights A"), ("team-b", b"weights B")):
+        folder = tmp_path / team / "models" / "tuned"
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+        (folder / "model.safetensors").write_bytes(weights)
+    key_a = cache.cache_key(identity(spec, tmp_path / "team-a"), request)
+    key_b = cache.cache_key(identity(spec, tmp_path / "team-b"), request)
+    assert key_a != key_b  # same `model:` text, different folders
+    weights = tmp_path / "team-a" / "models" / "tuned" / "model.safetensors"
+    weights.write_bytes(b"weights A, retrained")  # replaced in place
+    assert cache.cache_key(identity(spec, tmp_path / "team-a"), request) != key_a
+
+
+def test_an_api_model_is_identified_by_the_endpoint_actually_called(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = ModelSpec(name="api", backend="openai", model="gpt-x", api_key_env="K")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    official = identity(spec)
+    assert official["base_url"] == "https://api.openai.com/v1"
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://user:pw@gateway.example.com/v1")
+    redirected = identity(spec)
+    assert redirected["base_url"] == "https://gateway.example.com/v1"  # without credentials
+    request = GenerationRequest("m/k", "p", "s", 4, ())
+    assert cache.cache_key(official, request) != cache.cache_key(redirected, request)
 
 
 def test_second_run_is_answered_from_the_cache_with_the_original_figures(demo: LoadedPilot, tmp_path: Path) -> None:

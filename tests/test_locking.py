@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import threading
@@ -60,10 +61,10 @@ def test_sigkilled_holder_leaves_a_stale_lock_that_is_taken_over(tmp_path: Path)
     proc = _holder(tmp_path)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert locking.read_holder(locking.lock_path(tmp_path, "demo")).pid == proc.pid  # the file still names it
+    assert recorded(locking.lock_path(tmp_path, "demo")).pid == proc.pid  # the file still names it
     with locking.PilotLock(tmp_path, "demo") as lock:
         assert lock.previous is not None and lock.previous.pid == proc.pid and lock.previous.run_id == "run-held"
-        assert locking.read_holder(lock.path).pid == os.getpid()
+        assert recorded(lock.path).pid == os.getpid()
     with locking.PilotLock(tmp_path, "demo") as again:  # a clean release leaves no holder behind
         assert again.previous is None
 
@@ -122,3 +123,36 @@ def test_plain_rerun_resumes_the_run_left_unfinished(tmp_path: Path) -> None:
     # A different --limit is a different run: it is not resumed.
     other = run_pilot(demo, RunOptions(out_dir=tmp_path, limit=1, backends={"gemma-270m": FakeBackend(spec, demo)}))
     assert other.run_id != result.run_id
+
+
+def recorded(path: Path) -> locking.Holder:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return locking.read_holder(fd)
+    finally:
+        os.close(fd)
+
+
+def test_the_lock_is_owner_only(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with locking.PilotLock(out, "demo") as lock:
+        # CI runs as root, which reads any file whatever its mode: the modes themselves are checked.
+        assert stat.S_IMODE(lock.path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(lock.path.parent.stat().st_mode) == 0o700
+        assert stat.S_IMODE(out.stat().st_mode) == 0o700
+
+
+def test_a_planted_symlink_is_refused_and_its_target_untouched(tmp_path: Path) -> None:
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me")
+    path = locking.lock_path(tmp_path, "demo")
+    path.parent.mkdir()
+    path.symlink_to(victim)
+    with pytest.raises(RunFailed, match="symbolic link"), locking.PilotLock(tmp_path, "demo"):
+        pass
+    assert victim.read_text() == "keep me"
+    path.unlink()
+    os.link(victim, path)  # a hard link would be truncated the same way
+    with pytest.raises(RunFailed, match="other hard links"), locking.PilotLock(tmp_path, "demo"):
+        pass
+    assert victim.read_text() == "keep me"

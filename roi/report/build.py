@@ -11,6 +11,7 @@ from typing import Any
 from roi.decision import Decision
 from roi.errors import Problem, RoiError
 from roi.evaluation import RunEvaluation
+from roi.files import write_atomic
 from roi.report import sections as sections_module
 from roi.report.i18n import LANGUAGES, text
 from roi.report.render import render_page
@@ -109,18 +110,17 @@ def check_language(language: str | None) -> None:
 
 
 def write_report(evaluation: RunEvaluation, run_dir: Path, language: str | None = None) -> ReportFiles:
-    """Write report.html and report.json of an evaluated run into `run_dir` (atomically: temp file, then
-    rename), in `language` (default: the pilot's report.language)."""
+    """Write report.html and report.json of an evaluated run into `run_dir` (owner-only and atomically,
+    roi/files.py), in `language` (default: the pilot's report.language)."""
     check_language(language)
     inputs = ReportInputs(evaluation, language or evaluation.pilot.report.language)
     data = build_report(inputs)
-    run_dir.mkdir(parents=True, exist_ok=True)
     html_path, json_path = run_dir / "report.html", run_dir / "report.json"
-    _write(html_path, render_page(data))
+    write_atomic(html_path, render_page(data))
     page = {k: v for k, v in data.items() if k != "t"}  # `t`: the page's own labels, not figures
     page["sections"] = [{k: v for k, v in s.items() if k != "template"} for s in data["sections"]]
     figures = _json_ready(page) | {"decision_detail": _json_ready(asdict(inputs.decision))}
-    _write(json_path, json.dumps(figures, indent=2, ensure_ascii=False, default=str) + "\n")
+    write_atomic(json_path, json.dumps(figures, indent=2, ensure_ascii=False, default=str) + "\n")
     return ReportFiles(html_path, json_path, inputs.decision, inputs.lang)
 
 

