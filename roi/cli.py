@@ -7,23 +7,48 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from roi import baseline, console, store
 from roi import compare as comparing
 from roi import history as past
 from roi import purge as purging
+from roi.backends import preflight
 from roi.errors import ExitCode, RoiError, RunFailed
 from roi.events import EventLog, ignore
-from roi.pilot import load_pilot
+from roi.pilot import LoadedPilot, load_pilot
 from roi.planning import plan_pilot
 from roi.redaction import clip
 from roi.runner import RunOptions, RunResult, rebuild_report, run_pilot
 
+
+class _PlainFlags:
+    """Help without a `<bool>` type beside flags such as --quiet and --help (typer shows one)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class Command(_PlainFlags, TyperCommand):
+    pass
+
+
+class Group(_PlainFlags, TyperGroup):
+    pass
+
+
 app = typer.Typer(
+    cls=Group,
+    rich_markup_mode="markdown",  # reflows paragraphs to the terminal's width
     help=(
         "Evidence for mixed (task-superposition) prompting.\n\n"
         "Exit codes: 0 run complete and no gate regressed (or command ok); 1 failed to run (including: the pilot "
@@ -36,21 +61,32 @@ app = typer.Typer(
     add_completion=False,
 )
 
-PilotArg = Annotated[Path, typer.Argument(help="The pilot YAML file.")]
+PilotArg = Annotated[Path, typer.Argument(help="The pilot YAML file.", metavar="PILOT", show_default=False)]
+WideOption = Annotated[bool, typer.Option("--wide", help="More columns and intervals inline (wide terminals, files).")]
 
 
-@app.command()
+@app.command(cls=Command)
 def validate(pilot: PilotArg) -> None:
     """Check a pilot file and its data files without running any model."""
-    loaded = load_pilot(pilot)
+    loaded = _load(pilot)
+    preflight(loaded)
     items = sum(len(t.eval_items) for t in loaded.tasks)
-    console.out.print(
-        f"{pilot}: OK — {len(loaded.tasks)} tasks, {items} eval items, {len(loaded.spec.models)} model(s)",
-        soft_wrap=True,
+    warned = f", {len(loaded.warnings)} warning(s)" if loaded.warnings else ""
+    console.path_line(
+        f"{pilot}: OK — {len(loaded.tasks)} tasks, {items} eval items, {len(loaded.spec.models)} model(s){warned}"
     )
 
 
-@app.command()
+def _load(pilot: Path, quiet: bool = False) -> LoadedPilot:
+    """Load a pilot and show its warnings (on stderr)."""
+    loaded = load_pilot(pilot)
+    if not quiet:
+        for warning in loaded.warnings:
+            console.warn(warning.render())
+    return loaded
+
+
+@app.command(cls=Command)
 def run(
     pilot: PilotArg,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N eval items of each task.")] = None,
@@ -72,6 +108,7 @@ def run(
         float | None,
         typer.Option("--max-minutes", min=0.01, help="Stop the run after this long (lock wait included); exit 4."),
     ] = None,
+    wide: WideOption = False,
 ) -> None:
     """Run single and mixed prompting side by side on every model of the pilot.
 
@@ -84,7 +121,8 @@ def run(
         options = RunOptions(
             out, limit, resume, max_cost_usd=max_cost, wait=wait, fresh=fresh, emit=emit, max_minutes=max_minutes
         )
-        result = _run(pilot, options, quiet)
+        loaded = _load(pilot, quiet)
+        result = _run(loaded, options, quiet)
     except BaseException as error:
         if log is not None:
             log.emit("run_failed", error=type(error).__name__, message=clip(str(error), 500))
@@ -95,13 +133,14 @@ def run(
     if quiet:
         console.quiet_line(_one_line(result))
     else:
-        _show_run(result)
+        _show_run(result, loaded, wide)
     if result.exit_code != ExitCode.OK:
         raise typer.Exit(result.exit_code)
 
 
-def _show_run(result: RunResult) -> None:
-    console.show_summary(result.summary, str(result.run_dir))
+def _show_run(result: RunResult, pilot: LoadedPilot, wide: bool) -> None:
+    tasks, models = [t.spec.name for t in pilot.tasks], [m.name for m in pilot.spec.models]
+    console.show_summary(result.summary, str(result.run_dir), tasks, models, wide)
     if result.probe:  # issue 5
         console.show_probe(result.probe)
     if result.stopped is not None:
@@ -112,8 +151,7 @@ def _show_run(result: RunResult) -> None:
         console.show_incomplete(result.incomplete)
 
 
-def _run(pilot: Path, options: RunOptions, quiet: bool) -> RunResult:
-    loaded = load_pilot(pilot)
+def _run(loaded: LoadedPilot, options: RunOptions, quiet: bool) -> RunResult:
     if quiet:
         return run_pilot(loaded, options)
     with console.run_progress() as (_, update):
@@ -140,19 +178,24 @@ def _one_line(result: RunResult) -> str:
     )
 
 
-@app.command()
+@app.command(cls=Command)
 def plan(
     pilot: PilotArg,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N eval items of each task.")] = None,
     out: Annotated[Path, typer.Option(help="Folder of roi.db: earlier runs there give time estimates.")] = Path(
         "reports"
     ),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Calls, tokens, cost and time a run would take, per model and mode, without calling any model."""
-    console.show_plan(plan_pilot(load_pilot(pilot), limit, out / store.DB_NAME))
+    planned = plan_pilot(_load(pilot), limit, out / store.DB_NAME)
+    if as_json:
+        console.out.print_json(json.dumps(asdict(planned), default=str))
+    else:
+        console.show_plan(planned)
 
 
-@app.command()
+@app.command(cls=Command)
 def report(
     run_id: Annotated[str, typer.Argument(help="The run id (the name of its run folder).")],
     out: Annotated[Path, typer.Option(help="Folder holding roi.db (as given to roi run --out).")] = Path("reports"),
@@ -175,12 +218,13 @@ def _store(out: Path) -> Iterator[sqlite3.Connection]:
         db.close()
 
 
-@app.command()
+@app.command(cls=Command)
 def history(
     pilot: Annotated[str | None, typer.Argument(help="A pilot name or pilot file (default: every pilot).")] = None,
     out: OutOption = Path("reports"),
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     last: Annotated[int | None, typer.Option(min=1, help="Only the N newest runs.")] = None,
+    wide: WideOption = False,
 ) -> None:
     """Past runs, newest first: date, models, decision and headline figures; ★ marks the baseline."""
     name = load_pilot(Path(pilot)).name if pilot and pilot.endswith((".yaml", ".yml")) else pilot
@@ -189,15 +233,16 @@ def history(
     if as_json:
         console.out.print_json(json.dumps(past.to_json(rows), default=str))
     else:
-        console.show_history(rows)
+        console.show_history(rows, wide)
 
 
-@app.command()
+@app.command(cls=Command)
 def compare(
     run_a: Annotated[str, typer.Argument(help="The earlier run id (A).")],
     run_b: Annotated[str, typer.Argument(help="The later run id (B); differences are B minus A.")],
     out: OutOption = Path("reports"),
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    wide: WideOption = False,
 ) -> None:
     """Per model x task x mode changes between two runs, paired on the items both answered."""
     with _store(out) as db:
@@ -205,10 +250,10 @@ def compare(
     if as_json:
         console.out.print_json(json.dumps(result.to_dict(), default=str))
     else:
-        console.show_comparison(result)
+        console.show_comparison(result, wide)
 
 
-@app.command()
+@app.command(cls=Command)
 def accept(
     run_id: Annotated[str, typer.Argument(help="The complete run to accept as its pilot's baseline.")],
     out: OutOption = Path("reports"),

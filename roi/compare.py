@@ -9,7 +9,9 @@ an earlier run's); cost per item is None (unknown) when either run lacks a price
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -93,13 +95,24 @@ def _pilot_of(db: sqlite3.Connection, run_id: str, name: str) -> str:
     return str(row["pilot"])
 
 
+def _pilot_order(db: sqlite3.Connection, run_id: str) -> Callable[[tuple[str, ...]], tuple[int, int, int, str]]:
+    """Sort key of a (model, task, mode) cell: models and tasks in the pilot's order, single first."""
+    row = store.get_run(db, run_id)
+    spec = json.loads(row["pilot_json"]) if row is not None else {}
+    models = {m["name"]: i for i, m in enumerate(spec.get("models", []))}
+    tasks = {t["name"]: i for i, t in enumerate(spec.get("tasks", []))}
+    return lambda k: (models.get(k[0], len(models)), tasks.get(k[1], len(tasks)), k[2] != "single", "/".join(k))
+
+
 def compare_runs(db: sqlite3.Connection, run_a: str, run_b: str, *, seed: int = 0) -> Comparison:
-    """Per model x task x mode changes from run A to run B, paired on the items both answered."""
+    """Per model x task x mode changes from run A to run B, paired on the items both answered; models and
+    tasks in the order of run B's pilot."""
     pilot_a, pilot_b = _pilot_of(db, run_a, "RUN_A"), _pilot_of(db, run_b, "RUN_B")
     items_a, items_b = store.items_frame(db, run_a), store.items_frame(db, run_b)
     groups_a = {tuple(map(str, k)): g for k, g in items_a.groupby(CELL, sort=True)}
     groups_b = {tuple(map(str, k)): g for k, g in items_b.groupby(CELL, sort=True)}
-    cells = [_cell(k, groups_a[k], groups_b[k], seed) for k in sorted(groups_a.keys() & groups_b.keys())]
+    order = _pilot_order(db, run_b)
+    cells = [_cell(k, groups_a[k], groups_b[k], seed) for k in sorted(groups_a.keys() & groups_b.keys(), key=order)]
     missing = [f"{'/'.join(k)} only in A" for k in sorted(groups_a.keys() - groups_b.keys())]
     missing += [f"{'/'.join(k)} only in B" for k in sorted(groups_b.keys() - groups_a.keys())]
     return Comparison(run_a, run_b, pilot_a, pilot_b, cells, missing)

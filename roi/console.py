@@ -1,10 +1,17 @@
-"""Everything roi prints to a terminal goes through here (Rich)."""
+"""Everything roi prints to a terminal goes through here (Rich).
+
+Tables fit 80 columns: names and run ids never wrap (`no_wrap`), figures are short, an interval sits
+after its value with a space, so a narrow terminal stacks it under the value instead of breaking it
+mid-word, and long headers of unwrapped columns carry their own line breaks. `wide=True` (the CLI's
+`--wide`) adds the columns a wide terminal or a file has room for.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -21,18 +28,21 @@ from roi.baseline import BaselineCheck
 from roi.compare import Comparison
 from roi.decision import Decision
 from roi.errors import RoiError
+from roi.formats import percent, points, usd, usd_per_1k
 from roi.history import HistoryRow
-from roi.metrics import CellSummary, RunSummary
+from roi.metrics import CellSummary, ModeSummary, RunSummary
 from roi.planning import Plan
 from roi.probe import Mean, MixtureFigures
 from roi.purge import PurgeResult
 from roi.redaction import redact
 from roi.report.wording import decision_line
 from roi.runner import Progress as RunProgress
-from roi.stats import Rate
+from roi.stats import PairedDiff, Rate
 
 out = Console()
 err = Console(stderr=True)
+
+NAME, NUMBER, FIGURE = "name", "number", "figure"  # column kinds: never wrapped, right-aligned, stackable
 
 
 def status(message: str) -> None:
@@ -43,10 +53,24 @@ def run_failed(message: str) -> None:
     err.print(Text.assemble(("Run failed: ", "bold red"), redact(message)), soft_wrap=True)
 
 
+def warn(message: str) -> None:
+    err.print(Text.assemble(("Warning: ", "bold yellow"), message))
+
+
 def user_error(error: RoiError) -> None:
     err.print(Text("Error:", style="bold red"))
     for problem in error.problems:
         err.print(Text("  " + problem.render()))
+
+
+def note(message: str) -> None:
+    """A sentence, wrapped at spaces to the terminal."""
+    out.print(Text(message))
+
+
+def path_line(message: str) -> None:
+    """A line ending in a path or command, never wrapped (so it can be copied whole)."""
+    out.print(Text(message), soft_wrap=True)
 
 
 @contextmanager
@@ -72,165 +96,212 @@ def run_progress() -> Iterator[tuple[Progress, Callable[[RunProgress], None]]]:
         yield bar, update
 
 
-def pct(rate: Rate) -> str:
-    if rate.value is None or rate.low is None or rate.high is None:
+# ---------------------------------------------------------------- cells
+
+
+def table(title: str, columns: Sequence[tuple[str, str]]) -> Table:
+    """A borderless table whose columns behave by kind (see NAME, NUMBER, FIGURE)."""
+    grid = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False)
+    for header, kind in columns:
+        grid.add_column(header, no_wrap=kind != FIGURE, justify="right" if kind == NUMBER else "left")
+    return grid
+
+
+def interval(low: float | None, high: float | None, fmt: Callable[[float | None], str]) -> str:
+    """`[63,90]`: no space inside, so it never splits across lines."""
+    return f"[{fmt(low).rstrip('%')},{fmt(high).rstrip('%')}]"
+
+
+def rate(r: Rate, with_n: bool = False) -> str:
+    """`79% [63,90]` (and ` n=34`): the value, then its 95% Wilson interval."""
+    if r.value is None:
         return "n/a (n=0)"
-    return f"{rate.value:.0%} [{rate.low:.0%}, {rate.high:.0%}] n={rate.n}"
+    shown = f"{percent(r.value)} {interval(r.low, r.high, percent)}"
+    return f"{shown} n={r.n}" if with_n else shown
 
 
-def _seconds(value: float | None) -> str:
+def change(d: PairedDiff | None) -> str:
+    """`−38 [−56,−24]`: a paired change in percentage points with its 95% interval."""
+    if d is None or d.diff is None:
+        return "n/a"
+    return f"{points(d.diff)} {interval(d.low, d.high, points)}"
+
+
+def p_value(p: float | None) -> str:
+    return "n/a" if p is None else f"{p:.2g}" if p >= 0.001 else "<0.001"
+
+
+def seconds(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
-def _money(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:.6f}"
+def in_order(names: Sequence[str], order: Sequence[str]) -> list[str]:
+    """`names` in `order` (the pilot's), unknown ones after, alphabetically."""
+    known = [n for n in order if n in names]
+    return known + sorted(set(names) - set(known))
 
 
-def _delta(cell: CellSummary) -> str:
-    d = cell.vs_single
-    if d is None or d.diff is None or d.low is None or d.high is None:
-        return "" if cell.mode == "single" else "n/a"
-    return f"{d.diff:+.0%} [{d.low:+.0%}, {d.high:+.0%}] n={d.n} p={d.mcnemar_p:.2g}"
+def _rank(order: Sequence[str]) -> Callable[[str], tuple[int, str]]:
+    place = {name: i for i, name in enumerate(order)}
+    return lambda name: (place.get(name, len(place)), name)
 
 
-def summary_table(summary: RunSummary) -> Table:
-    table = Table(title=f"{summary.pilot} · run {summary.run_id}", show_lines=False)
-    for name in (
-        "model",
-        "task",
-        "mode",
-        "accuracy 95% CI",
-        "mixed − single (paired)",
-        "unparsed",
-        "swaps",
-        "p50 s/item",
-        "p95 s/item",
-        "tokens/item in+out",
-        "cost/item",
-    ):
-        table.add_column(name, overflow="fold")
-    for c in summary.cells:
+# ---------------------------------------------------------------- roi run
+
+
+def summary_table(
+    summary: RunSummary, tasks: Sequence[str] = (), models: Sequence[str] = (), wide: bool = False
+) -> Table:
+    """Per model x task x mode; tasks and models in pilot order. One model: its name is in the title."""
+    several = len({c.model for c in summary.cells}) > 1
+    title = f"{summary.pilot} · run {summary.run_id}" + (
+        "" if several else f" · {summary.cells[0].model}" if summary.cells else ""
+    )
+    columns = [("model", NAME)] if several else []
+    columns += [("task", NAME), ("mode", NAME), ("n", NUMBER), ("accuracy [95% CI]", FIGURE)]
+    columns += [("mixed − single\npoints [95% CI]", FIGURE)] + ([("McNemar\np", NUMBER)] if wide else [])
+    columns += [("un-\nparsed", NUMBER), ("swaps", NUMBER), ("p95 s", NUMBER)]
+    columns += [("p50 s", NUMBER), ("tokens/item\nin+out", NUMBER)] if wide else []
+    columns += [("$ per 1k\nitems", NUMBER)]
+    grid = table(title, columns)
+    task_rank, model_rank = _rank(tasks), _rank(models)
+    cells = sorted(summary.cells, key=lambda c: (model_rank(c.model), task_rank(c.task), c.mode != "single"))
+    for c in cells:
+        grid.add_row(*_summary_row(c, several, wide))
+    return grid
+
+
+def _summary_row(c: CellSummary, several: bool, wide: bool) -> list[str]:
+    row = [c.model] if several else []
+    mixed = c.mode != "single"
+    row += [c.task, c.mode, str(c.accuracy.n), rate(c.accuracy), change(c.vs_single) if mixed else ""]
+    if wide:
+        row.append(p_value(c.vs_single.mcnemar_p) if mixed and c.vs_single else "")
+    row += [str(c.unparseable.k), str(c.swaps.k), seconds(c.latency_p95_s)]
+    if wide:
         tokens = (
             "n/a"
             if c.prompt_tokens_per_item is None or c.output_tokens_per_item is None
             else f"{c.prompt_tokens_per_item:.0f}+{c.output_tokens_per_item:.1f}"
         )
-        table.add_row(
-            Text(c.model),
-            Text(c.task),
-            c.mode,
-            pct(c.accuracy),
-            _delta(c),
-            str(c.unparseable.k),
-            str(c.swaps.k),
-            _seconds(c.latency_p50_s),
-            _seconds(c.latency_p95_s),
-            tokens,
-            _money(c.cost_per_item_usd),
+        row += [seconds(c.latency_p50_s), tokens]
+    row.append(usd_per_1k(c.cost_per_item_usd))
+    return row
+
+
+def modes_table(summary: RunSummary, models: Sequence[str] = (), wide: bool = False) -> Table:
+    retried = wide or any(m.retries for m in summary.modes)
+    columns = [("model", NAME), ("mode", NAME), ("calls", NUMBER), ("failed", NUMBER)]
+    columns += [("retries", NUMBER)] if retried else []
+    columns += [("items", NUMBER), ("items/s", NUMBER), ("p95 s", NUMBER)]
+    columns += [("compute s", NUMBER)] if wide else []
+    columns += [("cost", NUMBER)]
+    grid = table("per model and mode (the level the latency gate judges)", columns)
+    rank = _rank(models)
+    for m in sorted(summary.modes, key=lambda m: (rank(m.model), m.mode != "single")):
+        grid.add_row(*_mode_row(m, retried, wide))
+    return grid
+
+
+def _mode_row(m: ModeSummary, retried: bool, wide: bool) -> list[str]:
+    row = [m.model, m.mode, str(m.calls), str(m.failed_calls)] + ([str(m.retries)] if retried else [])
+    row += [str(m.items), "n/a" if m.items_per_s is None else f"{m.items_per_s:.2f}", seconds(m.latency_p95_s)]
+    row += [f"{m.compute_s:.1f}"] if wide else []
+    return [*row, usd(m.cost_usd)]
+
+
+def latency_notes(summary: RunSummary) -> list[str]:
+    """Why a latency is n/a, and which level each p95 is measured at."""
+    notes = ["p95 s: per item, over the task's items in the first table; over all the model's items per mode "
+             "in the second, which is the figure the latency gate judges."]  # fmt: skip
+    if any(c.latency_p95_s is None and c.accuracy.n for c in summary.cells):
+        notes.append(
+            "n/a latency: every call of that row was answered from the response cache, and latency counts "
+            "live calls only (roi run --fresh measures again)."
         )
-    return table
+    return notes
 
 
-def modes_table(summary: RunSummary) -> Table:
-    table = Table(title="per model and mode")
-    for name in ("model", "mode", "calls", "failed", "retries", "items", "compute s", "items/s", "cost"):
-        table.add_column(name)
-    for m in summary.modes:
-        rate = "n/a" if m.items_per_s is None else f"{m.items_per_s:.2f}"
-        cost = "unknown" if m.cost_usd is None else f"${m.cost_usd:.4f}"
-        table.add_row(
-            Text(m.model),
-            m.mode,
-            str(m.calls),
-            str(m.failed_calls),
-            str(m.retries),
-            str(m.items),
-            f"{m.compute_s:.1f}",
-            rate,
-            cost,
-        )
-    return table
+def show_summary(
+    summary: RunSummary, run_dir: str, tasks: Sequence[str] = (), models: Sequence[str] = (), wide: bool = False
+) -> None:
+    out.print(summary_table(summary, tasks, models, wide))
+    out.print(modes_table(summary, models, wide))
+    for line in latency_notes(summary):
+        note(line)
+    path_line(f"Run {summary.run_id} stored; files in {run_dir}")
 
 
-def plan_table(plan: Plan) -> Table:
-    limit = "" if plan.item_limit is None else f" · first {plan.item_limit} items per task"
-    table = Table(title=f"plan · {plan.pilot}{limit} · no model called")
-    for name in ("model", "mode", "calls", "items", "tokens in", "out (max)", "USD (max)", "time"):
-        table.add_column(name, overflow="fold")
-    for r in plan.rows:
-        cost = "unknown" if r.cost_usd is None else f"{r.cost_usd:.4f} ({r.max_cost_usd or 0:.4f})"
-        table.add_row(
-            Text(r.model),
-            r.mode,
-            str(r.calls),
-            str(r.items),
-            f"{r.prompt_tokens:,}",
-            f"{r.output_tokens:,} ({r.max_output_tokens:,})",
-            cost,
-            "unknown" if r.time_s is None else f"{r.time_s:.0f} s",
-        )
-    return table
-
-
-def show_plan(plan: Plan) -> None:
-    out.print(plan_table(plan))
-    default = "tokens counted by {r.counted_by}; time {r.time_basis}"
-    notes = [f"{r.model} {r.mode}: " + (r.note or default.format(r=r)) for r in plan.rows]
-    for note in notes:
-        out.print(Text(note), soft_wrap=True)
-    out.print(
-        Text("Output tokens assume every answer is the expected one; (max) uses each call's whole answer budget."),
-        soft_wrap=True,
-    )
-
-
-def show_stop(note: str, run_id: str) -> None:
-    hint = " and a higher --max-cost" if "--max-cost" in note else ""
-    out.print(Text(f"Run {run_id} {note}. Resume with --resume {run_id}{hint}."), soft_wrap=True)
+def show_stop(message: str, run_id: str) -> None:
+    hint = " and a higher --max-cost" if "--max-cost" in message else ""
+    path_line(f"Run {run_id} {message}. Resume with --resume {run_id}{hint}.")
 
 
 def show_incomplete(reasons: list[str]) -> None:
     """Why the run's evidence is incomplete (exit 4)."""
-    out.print(Text("Incomplete evidence (exit 4):", style="bold red"), soft_wrap=True)
+    out.print(Text("Incomplete evidence (exit 4):", style="bold red"))
     for reason in reasons:
-        out.print(Text(f"  {reason}", style="red"), soft_wrap=True)
+        out.print(Text(f"  {reason}", style="red"))
 
 
 def show_decision(decision: Decision, report_html: str | None = None) -> None:
     """The decision in one line (English), and where the full report is."""
     out.print(Text(decision_line(decision), style="bold"), soft_wrap=True)
     if report_html:
-        out.print(Text(f"Report: {report_html}"), soft_wrap=True)
+        path_line(f"Report: {report_html}")
 
 
-def show_summary(summary: RunSummary, run_dir: str) -> None:
-    out.print(summary_table(summary))
-    out.print(modes_table(summary))
-    out.print(Text(f"Run {summary.run_id} stored; files in {run_dir}"))
+def quiet_line(line: str) -> None:
+    path_line(line)
 
 
-# ---------------------------------------------------------------- issue 5: the superposition probe
+# ---------------------------------------------------------------- roi plan
+
+
+def plan_table(plan: Plan) -> Table:
+    limit = "" if plan.item_limit is None else f" · first {plan.item_limit} items per task"
+    columns = [("model", NAME), ("mode", NAME), ("calls", NUMBER), ("items", NUMBER), ("tokens\nin", NUMBER)]
+    columns += [("tokens out\n(max)", FIGURE), ("USD\n(max)", FIGURE), ("time", NUMBER)]
+    grid = table(f"plan · {plan.pilot}{limit} · no model called", columns)
+    for r in plan.rows:
+        cost = "unknown" if r.cost_usd is None else f"{usd(r.cost_usd)} ({usd(r.max_cost_usd)})"
+        time = "unknown" if r.time_s is None else f"{r.time_s:.0f} s"
+        tokens_out = f"{r.output_tokens:,} ({r.max_output_tokens:,})"
+        grid.add_row(r.model, r.mode, str(r.calls), str(r.items), f"{r.prompt_tokens:,}", tokens_out, cost, time)
+    return grid
+
+
+def show_plan(plan: Plan) -> None:
+    out.print(plan_table(plan))
+    for number, group in enumerate(plan.mixed_groups, 1):
+        note(f"mixed group {number} (one call answers one item of each): {', '.join(group)}")
+    default = "tokens counted by {r.counted_by}; time {r.time_basis}"
+    for r in plan.rows:
+        note(f"{r.model} {r.mode}: " + (r.note or default.format(r=r)))
+    note("Output tokens assume every answer is the expected one; (max) uses each call's whole answer budget.")
+
+
+# ---------------------------------------------------------------- the superposition probe
 
 
 def _mean(m: Mean) -> str:
     if m.value is None or m.low is None or m.high is None:
         return "n/a (n=0)"
-    return f"{m.value:.3f} [{m.low:.3f}, {m.high:.3f}]"
+    return f"{m.value:.3f} [{m.low:.3f},{m.high:.3f}]"
 
 
 def probe_table(figures: list[MixtureFigures]) -> Table:
     """One row per mixture: P(answer) per task (share in brackets), KL both ways, top-K, leftover."""
-    table = Table(title="superposition probe: mean P(task's answer) over prompts, 95% intervals")
-    columns = ("model", "mixture", "n", "P(answer) per task [share]", "KL(pi||p)", "KL renorm.", "all in top-K")
-    for column in (*columns, "leftover"):
-        table.add_column(column, overflow="fold")
+    columns = [("model", NAME), ("mixture", FIGURE), ("n", NUMBER), ("P(answer) per task [share]", FIGURE)]
+    columns += [("KL(pi||p)", FIGURE), ("KL renorm.", FIGURE), ("all in top-K", FIGURE), ("leftover", FIGURE)]
+    grid = table("superposition probe: mean P(task's answer) over prompts, 95% intervals", columns)
     for f in figures:
         tasks = "\n".join(f"{t.task} [{t.share:.2f}]: {_mean(t.probability)}" for t in f.tasks)
-        table.add_row(
-            Text(_probe_model(f)), Text(f.mixture), str(f.prompts), Text(tasks), _mean(f.kl), _mean(f.kl_renormalised),
-            f"K={f.beam_width}: {pct(f.all_in_beam)}", _mean(f.leftover),
+        grid.add_row(
+            _probe_model(f), f.mixture, str(f.prompts), tasks, _mean(f.kl), _mean(f.kl_renormalised),
+            f"K={f.beam_width}: {rate(f.all_in_beam, with_n=True)}", _mean(f.leftover),
         )  # fmt: skip
-    return table
+    return grid
 
 
 def _probe_model(f: MixtureFigures) -> str:
@@ -243,88 +314,101 @@ def _probe_model(f: MixtureFigures) -> str:
 
 def show_probe(figures: list[MixtureFigures]) -> None:
     out.print(probe_table(figures))
-    out.print(
-        Text("KL(pi||p) uses p as measured (not renormalised, as the paper does); 'renorm.' rescales p over the "
-             "mixture's tasks. Leftover: probability on any other continuation."),
-        soft_wrap=True,
-    )  # fmt: skip
+    note("KL(pi||p) uses p as measured (not renormalised, as the paper does); 'renorm.' rescales p over the "
+         "mixture's tasks. Leftover: probability on any other continuation.")  # fmt: skip
 
 
-# ---------------------------------------------------------------- issue 7: history, compare, baseline
+# ---------------------------------------------------------------- history, compare, baseline
 
 
-def show_history(rows: list[HistoryRow]) -> None:
-    table = Table(title="runs, newest first (★ accepted baseline)")
-    columns = ("run", "pilot", "started", "status", "limit", "models", "decision", "accuracy per mode", "cost", "calls")
-    for name in columns:
-        table.add_column(name, overflow="fold")
+def history_table(rows: list[HistoryRow], wide: bool = False) -> Table:
+    pilots = {r.pilot for r in rows}
+    modes = in_order([m for r in rows for m in r.accuracy], ["single", "mixed"])
+    title = "runs, newest first (★ accepted baseline), accuracy per mode [95% CI]"
+    title += "" if len(pilots) != 1 else f" · {next(iter(pilots))}"
+    columns = [("run", NAME)] + ([("pilot", NAME)] if wide or len(pilots) > 1 else [])
+    columns += [("started", NAME), ("limit", NUMBER), ("models", FIGURE), ("status", FIGURE)] if wide else []
+    columns += [("decision", FIGURE)] + [(m, FIGURE) for m in modes] + [("spent", NUMBER), ("calls", FIGURE)]
+    grid = table(title, columns)
     for r in rows:
-        d = r.decision
-        decision = "—" if d is None else f"{d['model']}: {d['stage']} {d['stage_name']} ({d['outcome']})"
-        accuracy = "\n".join(f"{mode} {pct(rate)}" for mode, rate in r.accuracy.items()) or "—"
-        cached = f" ({r.cached_calls} cached)" if r.cached_calls else ""
-        table.add_row(
-            Text(("★ " if r.baseline else "") + r.run_id),
-            Text(r.pilot),
-            r.started_at[:16].replace("T", " "),
-            r.status,
-            "all" if r.item_limit is None else str(r.item_limit),
-            Text(", ".join(r.models)),
-            Text(decision),
-            accuracy,
-            _money(r.cost_usd),
-            f"{r.calls}{cached}",
-        )
-    out.print(table)
+        grid.add_row(*_history_row(r, modes, wide or len(pilots) > 1, wide))
+    return grid
 
 
-def _change(a: float | None, b: float | None, fmt: Callable[[float | None], str]) -> str:
-    return f"{fmt(a)} → {fmt(b)}"
+def _history_row(r: HistoryRow, modes: list[str], pilot: bool, wide: bool) -> list[str]:
+    row = [("★ " if r.baseline else "") + r.run_id] + ([r.pilot] if pilot else [])
+    status = r.status.replace("_", " ")
+    if wide:
+        limit = "all" if r.item_limit is None else str(r.item_limit)
+        row += [r.started_at[:16].replace("T", " "), limit, ", ".join(r.models), status]
+    row.append(_decision_cell(r, status, wide))
+    row += [rate(r.accuracy[m], with_n=True) if m in r.accuracy else "—" for m in modes]
+    return [*row, usd(r.cost_usd), f"{r.calls}" + (f" ({r.cached_calls} cached)" if r.cached_calls else "")]
 
 
-def show_comparison(comparison: Comparison) -> None:
+def _decision_cell(r: HistoryRow, status: str, wide: bool) -> str:
+    """The decision in brief; the run's status instead (or first) unless the run is simply complete."""
+    d = r.decision
+    shown = "" if d is None else f"{d['stage']} {d['stage_name']} ({d['outcome']})"
+    if d is not None and (wide or len(r.models) > 1):
+        shown = f"{d['model']}: {shown}"
+    if wide or status == "complete":
+        return shown or "—"
+    return f"{status}: {shown}" if shown else status
+
+
+def show_history(rows: list[HistoryRow], wide: bool = False) -> None:
+    out.print(history_table(rows, wide))
+    if any(r.cached_calls for r in rows):
+        note("spent: what the run's own calls cost; calls answered from the response cache cost nothing again.")
+
+
+def comparison_table(comparison: Comparison, wide: bool = False) -> Table:
     a, b = comparison.run_a, comparison.run_b
-    table = Table(title=f"{comparison.pilot_b}: run B {b} against run A {a} (B − A, paired on shared items)")
-    columns = ("model", "task", "mode", "pairs", "accuracy A → B", "B − A [95% CI]", "McNemar p")
-    for name in (*columns, "p50 s A → B", "cost/item A → B"):
-        table.add_column(name, overflow="fold")
+    several = len({c.model for c in comparison.cells}) > 1
+    title = f"{comparison.pilot_b}: B {b} against A {a}"
+    if comparison.cells and not several:
+        title += f" · {comparison.cells[0].model}"
+    columns = [("model", NAME)] if several else []
+    columns += [("task", NAME), ("mode", NAME), ("pairs", NUMBER), ("accuracy A", FIGURE), ("accuracy B", FIGURE)]
+    columns += [("B − A, points\n[95% CI]", FIGURE)]
+    columns += [("McNemar\np", NUMBER), ("p50 s\nA→B", NUMBER), ("$ per 1k\nitems A→B", NUMBER)] if wide else []
+    grid = table(title, columns)
     for c in comparison.cells:
-        d = c.diff
-        known = d.diff is not None and d.low is not None and d.high is not None
-        diff = f"{d.diff:+.0%} [{d.low:+.0%}, {d.high:+.0%}]" if known else "n/a"
-        table.add_row(
-            Text(c.model),
-            Text(c.task),
-            c.mode,
-            f"{c.shared}" + (f" (+{c.only_a} A only, +{c.only_b} B only)" if c.only_a or c.only_b else ""),
-            f"{pct(c.accuracy_a)} → {pct(c.accuracy_b)}",
-            Text(diff, style="bold red" if c.worse else ""),
-            "n/a" if d.mcnemar_p is None else f"{d.mcnemar_p:.3g}",
-            _change(c.latency_p50_a_s, c.latency_p50_b_s, _seconds),
-            _change(c.cost_per_item_a_usd, c.cost_per_item_b_usd, _money),
+        pairs = f"{c.shared}" + (
+            f" (+{c.only_a} A only, +{c.only_b} B only)" if wide and (c.only_a or c.only_b) else ""
         )
-    out.print(table)
-    for note in comparison.missing:
-        out.print(Text(f"not compared: {note}"), soft_wrap=True)
+        row: list[str | Text] = [c.model] if several else []
+        row += [c.task, c.mode, pairs, rate(c.accuracy_a), rate(c.accuracy_b)]
+        row.append(Text(change(c.diff), style="bold red" if c.worse else ""))
+        if wide:
+            row += [p_value(c.diff.mcnemar_p), f"{seconds(c.latency_p50_a_s)}→{seconds(c.latency_p50_b_s)}",
+                    f"{usd_per_1k(c.cost_per_item_a_usd)}→{usd_per_1k(c.cost_per_item_b_usd)}"]  # fmt: skip
+        grid.add_row(*row)
+    return grid
+
+
+def show_comparison(comparison: Comparison, wide: bool = False) -> None:
+    out.print(comparison_table(comparison, wide))
+    if not wide:
+        note("B − A: negative means B is worse. --wide adds McNemar p, latency, cost and the items one run lacks.")
+    for missing in comparison.missing:
+        note(f"not compared: {missing}")
 
 
 def show_check(check: BaselineCheck) -> None:
     """What regressed against the baseline (or the previous run), after a run's summary."""
     if check.reference is None:
-        out.print(Text("No baseline or earlier complete run to compare with (roi accept RUN_ID sets a baseline)."))
+        note("No baseline or earlier complete run to compare with (roi accept RUN_ID sets a baseline).")
         return
     against = "accepted baseline" if check.reference_is_baseline else "previous complete run (no baseline accepted)"
     if not check.regressions:
-        out.print(Text(f"Against the {against} {check.reference}: nothing regressed."), soft_wrap=True)
+        note(f"Against the {against} {check.reference}: nothing regressed.")
         return
     out.print(Text(f"Against the {against} {check.reference}:", style="bold"), soft_wrap=True)
     for r in check.regressions:
         style = "red" if r.kind != "accuracy" else ""
         out.print(Text(f"  regressed [{r.kind}] {r.describe()}", style=style), soft_wrap=True)
-
-
-def quiet_line(line: str) -> None:
-    out.print(Text(line), soft_wrap=True)
 
 
 def show_purge(result: PurgeResult) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -27,6 +27,8 @@ class Example:
     id: str
     input: str
     output: str
+    # Where the row is, for messages: `data/eval.csv:4`, or the pilot's own line for an inline list.
+    source: str | None = field(default=None, compare=False)
 
 
 def load_examples(path: Path, where: Problem) -> list[Example]:
@@ -46,7 +48,7 @@ def load_examples(path: Path, where: Problem) -> list[Example]:
         raise fail("unsupported data file type; use .csv or .jsonl (columns/keys: input, output)")
     if not rows:
         raise fail("no data rows")
-    return _examples(rows, fail)
+    return _examples(rows, path, fail)
 
 
 def _read(path: Path, fail: _Fail) -> str:
@@ -66,13 +68,23 @@ class _Fail(Protocol):
     def __call__(self, message: str, line: int | None = None) -> RoiError: ...
 
 
+COLUMNS = ("id", "input", "output")
+
+
 def _csv_rows(text: str, fail: _Fail) -> list[Row]:
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
-        header = reader.fieldnames or []
-        missing = [c for c in ("input", "output") if c not in header]
+        found = reader.fieldnames or []
+        # `Input,Output` or ` input ` name the same columns: the header is read without case or spaces.
+        reader.fieldnames = [c.strip().lower() if c.strip().lower() in COLUMNS else c for c in found]
+        missing = [c for c in ("input", "output") if c not in reader.fieldnames]
         if missing:
-            raise fail(f"missing column(s) {', '.join(missing)}; the header must name input and output", 1)
+            shown = ",".join(found) if found else "nothing (the file is empty)"
+            raise fail(
+                f"missing column(s) {', '.join(missing)}: the header row is {shown}; "
+                "it must name input and output (optional id; other columns are ignored)",
+                1,
+            )
         rows: list[Row] = []
         for record in reader:
             if None in record:
@@ -98,12 +110,13 @@ def _jsonl_rows(text: str, fail: _Fail) -> list[Row]:
             raise fail("each line must be a JSON object with input and output", number)
         missing = [k for k in ("input", "output") if k not in record]
         if missing:
-            raise fail(f"missing key(s) {', '.join(missing)}", number)
+            keys = ", ".join(map(str, record)) or "none"
+            raise fail(f"missing key(s) {', '.join(missing)}; this line has {keys}", number)
         rows.append((number, record))
     return rows
 
 
-def _examples(rows: list[Row], fail: _Fail) -> list[Example]:
+def _examples(rows: list[Row], path: Path, fail: _Fail) -> list[Example]:
     examples: list[Example] = []
     seen: set[str] = set()
     for index, (line, record) in enumerate(rows):
@@ -120,5 +133,5 @@ def _examples(rows: list[Row], fail: _Fail) -> list[Example]:
         if item_id in seen:
             raise fail(f"duplicate id {item_id!r}", line)
         seen.add(item_id)
-        examples.append(Example(item_id, values["input"], values["output"]))
+        examples.append(Example(item_id, values["input"], values["output"], f"{path}:{line}"))
     return examples

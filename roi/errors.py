@@ -25,6 +25,7 @@ class Problem:
     file: str | None = None
     line: int | None = None
     field: str | None = None
+    name: str | None = None  # a warning's name, e.g. `no-monthly-volume` (errors need none)
 
     def render(self) -> str:
         where = self.file or ""
@@ -32,7 +33,8 @@ class Problem:
             where += f":{self.line}"
         parts = [p for p in (where, self.field) if p]
         prefix = " ".join(parts)
-        return f"{prefix}: {self.message}" if prefix else self.message
+        shown = f"{prefix}: {self.message}" if prefix else self.message
+        return f"{shown} [{self.name}]" if self.name else shown
 
 
 class RoiError(Exception):

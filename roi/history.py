@@ -1,12 +1,13 @@
 """`roi history [PILOT]`: past runs, newest first, with their models, decision and headline figures
-(accuracy per mode pooled over models and tasks, with interval and n; total cost, None if unknown)."""
+(accuracy per mode pooled over models and tasks, with interval and n; what the run's own calls cost,
+None if unknown)."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from roi.baseline import current_baseline
 from roi.run_decision import decision_brief
@@ -25,7 +26,7 @@ class HistoryRow:
     baseline: bool  # the pilot's accepted baseline
     decision: dict[str, Any] | None  # model, stage, stage_name, outcome (None: no decision)
     accuracy: dict[str, Rate]  # per mode, pooled over models and tasks
-    cost_usd: float | None  # None: unknown (a model without a price) or no summary
+    cost_usd: float | None  # what the run's own calls cost (cached answers cost nothing); None: unknown
     calls: int
     cached_calls: int
 
@@ -39,20 +40,21 @@ def _accuracy(summary: dict[str, Any]) -> dict[str, Rate]:
     return {mode: wilson(k, n) for mode, (k, n) in sorted(pooled.items())}
 
 
-def _cost(summary: dict[str, Any]) -> float | None:
-    costs = [m["cost_usd"] for m in summary.get("modes", [])]
-    return None if not costs or any(c is None for c in costs) else float(sum(costs))
+class CallCounts(NamedTuple):
+    calls: int
+    cached: int  # answered from the response cache: no new spend
+    spent_usd: float | None  # what the run's own (live) calls cost; None: a live call has no price
 
 
 def history_row(
     run: dict[str, Any],
     summary: dict[str, Any],
     brief: dict[str, Any] | None,
-    calls: tuple[int, int],
+    calls: CallCounts,
     baseline: bool,
 ) -> HistoryRow:
     """A run's row from its store row, its summary (as in summary.json; empty when it has none), its
-    decision in brief and its (calls, cached calls)."""
+    decision in brief and its calls."""
     pilot_spec = json.loads(run["pilot_json"])
     return HistoryRow(
         run_id=run["run_id"],
@@ -65,19 +67,22 @@ def history_row(
         baseline=baseline,
         decision=None if brief is None else {k: brief[k] for k in ("model", "stage", "stage_name", "outcome")},
         accuracy=_accuracy(summary),
-        cost_usd=_cost(summary) if summary else None,
-        calls=calls[0],
-        cached_calls=calls[1],
+        cost_usd=calls.spent_usd,
+        calls=calls.calls,
+        cached_calls=calls.cached,
     )
 
 
 def _row(db: sqlite3.Connection, run: sqlite3.Row, baselines: dict[str, str | None]) -> HistoryRow:
     summary: dict[str, Any] = json.loads(run["summary_json"]) if run["summary_json"] else {}
-    calls, cached = db.execute(
-        "SELECT COUNT(*), COALESCE(SUM(cached), 0) FROM calls WHERE run_id = ?", (run["run_id"],)
+    calls, cached, spent, unpriced = db.execute(
+        "SELECT COUNT(*), COALESCE(SUM(cached), 0), COALESCE(SUM(cost_usd) FILTER (WHERE cached = 0), 0),"
+        " COUNT(*) FILTER (WHERE cached = 0 AND error IS NULL AND cost_usd IS NULL) FROM calls WHERE run_id = ?",
+        (run["run_id"],),
     ).fetchone()
+    counts = CallCounts(int(calls), int(cached), None if unpriced else float(spent))
     is_baseline = baselines.get(run["pilot"]) == run["run_id"]
-    return history_row(dict(run), summary, decision_brief(db, run["run_id"]), (int(calls), int(cached)), is_baseline)
+    return history_row(dict(run), summary, decision_brief(db, run["run_id"]), counts, is_baseline)
 
 
 def history(db: sqlite3.Connection, pilot: str | None = None, limit: int | None = None) -> list[HistoryRow]:

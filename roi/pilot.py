@@ -6,9 +6,11 @@ Loading never writes anything.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
-from dataclasses import dataclass
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from roi.datasets import Example, load_examples
 from roi.endpoints import key_transport_problem, url_problem
 from roi.errors import Problem, RoiError
+from roi.pilot_checks import check_pilot, check_structure, did_you_mean
 from roi.yaml_document import YamlDocument, read_yaml
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -310,14 +313,6 @@ class Pilot(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Pilot:
-        for kind, names in (("model", [m.name for m in self.models]), ("task", [t.name for t in self.tasks])):
-            dupes = sorted({n for n in names if names.count(n) > 1})
-            if dupes:
-                raise ValueError(f"duplicate {kind} name(s): {', '.join(dupes)}")
-        if not (self.modes.single.enabled or self.modes.mixed.enabled):
-            raise ValueError("modes: enable at least one of single and mixed")
-        if self.modes.mixed.enabled and len(self.tasks) < 2:
-            raise ValueError("mixed mode needs at least 2 tasks (or set modes.mixed.enabled: false)")
         hook = self.notify.webhook_url_env
         if hook is not None and any(m.api_key_env == hook for m in self.models):
             raise ValueError(f"{hook} holds the webhook URL (notify.webhook_url_env); it cannot be an api_key_env")
@@ -340,10 +335,16 @@ class LoadedPilot:
     path: Path
     sha256: str
     tasks: list[TaskData]
+    warnings: list[Problem] = field(default_factory=list)  # named, located; the CLI prints them
+    doc: YamlDocument | None = field(default=None, repr=False)  # the file as read, to locate later problems
 
     @property
     def name(self) -> str:
         return self.spec.pilot
+
+    def locate(self, loc: tuple[str | int, ...]) -> Problem:
+        """An empty Problem at the file, line and field of `loc` (e.g. `("models", 0, "model")`)."""
+        return dataclasses.replace(_where(self.doc, loc), file=str(self.path))
 
     def task(self, name: str) -> TaskData:
         return next(t for t in self.tasks if t.spec.name == name)
@@ -355,11 +356,23 @@ def load_pilot(path: str | Path) -> LoadedPilot:
     doc = read_yaml(Path(path))
     raw = _mapping(doc)
     spec = _validate(raw, doc)
+    structure = check_structure(spec, lambda loc: _where(doc, loc))
+    if structure:
+        raise RoiError(structure)
     tasks = [_load_task(spec, i, doc) for i in range(len(spec.tasks))]
     _check_regex_golds(tasks, doc.path)
     _check_probe_inputs(spec, tasks, doc)
     _check_key_transport(spec, doc)
-    return LoadedPilot(spec, doc.path, hashlib.sha256(doc.text.encode()).hexdigest(), tasks)
+    loaded = LoadedPilot(spec, doc.path, hashlib.sha256(doc.text.encode()).hexdigest(), tasks, doc=doc)
+    errors, warnings = check_pilot(spec, tasks, loaded.locate)
+    if errors:
+        raise RoiError(errors)
+    return dataclasses.replace(loaded, warnings=warnings)
+
+
+def _where(doc: YamlDocument | None, loc: tuple[str | int, ...]) -> Problem:
+    line = doc.line_of(loc) if doc is not None else None
+    return Problem("", str(doc.path) if doc is not None else None, line, format_loc(loc))
 
 
 def _mapping(doc: YamlDocument) -> dict[str, Any]:
@@ -379,7 +392,7 @@ def _validate(raw: dict[str, Any], doc: YamlDocument) -> Pilot:
         problems = []
         for e in err.errors():
             loc = _clean_loc(e["loc"])
-            problems.append(Problem(_message(e), str(doc.path), doc.line_of(loc), format_loc(loc) or None))
+            problems.append(Problem(_message(e, loc), str(doc.path), doc.line_of(loc), format_loc(loc) or None))
         raise RoiError(problems) from None
 
 
@@ -399,14 +412,46 @@ def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
     return tuple(p for p in loc if not (isinstance(p, str) and (p in tags or p.startswith("function-"))))
 
 
-def _message(error: Any) -> str:
-    kind = error["type"]
+def _message(error: Any, loc: tuple[str | int, ...]) -> str:
+    """pydantic's message in the words of a pilot file (where "input" is a CSV column, not the value)."""
+    kind, ctx, got = error["type"], error.get("ctx") or {}, error.get("input")
     if kind == "extra_forbidden":
-        return "unknown key (check spelling; unknown keys are errors)"
+        key = str(loc[-1]) if loc else ""
+        hint = did_you_mean(key, keys_at(loc[:-1])) or "; check its spelling (unknown keys are errors)"
+        return f"unknown key '{key}'{hint}"
     if kind == "missing":
         return "required key is missing"
-    msg = str(error["msg"])
-    return msg.removeprefix("Value error, ")
+    if kind == "literal_error":
+        options = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        return f"'{got}' is not one of: {', '.join(options)}{did_you_mean(str(got), options)}"
+    if kind == "union_tag_invalid":
+        options = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
+        tag, key = str(ctx.get("tag", got)), str(ctx.get("discriminator", "type")).strip("'")
+        return f"unknown {key} '{tag}'{did_you_mean(tag, options)}; use one of: {', '.join(options)}"
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    if msg.startswith("Input should be") and not isinstance(got, (dict, list)):
+        return f"{msg.replace('Input should be', 'should be', 1)} (got {got!r})"
+    return msg.replace("Input should be", "should be")
+
+
+def keys_at(loc: tuple[str | int, ...]) -> list[str]:
+    """The keys the pilot schema allows in the mapping at `loc` (every scorer's, for `scorer`)."""
+    models: list[type[BaseModel]] = [Pilot]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        inner: list[type[BaseModel]] = []
+        for model in models:
+            if part in model.model_fields:
+                inner += _models_in(model.model_fields[part].annotation)
+        models = inner
+    return sorted({name for model in models for name in model.model_fields})
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
 
 
 def format_loc(loc: tuple[str | int, ...]) -> str:
@@ -445,7 +490,10 @@ def _load_field(value: str | list[ExampleRow], doc: YamlDocument, loc: tuple[str
         return load_examples(doc.path.parent / value, where)
     if not value:
         raise RoiError([Problem("the list is empty", where.file, where.line, where.field)])
-    return [Example(r.id or str(i + 1), r.input, r.output) for i, r in enumerate(value)]
+    return [
+        Example(r.id or str(i + 1), r.input, r.output, f"{doc.path}:{doc.line_of((*loc, i))}")
+        for i, r in enumerate(value)
+    ]
 
 
 def _check_regex_golds(tasks: list[TaskData], path: Path) -> None:

