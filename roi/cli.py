@@ -1,5 +1,4 @@
-"""The `roi` command: a thin shell over the library. Exit codes: 0 ok, 1 failed to run, 2 bad input,
-3 run complete but the decision dropped a stage or a gate regressed against the baseline."""
+"""The `roi` command: a thin shell over the library. Exit codes: `roi.errors.ExitCode` (the README's table)."""
 
 from __future__ import annotations
 
@@ -49,13 +48,8 @@ class Group(_PlainFlags, TyperGroup):
 app = typer.Typer(
     cls=Group,
     rich_markup_mode="markdown",  # reflows paragraphs to the terminal's width
-    help=(
-        "Evidence for mixed (task-superposition) prompting.\n\n"
-        "Exit codes: 0 run complete and no gate regressed (or command ok); 1 failed to run (including: the pilot "
-        "is already running); 2 bad input or usage; 3 run complete but the decision dropped a stage or a gate "
-        "regressed against the accepted baseline (see roi accept); 4 the run ended but too many of a model's "
-        "calls failed, or the run deadline stopped it."
-    ),
+    help="Evidence for mixed (task-superposition) prompting.\n\nExit codes:\n\n"
+    + "\n".join(f"- **{int(code)}** {code.meaning}" for code in ExitCode),
     pretty_exceptions_show_locals=False,  # a traceback with locals could print an API key
     no_args_is_help=True,
     add_completion=False,

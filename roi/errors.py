@@ -7,14 +7,41 @@ from dataclasses import dataclass
 
 
 class ExitCode(enum.IntEnum):
-    """What `roi` exits with; the README's table says the same."""
+    """What `roi` exits with. `meaning` is the README's table, word for word (a test holds them equal),
+    and `roi --help` lists it."""
 
-    OK = 0  # the run (or command) completed, and nothing regressed against the baseline
-    FAILED_TO_RUN = 1  # a model could not load, the store could not be written, the pilot is already running
-    BAD_INPUT = 2  # bad input or usage: the message names file, line and field; nothing was written
-    REGRESSED = 3  # the run completed, but the decision dropped a stage or a gate regressed
-    INCOMPLETE = 4  # the run ended, but too many of a model's calls failed, or the run deadline stopped it
-    INTERRUPTED = 130  # Ctrl-C: finished calls are stored
+    OK = 0
+    FAILED_TO_RUN = 1
+    BAD_INPUT = 2
+    REGRESSED = 3
+    INCOMPLETE = 4
+    INTERRUPTED = 130
+
+    @property
+    def meaning(self) -> str:
+        return EXIT_MEANINGS[self]
+
+
+EXIT_MEANINGS = {
+    ExitCode.OK: "the run (or command) completed, and nothing regressed against the baseline",
+    ExitCode.FAILED_TO_RUN: (
+        "failed to run (a model could not load, the store could not be written, the pilot is already running); "
+        "the run is kept as `failed` and a plain re-run resumes it"
+    ),
+    ExitCode.BAD_INPUT: "bad input or usage: the message names file, line and field; nothing was written",
+    ExitCode.REGRESSED: (
+        "the run completed, but the decision dropped a stage or a gate regressed against the accepted baseline "
+        "(or, before one is accepted, the previous complete run)"
+    ),
+    ExitCode.INCOMPLETE: (
+        "the run ended, but its evidence is incomplete: more than `limits.max_failed_call_rate` (default 10%) "
+        "of a model's calls failed, or all of them, or the run deadline (`--max-minutes`) stopped it; wins over "
+        "3, and `--quiet` names the cause"
+    ),
+    ExitCode.INTERRUPTED: (
+        "interrupted (Ctrl-C): finished calls are stored; the same `roi run` command (or `--resume RUN_ID`) continues"
+    ),
+}
 
 
 @dataclass

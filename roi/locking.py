@@ -34,7 +34,7 @@ from roi.errors import RunFailed
 from roi.files import PRIVATE_FILE, private_dir
 
 POLL_S = 0.5
-UNFINISHED = ("running", "interrupted")
+UNFINISHED = ("running", "interrupted", "failed")
 
 
 class LockBusy(RunFailed):
@@ -180,12 +180,13 @@ class PilotLock:
 
 
 def unfinished_run(db: sqlite3.Connection, pilot: str, pilot_sha256: str, item_limit: int | None) -> str | None:
-    """The latest run of `pilot` left `running` (killed) or `interrupted` (Ctrl-C), made from the same
-    pilot file and --limit, which a plain re-run resumes. Call only while holding the pilot's lock:
-    then no live process owns such a run."""
+    """The latest run of `pilot` left `running` (killed), `interrupted` (Ctrl-C) or `failed` (e.g. a model
+    that could not load), made from the same pilot file and --limit, which a plain re-run resumes. Call
+    only while holding the pilot's lock: then no live process owns such a run."""
+    statuses = ", ".join("?" * len(UNFINISHED))
     row = db.execute(
-        "SELECT run_id FROM runs WHERE pilot = ? AND pilot_sha256 = ? AND item_limit IS ? AND status IN (?, ?)"
-        " ORDER BY rowid DESC LIMIT 1",
+        "SELECT run_id FROM runs WHERE pilot = ? AND pilot_sha256 = ? AND item_limit IS ?"
+        f" AND status IN ({statuses}) ORDER BY rowid DESC LIMIT 1",
         (pilot, pilot_sha256, item_limit, *UNFINISHED),
     ).fetchone()
     return None if row is None else str(row[0])

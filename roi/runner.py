@@ -28,7 +28,7 @@ from roi.backends import (
 from roi.baseline import BaselineCheck
 from roi.costs import result_cost_usd
 from roi.decision import Decision
-from roi.errors import ExitCode, Problem, RoiError
+from roi.errors import ExitCode, Problem, RoiError, RunFailed
 from roi.evaluation import RunEvaluation, evaluate_run
 from roi.files import private_dir, write_atomic
 from roi.grading import AnswerSpaces, grade_call
@@ -37,7 +37,7 @@ from roi.pilot import LoadedPilot, ModelSpec, Pilot
 from roi.planning import Budget, check_budgetable, generate_within
 from roi.probe import MixtureFigures
 from roi.prompts import PromptCall, build_calls
-from roi.redaction import safe_url
+from roi.redaction import clip, safe_url
 from roi.report import ReportFiles, check_language, write_report
 from roi.run_decision import RunEnding
 
@@ -165,6 +165,7 @@ def _run_pilot_locked(pilot: LoadedPilot, opts: RunOptions, lock: locking.PilotL
         check_budgetable(pilot.spec.models)
     db_path = opts.out_dir / store.DB_NAME
     db = store.connect(db_path)
+    run_id: str | None = None
     try:
         opts = _auto_resume(db, pilot, opts)
         run_id = _start_or_resume(db, pilot, opts)
@@ -190,9 +191,12 @@ def _run_pilot_locked(pilot: LoadedPilot, opts: RunOptions, lock: locking.PilotL
         _record_environment(db, run_id, environment)
         stop = _deadline_stop(deadline, progress, probe_skipped) or _budget_stop(budget)
         return _after_run(pilot, finish(db, db_path, pilot, run_id, opts.out_dir, stop), opts)
-    except KeyboardInterrupt:
-        # Everything finished is already committed; mark the run so history shows it.
-        store.finish_run(db, run_id, status="interrupted", finished_at=now(), summary=None)
+    except BaseException as error:
+        # Everything finished is already committed; mark the run so history shows how it ended (and a
+        # plain re-run resumes it) instead of leaving it `running`.
+        if run_id is not None:
+            ended = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+            store.finish_run(db, run_id, status=ended, finished_at=now(), summary=None)
         raise
     finally:
         db.close()
@@ -288,7 +292,7 @@ def _run_model(
     opts.emit("model_calls", model=model.name, cached=len(hits), to_send=len(requests))
     if not requests:
         return {"cache": "every call answered from the response cache"}
-    backend = (opts.backends or {}).get(model.name) or create_backend(model, pilot.path.parent, opts.status)
+    backend = (opts.backends or {}).get(model.name) or _load_backend(model, pilot, opts)
     if isinstance(backend, StopsAtDeadline):
         backend.stop_at(deadline.at)
     try:
@@ -317,6 +321,17 @@ def _by_mode(requests: list[GenerationRequest], calls: dict[str, PromptCall]) ->
     for request in requests:
         modes.setdefault(calls[request.key].mode, []).append(request)
     return list(modes.values())
+
+
+def _load_backend(model: ModelSpec, pilot: LoadedPilot, opts: RunOptions) -> Backend:
+    """The model's backend; a model that cannot load fails the run (exit 1), whatever the reason."""
+    try:
+        return create_backend(model, pilot.path.parent, opts.status)
+    except RoiError as error:
+        raise RunFailed(f"model '{model.name}' could not load: {clip(str(error), 500)}") from None
+    except (OSError, ValueError, RuntimeError, ImportError) as error:  # what loading libraries raise
+        reason = clip(f"{type(error).__name__}: {error}", 500)
+        raise RunFailed(f"model '{model.name}' could not load: {reason}") from error
 
 
 def _store_result(

@@ -3,6 +3,7 @@ report's language. Used by the report and by the console's decision line."""
 
 from __future__ import annotations
 
+from roi import formats
 from roi.decision import STAGES, Decision, GateResult, ModelDecision, Status
 from roi.economics import Estimate
 from roi.report.i18n import join, text
@@ -19,15 +20,8 @@ def pct(value: float | None, lang: str = "en", signed: bool = False) -> str:
 
 
 def usd(value: float | None, lang: str = "en") -> str:
-    if value is None:
-        return text(lang, "unknown")
-    sign = "−" if value < 0 else ""
-    size = abs(value)
-    if size >= 100:
-        return f"{sign}${size:,.0f}"
-    if size >= 1 or size == 0:
-        return f"{sign}${size:,.2f}"
-    return f"{sign}${size:.3g}"
+    """Money in currency format, never in scientific notation (roi/formats.py)."""
+    return formats.usd(value, text(lang, "unknown"))
 
 
 def seconds(value: float | None, lang: str = "en") -> str:
