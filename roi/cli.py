@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -24,6 +24,7 @@ from roi.pilot import LoadedPilot, load_pilot
 from roi.planning import plan_pilot
 from roi.redaction import clip
 from roi.runner import RunOptions, RunResult, rebuild_report, run_pilot
+from roi.scaffold import PilotDraft, parse_task, schema_text, write_scaffold
 
 
 class _PlainFlags:
@@ -258,7 +259,7 @@ def accept(
     console.quiet_line(f"Run {run_id} is now the baseline of pilot {pilot}.")
 
 
-@app.command()
+@app.command(cls=Command)
 def purge(
     before: Annotated[
         str | None, typer.Option(help="Remove runs started before this date: 2026-01-31, or 90d (90 days ago).")
@@ -283,6 +284,54 @@ def purge(
         dry_run=dry_run,
     )
     console.show_purge(result)
+
+
+@app.command(cls=Command)
+def init(
+    name: Annotated[str | None, typer.Argument(help="The new pilot's name (asked when not given).")] = None,
+    folder: Annotated[Path, typer.Option("--dir", help="Where to write the pilot and its data.")] = Path("."),
+    task: Annotated[
+        list[str] | None,
+        typer.Option(help="A task: NAME:CHOICE/CHOICE/... (choice scorer) or NAME (exact); repeat for more."),
+    ] = None,
+    unit: Annotated[str | None, typer.Option(help="The business unit.")] = None,
+    owner: Annotated[str | None, typer.Option(help="The analyst's e-mail.")] = None,
+    model: Annotated[str, typer.Option(help="embedded, a local model folder or .gguf, or openai:MODEL.")] = "embedded",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite files that exist.")] = False,
+) -> None:
+    """Start a new pilot: a commented YAML file, example CSV files and the schema for editors.
+
+    Without --task the pilot holds two small worked tasks; it validates and runs as written
+    (`roi run NAME.yaml --limit 2`). Questions are asked only on a terminal; in scripts give NAME."""
+    ask = console.ask if console.interactive() else (lambda question, default: default)
+    draft = PilotDraft(
+        name=name or ask("Pilot name", "my-pilot"),
+        business_unit=unit or ask("Business unit", "Your unit"),
+        owner=owner or ask("Owner (e-mail)", "analyst@example.com"),
+        model=model,
+        tasks=[parse_task(t) for t in task or _ask_tasks(ask)],
+    )
+    written = write_scaffold(folder, draft, force)
+    for path in written:
+        console.path_line(f"wrote {path}")
+    console.note(f"Next: edit the data files, then roi validate {written[0]} and roi run {written[0]} --limit 2")
+
+
+def _ask_tasks(ask: Callable[[str, str], str]) -> list[str]:
+    answer = ask("Tasks, comma-separated (NAME:CHOICE/CHOICE or NAME; empty: two worked examples)", "")
+    return [t for t in (part.strip() for part in answer.split(",")) if t]
+
+
+@app.command(cls=Command)
+def schema(
+    out: Annotated[Path | None, typer.Option(help="Write the schema to this file instead of printing it.")] = None,
+) -> None:
+    """The pilot file's JSON Schema, for editors (docs/pilot-format.md: VS Code's YAML extension)."""
+    if out is None:
+        console.raw(schema_text())
+    else:
+        out.write_text(schema_text(), encoding="utf-8")
+        console.path_line(f"wrote {out}")
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ mid-word, and long headers of unwrapped columns carry their own line breaks. `wi
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -61,6 +62,22 @@ def user_error(error: RoiError) -> None:
     err.print(Text("Error:", style="bold red"))
     for problem in error.problems:
         err.print(Text("  " + problem.render()))
+
+
+def interactive() -> bool:
+    """Questions only when a person is at a terminal (never in scripts or cron)."""
+    return err.is_terminal and sys.stdin.isatty()
+
+
+def ask(question: str, default: str) -> str:
+    from rich.prompt import Prompt
+
+    return Prompt.ask(question, default=default, console=err) or default
+
+
+def raw(text: str) -> None:
+    """Text exactly as given (JSON, for redirecting to a file): no wrapping, no markup."""
+    sys.stdout.write(text)
 
 
 def note(message: str) -> None:
