@@ -141,7 +141,7 @@ def _show_run(result: RunResult, pilot: LoadedPilot, wide: bool) -> None:
     if result.stopped is not None:
         console.show_stop(result.stopped, result.run_id)
     console.show_decision(result.decision, str(result.run_dir / "report.html"))
-    console.show_check(result.check)
+    console.show_check(result.check, result.evaluation.settings)
     if result.incomplete:
         console.show_incomplete(result.incomplete)
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 from roi import store
 from roi.errors import Problem, RoiError
+from roi.fingerprint import SettingsDiff, settings_diff
 from roi.metrics import live_latencies
 from roi.stats import PairedDiff, Rate, paired_difference, percentile, wilson
 
@@ -56,6 +57,7 @@ class Comparison:
     pilot_b: str
     cells: list[CellChange]
     missing: list[str]  # cells present in only one run, e.g. "gemma/capital/mixed only in A"
+    settings: SettingsDiff | None = None  # the pilot settings of A against B's
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,4 +117,7 @@ def compare_runs(db: sqlite3.Connection, run_a: str, run_b: str, *, seed: int = 
     cells = [_cell(k, groups_a[k], groups_b[k], seed) for k in sorted(groups_a.keys() & groups_b.keys(), key=order)]
     missing = [f"{'/'.join(k)} only in A" for k in sorted(groups_a.keys() - groups_b.keys())]
     missing += [f"{'/'.join(k)} only in B" for k in sorted(groups_b.keys() - groups_a.keys())]
-    return Comparison(run_a, run_b, pilot_a, pilot_b, cells, missing)
+    settings = settings_diff(
+        run_a, store.run_settings(store.get_run(db, run_a)), store.run_settings(store.get_run(db, run_b))
+    )
+    return Comparison(run_a, run_b, pilot_a, pilot_b, cells, missing, settings)

@@ -29,6 +29,7 @@ from roi.baseline import BaselineCheck
 from roi.compare import Comparison
 from roi.decision import Decision
 from roi.errors import RoiError
+from roi.fingerprint import SettingsDiff
 from roi.formats import percent, points, usd, usd_per_1k
 from roi.history import HistoryRow
 from roi.metrics import CellSummary, ModeSummary, RunSummary
@@ -411,9 +412,21 @@ def show_comparison(comparison: Comparison, wide: bool = False) -> None:
         note("B − A: negative means B is worse. --wide adds McNemar p, latency, cost and the items one run lacks.")
     for missing in comparison.missing:
         note(f"not compared: {missing}")
+    if comparison.settings is not None:
+        show_settings(comparison.settings, "A", "B")
 
 
-def show_check(check: BaselineCheck) -> None:
+def show_settings(diff: SettingsDiff, before: str, after: str) -> None:
+    """Whether two runs asked with the same pilot settings: a change explains a change in results."""
+    if not diff.known:
+        note(f"The pilot settings of {before} were not recorded (an older run): they may differ.")
+    elif diff.changes:
+        out.print(Text(f"The pilot's settings differ between {before} and {after}:", style="bold yellow"))
+        for line in diff.changes:
+            note(f"  {line}")
+
+
+def show_check(check: BaselineCheck, settings: SettingsDiff | None = None) -> None:
     """What regressed against the baseline (or the previous run), after a run's summary."""
     if check.reference is None:
         note("No baseline or earlier complete run to compare with (roi accept RUN_ID sets a baseline).")
@@ -421,11 +434,13 @@ def show_check(check: BaselineCheck) -> None:
     against = "accepted baseline" if check.reference_is_baseline else "previous complete run (no baseline accepted)"
     if not check.regressions:
         note(f"Against the {against} {check.reference}: nothing regressed.")
-        return
-    out.print(Text(f"Against the {against} {check.reference}:", style="bold"), soft_wrap=True)
-    for r in check.regressions:
-        style = "red" if r.kind != "accuracy" else ""
-        out.print(Text(f"  regressed [{r.kind}] {r.describe()}", style=style), soft_wrap=True)
+    else:
+        out.print(Text(f"Against the {against} {check.reference}:", style="bold"), soft_wrap=True)
+        for r in check.regressions:
+            style = "red" if r.kind != "accuracy" else ""
+            out.print(Text(f"  regressed [{r.kind}] {r.describe()}", style=style), soft_wrap=True)
+    if settings is not None:
+        show_settings(settings, check.reference, "this run")
 
 
 def show_purge(result: PurgeResult) -> None:

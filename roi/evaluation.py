@@ -13,8 +13,9 @@ import sqlite3
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from roi import baseline, probe
+from roi import baseline, probe, store
 from roi.baseline import BaselineCheck
+from roi.fingerprint import SettingsDiff, settings_diff
 from roi.history import CallCounts, HistoryRow, history, history_row
 from roi.probe import MixtureFigures
 from roi.run_decision import DecidedRun, RunEnding, brief, decide_run
@@ -28,6 +29,7 @@ class RunEvaluation(DecidedRun):
     check: BaselineCheck
     probe: list[MixtureFigures] = field(default_factory=list)
     history: list[HistoryRow] = field(default_factory=list)
+    settings: SettingsDiff | None = None  # against the run `check` compares with (None: no such run)
 
     @property
     def environment(self) -> dict[str, Any]:
@@ -56,7 +58,17 @@ def evaluate_run(db: sqlite3.Connection, run_id: str, ending: RunEnding | None =
         check=baseline.check(db, run_id, now, seed=decided.pilot.seed),
         probe=probe.stored_figures(db, run_id, decided.pilot),
     )
-    return replace(evaluation, history=_history(db, evaluation, now))
+    return replace(evaluation, history=_history(db, evaluation, now), settings=_settings(db, evaluation))
+
+
+def _settings(db: sqlite3.Connection, evaluation: RunEvaluation) -> SettingsDiff | None:
+    """Whether the reference run (baseline or previous run) asked with the same pilot settings."""
+    reference = evaluation.check.reference
+    if reference is None:
+        return None
+    return settings_diff(
+        reference, store.run_settings(store.get_run(db, reference)), store.run_settings(evaluation.run)
+    )
 
 
 def _history(db: sqlite3.Connection, evaluation: RunEvaluation, now: dict[str, Any]) -> list[HistoryRow]:

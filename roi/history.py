@@ -29,6 +29,7 @@ class HistoryRow:
     cost_usd: float | None  # what the run's own calls cost (cached answers cost nothing); None: unknown
     calls: int
     cached_calls: int
+    fingerprint: str | None = None  # of the pilot settings the run used (roi/fingerprint.py); None: not kept
 
 
 def _accuracy(summary: dict[str, Any]) -> dict[str, Rate]:
@@ -70,6 +71,7 @@ def history_row(
         cost_usd=calls.spent_usd,
         calls=calls.calls,
         cached_calls=calls.cached,
+        fingerprint=run.get("pilot_fingerprint"),
     )
 
 

@@ -31,6 +31,7 @@ from roi.decision import Decision
 from roi.errors import ExitCode, Problem, RoiError, RunFailed
 from roi.evaluation import RunEvaluation, evaluate_run
 from roi.files import private_dir, write_atomic
+from roi.fingerprint import fingerprint, pilot_settings
 from roi.grading import AnswerSpaces, grade_call
 from roi.metrics import RunSummary
 from roi.pilot import LoadedPilot, ModelSpec, Pilot
@@ -241,6 +242,7 @@ def stored_pilot_json(spec: Pilot) -> str:
 def _start_or_resume(db: sqlite3.Connection, pilot: LoadedPilot, opts: RunOptions) -> str:
     if opts.resume is None:
         run_id = new_run_id()
+        settings = pilot_settings(pilot)
         store.insert_run(
             db,
             run_id=run_id,
@@ -251,6 +253,8 @@ def _start_or_resume(db: sqlite3.Connection, pilot: LoadedPilot, opts: RunOption
             started_at=now(),
             item_limit=opts.limit,
             environment={},
+            settings=settings,
+            fingerprint=fingerprint(settings),
         )
         return run_id
     row = store.get_run(db, opts.resume)

@@ -170,6 +170,27 @@ def m_machine_time(db: sqlite3.Connection) -> None:
     run_script(db, "ALTER TABLE calls ADD COLUMN machine_s REAL;")
 
 
+@migration
+def m_pilot_settings(db: sqlite3.Connection) -> None:
+    """The pilot's settings as the run used them (roi/fingerprint.py) and their fingerprint, so compare
+    and the trend can say when two runs asked differently. NULL for runs stored before."""
+    run_script(
+        db,
+        """
+    ALTER TABLE runs ADD COLUMN pilot_fingerprint TEXT;
+    ALTER TABLE runs ADD COLUMN pilot_settings_json TEXT;
+    """,
+    )
+
+
+def run_settings(row: sqlite3.Row | dict[str, Any] | None) -> dict[str, Any] | None:
+    """A run's stored pilot settings (None when it has none: stored before they were kept)."""
+    if row is None or row["pilot_settings_json"] is None:
+        return None
+    settings: dict[str, Any] = json.loads(row["pilot_settings_json"])
+    return settings
+
+
 def record_probe(db: sqlite3.Connection, run_id: str, rows: list[Any]) -> None:
     """Issue 5: store one probe prompt's rows (`roi.probe.ProbeRow`s) atomically."""
     with transaction(db):
@@ -296,11 +317,14 @@ def insert_run(
     started_at: str,
     item_limit: int | None,
     environment: dict[str, Any],
+    settings: dict[str, Any] | None = None,
+    fingerprint: str | None = None,
 ) -> None:
     with transaction(db):
         db.execute(
             "INSERT INTO runs (run_id, pilot, pilot_path, pilot_sha256, pilot_json, started_at, status,"
-            " item_limit, environment_json) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+            " item_limit, environment_json, pilot_settings_json, pilot_fingerprint)"
+            " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
             (
                 run_id,
                 pilot,
@@ -310,6 +334,8 @@ def insert_run(
                 started_at,
                 item_limit,
                 json.dumps(environment, sort_keys=True),
+                None if settings is None else json.dumps(settings, sort_keys=True, ensure_ascii=False),
+                fingerprint,
             ),
         )
 

@@ -29,6 +29,13 @@ WORDS: dict[str, dict[str, str]] = {
         "regressed": "What regressed",
         "none": "Nothing regressed: no stage dropped, no gate that passed fails now, no task is worse beyond chance.",
         "gate_note": "A dropped stage or a regressed gate makes roi run exit with code 3.",
+        "settings": "Settings",
+        "same": "same",
+        "changed": "changed",
+        "not_kept": "not kept",
+        "settings_changed": "The pilot's settings differ from {reference}'s, so a change in results may come from "
+        "them rather than from the model:",
+        "settings_unknown": "The settings of {reference} were not recorded (an older run): they may differ.",
     },
     "ja": {
         "title": "ベースラインとの推移",
@@ -45,6 +52,13 @@ WORDS: dict[str, dict[str, str]] = {
         "regressed": "悪化した点",
         "none": "悪化はありません。段階の低下、合格していたゲートの不合格、偶然を超える正答率の低下はありません。",
         "gate_note": "段階の低下またはゲートの悪化があると roi run は終了コード 3 を返します。",
+        "settings": "設定",
+        "same": "同じ",
+        "changed": "変更あり",
+        "not_kept": "記録なし",
+        "settings_changed": "パイロットの設定が {reference} と異なります。"
+        "結果の変化はモデルではなく設定の変更による可能性があります:",
+        "settings_unknown": "{reference} の設定は記録されていません（古い実行）。異なる可能性があります。",
     },
 }
 
@@ -75,6 +89,7 @@ def build_trend(inputs: ReportInputs) -> dict[str, Any] | None:
     if len(rows) < 2 and check.reference is None:
         return None
     modes = sorted({m for r in rows for m in r.accuracy}, key=lambda m: m != "single")
+    current = next(r for r in rows if r.run_id == inputs.run_id)
     table = [
         {
             "run_id": r.run_id,
@@ -83,6 +98,7 @@ def build_trend(inputs: ReportInputs) -> dict[str, Any] | None:
             "current": r.run_id == inputs.run_id,
             "stage": "—" if r.decision is None else f"{r.decision['stage']} {r.decision['stage_name']}",
             "outcome": "—" if r.decision is None else r.decision["outcome"],
+            "settings": _settings_word(r, current, words),
             "accuracy": [
                 "—" if r.accuracy.get(m) is None else f"{pct(r.accuracy[m].value, lang)} (n={r.accuracy[m].n})"
                 for m in modes
@@ -104,8 +120,24 @@ def build_trend(inputs: ReportInputs) -> dict[str, Any] | None:
         "reference_is_baseline": check.reference_is_baseline,
         "regressed": check.regressed,
         "regressions": [{"kind": g.kind, "text": g.describe()} for g in check.regressions],
+        "settings": _settings_note(inputs, words),
         "charts": {"trend": charts.interval_bars(words["chart"], chart_rows, modes)},
     }
+
+
+def _settings_word(row: HistoryRow, current: HistoryRow, words: dict[str, str]) -> str:
+    """Whether a run asked with this run's pilot settings."""
+    if row.fingerprint is None or current.fingerprint is None:
+        return words["not_kept"]
+    return words["same" if row.fingerprint == current.fingerprint else "changed"]
+
+
+def _settings_note(inputs: ReportInputs, words: dict[str, str]) -> dict[str, Any] | None:
+    diff = inputs.evaluation.settings
+    if diff is None or diff.same:
+        return None
+    key = "settings_changed" if diff.known else "settings_unknown"
+    return {"text": words[key].format(reference=diff.against), "changes": diff.changes}
 
 
 register(
