@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,9 @@ from roi.grouping import Grouping, interference_matrix, recommend_grouping
 from roi.metrics import CellSummary, RunSummary
 from roi.pilot import Gates, Pilot
 from roi.stats import Rate, wilson
+
+if TYPE_CHECKING:
+    from roi.levers import ModelLevers
 
 STAGES = ("pilot", "shadow", "limited", "expand")
 STAGE_GATES: dict[int, tuple[str, ...]] = {
@@ -88,6 +92,7 @@ class ModelDecision:
     grouping: Grouping
     stages: list[StageResult]
     gates: list[GateResult] = field(default_factory=list)  # every gate, counted or not
+    levers: ModelLevers | None = None  # every cheaper way to serve the tasks (roi/levers.py), once evaluated
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ error cost is error rate x `cost_per_error_usd` x volume.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -191,18 +191,22 @@ def plan_economics(
     resamples: int = RESAMPLES,
 ) -> PlanEconomics:
     """Economics of serving `mixed_tasks` mixed and the rest single, against all single (same resamples)."""
-    d = _draws(pairs, seed, resamples)
+    serving = {t: TaskServing(mixed_share=1.0 if t in mixed_tasks else 0.0) for t in pairs}
+    return serving_economics(pilot, model, pairs, serving, seed=seed, resamples=resamples)
+
+
+def _plan(
+    pilot: Pilot,
+    model: str,
+    d: _Draws,
+    cost_plan: dict[str, np.ndarray],
+    acc_plan: dict[str, np.ndarray],
+    mixed_tasks: Sequence[str],
+) -> PlanEconomics:
     tasks = [t.name for t in pilot.tasks]
-    mixed = set(mixed_tasks)
     volume = {t.name: float(t.monthly_volume) for t in pilot.tasks}
     per_error = {t.name: t.cost_per_error_usd for t in pilot.tasks}
     weights = _weights(pilot, tasks)
-
-    def plan(single: dict[str, np.ndarray], chosen: dict[str, np.ndarray], which: set[str]) -> dict[str, np.ndarray]:
-        return {t: chosen[t] if t in which else single[t] for t in tasks}
-
-    cost_plan = plan(d.cost_single, d.cost_mixed, mixed)
-    acc_plan = plan(d.acc_single, d.acc_mixed, mixed)
     compute_single = sum(volume[t] * d.cost_single[t] for t in tasks)
     compute_plan = sum(volume[t] * cost_plan[t] for t in tasks)
     error_single = sum(volume[t] * per_error[t] * (1 - d.acc_single[t]) for t in tasks)
@@ -218,7 +222,7 @@ def plan_economics(
     horizon = pilot.economics.horizon_months
     return PlanEconomics(
         model=model,
-        mixed_tasks=[t for t in tasks if t in mixed],
+        mixed_tasks=[t for t in tasks if t in set(mixed_tasks)],
         cost_known=not bool(np.isnan(per_item_single).any() or np.isnan(per_item_plan).any()),
         investment_usd=investment,
         horizon_months=horizon,
@@ -234,6 +238,48 @@ def plan_economics(
         payback_months=payback(net, investment),
         roi=roi_over_horizon(net, investment, horizon),
     )
+
+
+@dataclass(frozen=True)
+class TaskServing:
+    """How an option serves one task: the share of its volume answered in mixed calls (the rest single),
+    what its items cost in each mode relative to this run (a batch API's discount), and the cost of its
+    single items under the option when it differs from the measured one (prompt caching; aligned with
+    `TaskPairs.item_ids`)."""
+
+    mixed_share: float = 0.0
+    single_scale: float = 1.0
+    mixed_scale: float = 1.0
+    single_cost: np.ndarray | None = None
+
+
+def serving_economics(
+    pilot: Pilot,
+    model: str,
+    pairs: dict[str, TaskPairs],
+    serving: dict[str, TaskServing],
+    *,
+    seed: int,
+    resamples: int = RESAMPLES,
+) -> PlanEconomics:
+    """Economics of serving each task as `serving` says, against every task single as measured, on the
+    same resamples (an option's cost arrays are drawn over the same items as the measured ones)."""
+    d = _draws(pairs, seed, resamples)
+    costs = {t: how.single_cost for t, how in serving.items() if how.single_cost is not None}
+    changed = {t: replace(pairs[t], cost_single=c) for t, c in costs.items()}
+    o = _draws({**pairs, **changed}, seed, resamples) if changed else d  # the same items: same seed and sizes
+    cost, acc = {}, {}
+    for t, how in serving.items():
+        cost[t] = _blend(how.mixed_share, how.mixed_scale * d.cost_mixed[t], how.single_scale * o.cost_single[t])
+        acc[t] = _blend(how.mixed_share, d.acc_mixed[t], d.acc_single[t])
+    return _plan(pilot, model, d, cost, acc, [t for t, how in serving.items() if how.mixed_share > 0])
+
+
+def _blend(share: float, mixed: np.ndarray, single: np.ndarray) -> np.ndarray:
+    """`share` of mixed and the rest single; a side with no share is left out (it may be unknown)."""
+    if share <= 0:
+        return single
+    return mixed if share >= 1 else share * mixed + (1 - share) * single
 
 
 def _payback_one(net: float | None, investment: float) -> float | None:
@@ -295,16 +341,26 @@ def _common_prefix(texts: list[str]) -> int:
     return size
 
 
+def _contexts(calls: pd.DataFrame) -> pd.Series:
+    return calls["call_id"].str.rsplit(":", n=1).str[0]  # model/single:task or model/mixed:g0
+
+
+def shared_prefix_chars(calls: pd.DataFrame) -> pd.Series:
+    """Characters of each call's prompt that every call of its context shares (single: its task; mixed:
+    its group): what a prefix cache could serve. 0 for a call alone in its context."""
+    out = pd.Series(0, index=calls.index, dtype=int)
+    for _, group in calls.groupby(_contexts(calls)):
+        if len(group) >= 2:
+            out[group.index] = _common_prefix([str(p) for p in group["prompt"]])
+    return out
+
+
 def _cacheable_share(calls: pd.DataFrame) -> float | None:
-    context = calls["call_id"].str.rsplit(":", n=1).str[0]  # model/single:task or model/mixed:g0
-    shares = []
-    for _, group in calls.groupby(context):
-        prompts = [str(p) for p in group["prompt"]]
-        if len(prompts) < 2:
-            return None
-        shared = _common_prefix(prompts)
-        shares += [shared / len(p) for p in prompts if p]
-    return float(np.mean(shares)) if shares else None
+    if (calls.groupby(_contexts(calls)).size() < 2).any():
+        return None
+    lengths = calls["prompt"].str.len()
+    shares = (shared_prefix_chars(calls) / lengths)[lengths > 0]
+    return float(shares.mean()) if len(shares) else None
 
 
 def _known_mean(values: pd.Series) -> float | None:

@@ -17,6 +17,7 @@ from roi import baseline, probe, store
 from roi.baseline import BaselineCheck
 from roi.fingerprint import SettingsDiff, settings_diff
 from roi.history import CallCounts, HistoryRow, history, history_row
+from roi.levers import with_levers
 from roi.probe import MixtureFigures
 from roi.run_decision import DecidedRun, RunEnding, brief, decide_run
 
@@ -52,6 +53,7 @@ def evaluate_run(db: sqlite3.Connection, run_id: str, ending: RunEnding | None =
     """Summarise, decide and compare `run_id` with its baseline; `ending` gives the status and end time
     of a run being finished (its row still says `running`)."""
     decided = decide_run(db, run_id, ending)
+    decided = replace(decided, decision=with_levers(decided.pilot, decided.items, decided.calls, decided.decision))
     now = brief(decided.decision)
     evaluation = RunEvaluation(
         **{f.name: getattr(decided, f.name) for f in fields(decided)},

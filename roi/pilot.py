@@ -39,11 +39,15 @@ class LocalCost(Strict):
 
 
 class Price(Strict):
-    """API prices in USD per million tokens."""
+    """API prices in USD per million tokens, and the cost levers a provider's price list offers: prompt
+    caching (cached input, cache writes, the shortest prefix cached) and a batch API's discount."""
 
     input_per_1m: NonNegative
     cached_input_per_1m: NonNegative | None = None
     output_per_1m: NonNegative
+    cache_write_per_1m: NonNegative | None = None  # writing a prefix to the cache; None: the input price
+    batch_discount: Fraction | None = None  # share off every token on the provider's batch API; None: no batch API
+    min_cacheable_tokens: int = Field(default=0, ge=0)  # a shorter shared prefix is never cached
 
 
 _OPENAI_ONLY = ("base_url", "api_key_env", "price")
@@ -153,6 +157,9 @@ class TaskSpec(Strict):
     scorer: ScorerSpec
     monthly_volume: int = Field(default=0, ge=0)
     cost_per_error_usd: NonNegative = 0.0
+    # The longest an answer may take in production (default: gates.max_p95_latency_s). A batch API, which
+    # answers within a day, is considered for this task only when it allows that long.
+    max_latency_s: float | None = Field(default=None, gt=0)
     max_answer_tokens: int = Field(default=16, ge=1, le=512)
 
     @field_validator("scorer", mode="before")

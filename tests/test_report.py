@@ -184,5 +184,5 @@ def test_a_section_can_be_added(hostile_run: RunResult, monkeypatch: pytest.Monk
     )
     data = build_report(ReportInputs(hostile_run.evaluation, "en"))
     ids = [s["id"] for s in data["sections"]]
-    assert ids[:3] == ["roi", "gates", "extra"] and data["sections"][2]["title"] == "Extra"
-    assert data["sections"][2]["data"]["rows"]  # the builder's plain data, as the template gets it
+    assert ids[:4] == ["levers", "roi", "gates", "extra"] and data["sections"][3]["title"] == "Extra"
+    assert data["sections"][3]["data"]["rows"]  # the builder's plain data, as the template gets it

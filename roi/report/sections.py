@@ -23,6 +23,7 @@ from roi.report.evidence import (
 )
 from roi.report.i18n import join, text
 from roi.report.inputs import Builder, ReportInputs, Section
+from roi.report.levers_section import build_levers
 from roi.report.money import build_cost, build_grouping, build_roi
 from roi.report.probe_section import report_section
 from roi.report.wording import pct
@@ -125,6 +126,7 @@ def build_method(inputs: ReportInputs) -> dict[str, Any]:
 
 
 SECTIONS: list[Section] = [
+    Section("levers", "sections/levers.html.j2", build_levers),
     Section("roi", "sections/roi.html.j2", build_roi),
     Section("gates", "sections/gates.html.j2", build_gates),
     Section("accuracy", "sections/accuracy.html.j2", build_accuracy),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from roi import formats
 from roi.decision import STAGES, Decision, GateResult, ModelDecision, Status
 from roi.economics import Estimate
+from roi.levers import MIXED_OPTIONS
 from roi.report.i18n import join, text
 
 PERCENT_GATES = {"accuracy_drop", "unparseable_rate", "swap_rate", "cost_saving"}
@@ -116,7 +117,36 @@ def headline(decision: Decision, lang: str) -> str:
     return " ".join(model_headline(decision.chosen, lang))
 
 
+def lever_headline(d: ModelDecision, lang: str) -> str:
+    """The cheapest option that passes the accuracy gates, in one sentence ("" before levers are compared)."""
+    found = d.levers
+    if found is None or found.cheapest is None or d.outcome == "not_compared":
+        return ""  # nothing to rank: the cost sentences say why
+    best = found.lever(found.cheapest)
+    saving = best.plan.net_monthly_benefit_usd.value if best.plan is not None else None
+    params = {"model": d.model, "option": text(lang, f"levers.option.{best.option}"), "saving": usd(saving, lang)}
+    mixed = found.lever("mixed")
+    if best.option == "single":
+        return text(lang, "levers.best.keep", **params)
+    if best.option in MIXED_OPTIONS:
+        return text(lang, "levers.best.mixed", **params)
+    if mixed.passes_accuracy and mixed.plan is not None:
+        return text(lang, "levers.best.instead", mixed=usd(mixed.plan.net_monthly_benefit_usd.value, lang), **params)
+    return text(lang, "levers.best.other", **params)
+
+
 def model_headline(d: ModelDecision, lang: str) -> list[str]:
+    """The decision's sentences; the cheapest option comes first when it is not the mixing the stage
+    advances, so no reader takes mixing for the best saving when a cheaper lever passes too."""
+    lever = lever_headline(d, lang)
+    cheaper_elsewhere = d.levers is not None and d.levers.cheapest not in (*MIXED_OPTIONS, None)
+    sentences = _stage_headline(d, lang)
+    if d.stage >= 1 and cheaper_elsewhere:
+        return [lever, *sentences]
+    return [*sentences, lever] if lever else sentences
+
+
+def _stage_headline(d: ModelDecision, lang: str) -> list[str]:
     g = d.grouping
     parts: list[str] = []
     if d.outcome == "not_compared":
