@@ -60,6 +60,7 @@ class ModelSpec(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     max_batch: int | None = Field(default=None, ge=1, le=1024)
+    precision: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     cost: LocalCost | None = None
     base_url: str | None = None
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -88,6 +89,8 @@ class ModelSpec(Strict):
             raise ValueError("cost.usd_per_hour applies to local models; API models use price")
         elif self.max_batch is not None:
             raise ValueError("max_batch applies to local models; API models use max_concurrency")
+        elif self.precision != "auto":
+            raise ValueError("precision applies to local models (the output layer's screen)")
         elif self.base_url is None and self.api_key_env is None:
             # Without base_url the official endpoint is called, and it needs a key.
             raise ValueError("set api_key_env (the name of the variable holding the key) or a base_url")

@@ -103,6 +103,15 @@ BAD_PILOTS = [
         ["models[0]", "max_batch applies to local models"],
     ),
     ("max_batch out of range", ("model: embedded", "model: embedded\n    max_batch: 0"), ["models[0].max_batch"]),
+    (
+        "precision on an API model",
+        (
+            "backend: transformers\n    model: embedded\n    cost: {usd_per_hour: 1.0}",
+            "backend: openai\n    model: m\n    base_url: http://x\n    precision: bfloat16",
+        ),
+        ["models[0]", "precision applies to local models"],
+    ),
+    ("unknown precision", ("model: embedded", "model: embedded\n    precision: int8"), ["models[0].precision"]),
     ("tasks_per_call too small", ("tasks_per_call: all", "tasks_per_call: 1"), ["tasks_per_call", "at least 2"]),
     ("too many shots", ("shots: 2", "shots: 5"), ["tasks[0].examples", "5 shots", "only 2 examples"]),
     (

@@ -2,23 +2,30 @@
 `lm_head` and `argmax` give it, at a fraction of the float32 cost on CPU.
 
 Gemma 3's output layer is its 262k x 640 embedding matrix: 670 MB in float32, read at every decoding
-step, and with a handful of rows the largest part of a step (measured at 9 rows: 99 of ~180 ms). A
-half-precision copy (half the bytes) screens the vocabulary, and float64 decides among the few tokens
-the screen cannot rule out:
+step, and with a handful of rows the largest part of a step. A 16-bit copy (bfloat16 or float16: half
+the bytes) screens the vocabulary, and float64 decides among the few tokens the screen cannot rule out:
 
-    s~ = fp16(W) @ fp16(h)                        one pass over 335 MB, float32 accumulation
+    s~ = f(W) @ f(h)                              one pass over the copy, float32 accumulation
     |s - s~| <= m  for every token                a bound from the rounding of W, h and the output
     candidates = { v : s~_v >= max(s~) - 2m }     always holds the true argmax
     choice = argmax over candidates of W_v @ h    float64, first index on ties, as `argmax` does
 
-`m = 2 x (E|h| + N|h - fp16(h)| + (d u32 + u16) N |fp16(h)| + 2 d u32 N |h| + 2^-25)`, with `E` the
-largest row norm of `W - fp16(W)`, `N` the largest row norm of `fp16(W)` (both computed from the
-weights), `d` the hidden size, `u` the unit roundoff and 2^-25 the absolute error of a float16
-subnormal; the factor 2 is a safety margin. The bound assumes float32 accumulation in the float16
-product (what PyTorch's CPU kernels do); tests/backends/local/test_output_layer.py checks it against float64 logits
-of real hidden states. The decision is the true argmax of `W h` whatever rows share the batch; a
-float32 product over the whole vocabulary (the naive path) can differ from it only where two logits
-are within float32 rounding of each other (none in the benchmark's 170 calls).
+`m = 2 x (E|h| + N|h - f(h)| + g_d N|f(h)| + u M / (1 - u) + 2 d u32 N |h| + t)`, with `f` the
+rounding to the format, `E` the largest row norm of `W - f(W)`, `N` the largest row norm of `f(W)`
+(both from the weights), `d` the hidden size, `g_d = d u32 / (1 - d u32)` the float32 accumulation's
+error factor, `u` the format's unit roundoff (2^-8 for bfloat16, 2^-11 for float16: the output is
+rounded to the format), `M` the row's largest |s~|, `t` half the spacing of the format's subnormals
+(the absolute error of a result in that range) and the factor 2 a safety margin. The bound assumes
+float32 accumulation in the 16-bit product, which roi/backends/local/precision.py checks on the
+machine's kernels before it offers a format (tests/backends/local/test_output_layer.py checks the
+bound against float64 logits of real hidden states for each format). The decision is the true argmax
+of `W h` whatever the format and whatever rows share the batch; a float32 product over the whole
+vocabulary (the naive path, and the `float32` precision here) can differ from it only where two
+logits are within float32 rounding of each other.
+
+Which format screens is chosen by timing on the machine at hand (roi/backends/local/precision.py):
+on one CPU bfloat16 is the fastest, on another float16, and where neither beats the float32 product
+the screen is not used at all.
 
 So that the copy costs no memory, the float32 matrix is then read from the model's safetensors file
 through a private memory map instead of the loaded matrix, and the pages a lookup (input tokens,
@@ -34,6 +41,7 @@ product runs a vocabulary slice at a time.
 from __future__ import annotations
 
 import json
+import math
 import mmap
 import struct
 import sys
@@ -46,9 +54,30 @@ import numpy as np
 import torch
 
 _VOCAB_CHUNK = 16384  # output-layer rows per slice of the exact path
-_U16, _U32 = 2.0**-11, 2.0**-24  # unit roundoff of float16 and float32
-_HALF_TINY = 2.0**-25  # half the spacing of float16's subnormals
+_DECIDE_CHUNK = 4096  # candidates decided in float64 at once (20 MB of rows)
+_U32 = 2.0**-24  # unit roundoff of float32
 _SAFETY = 2.0
+
+
+@dataclass(frozen=True)
+class Format:
+    """A 16-bit format the screen may use: its unit roundoff and half the spacing of its subnormals."""
+
+    name: str
+    dtype: torch.dtype
+    unit_roundoff: float
+    half_tiny: float
+
+
+FORMATS = {
+    f.name: f
+    for f in (
+        Format("bfloat16", torch.bfloat16, 2.0**-8, 2.0**-134),
+        Format("float16", torch.float16, 2.0**-11, 2.0**-25),
+    )
+}
+FLOAT32 = "float32"  # no screen: the float32 product a vocabulary slice at a time
+PRECISIONS = (*FORMATS, FLOAT32)
 
 
 def output_logits(model: Any, hidden: torch.Tensor) -> torch.Tensor:
@@ -93,57 +122,98 @@ def sliced_greedy(model: Any, hidden: torch.Tensor, chunk: int = _VOCAB_CHUNK) -
 
 @dataclass(frozen=True)
 class Screen:
-    """A float16 copy of the output matrix and the constants of its error bound (module docstring)."""
+    """A 16-bit copy of the output matrix and the constants of its error bound (module docstring)."""
 
-    half: torch.Tensor  # (vocab, hidden) float16
-    row_error: float  # E: the largest row norm of W - fp16(W)
-    row_norm: float  # N: the largest row norm of fp16(W)
+    half: torch.Tensor  # (vocab, hidden) in the format
+    row_error: float  # E: the largest row norm of W - f(W)
+    row_norm: float  # N: the largest row norm of f(W)
+    format: Format = FORMATS["float16"]
 
     @classmethod
-    def of(cls, weight: torch.Tensor, done: Callable[[int, int], None] = lambda a, b: None) -> Screen:
+    def of(
+        cls,
+        weight: torch.Tensor,
+        fmt: Format | None = None,
+        done: Callable[[int, int], None] = lambda a, b: None,
+        constants: tuple[float, float] | None = None,
+    ) -> Screen:
         """The copy and its constants, a slice of rows at a time (`done(first, end)` after each: the
-        mapped matrix lets those rows' pages go, so building never holds both whole matrices)."""
-        half = torch.empty(weight.shape, dtype=torch.float16)
+        mapped matrix lets those rows' pages go, so building never holds both whole matrices).
+        `constants`: (E, N) as an earlier `of` found them for the same matrix and format."""
+        fmt = fmt or FORMATS["float16"]
+        half = torch.empty(weight.shape, dtype=fmt.dtype)
         error = norm = 0.0
         for start in range(0, weight.shape[0], _VOCAB_CHUNK):
             part = weight[start : start + _VOCAB_CHUNK]
-            half[start : start + _VOCAB_CHUNK] = part.to(torch.float16)
-            back = half[start : start + _VOCAB_CHUNK].to(torch.float64)
-            error = max(error, float((part.to(torch.float64) - back).norm(dim=1).max()))
-            norm = max(norm, float(back.norm(dim=1).max()))
+            half[start : start + _VOCAB_CHUNK] = part.to(fmt.dtype)
+            if constants is None:
+                error, norm = _row_norms(part, half[start : start + _VOCAB_CHUNK], error, norm)
             done(start, start + part.shape[0])
-        return cls(half, error, norm)
+        if constants is not None:
+            return cls(half, *constants, fmt)
+        up = 1 + 2 * weight.shape[1] * _U32  # float32 sums of squares, then a square root
+        return cls(half, error * up + fmt.half_tiny, norm * up, fmt)
 
-    def margins(self, hidden: torch.Tensor, half_hidden: torch.Tensor) -> torch.Tensor:
-        """m per row: a bound on |s - s~| for every token (module docstring), in float64."""
+    @property
+    def constants(self) -> tuple[float, float]:
+        return self.row_error, self.row_norm
+
+    def usable(self) -> bool:
+        """Whether every weight fits the format (float16 overflows past 65504: a row norm goes infinite)."""
+        return math.isfinite(self.row_norm) and math.isfinite(self.row_error)
+
+    def margins(self, hidden: torch.Tensor, half_hidden: torch.Tensor, largest: torch.Tensor) -> torch.Tensor:
+        """m per row: a bound on |s - s~| for every token (module docstring), in float64; `largest` is the
+        row's largest |s~|."""
         h = hidden.to(torch.float64)
         hh = half_hidden.to(torch.float64)
         size = hidden.shape[-1]
+        u = self.format.unit_roundoff
         h_norm, hh_norm = h.norm(dim=-1), hh.norm(dim=-1)
         m: torch.Tensor = self.row_error * h_norm + self.row_norm * (h - hh).norm(dim=-1)
-        m += (size * _U32 + _U16) * self.row_norm * hh_norm * (1 + 1e-3) + 2 * size * _U32 * self.row_norm * h_norm
-        m += _HALF_TINY  # a float16 result in the subnormal range is off by up to this, absolutely
+        m += size * _U32 / (1 - size * _U32) * self.row_norm * hh_norm * (1 + 1e-3)
+        m += u / (1 - u) * largest.to(torch.float64) + 2 * size * _U32 * self.row_norm * h_norm
+        m += self.format.half_tiny  # a result in the subnormal range is off by up to this, absolutely
         return _SAFETY * m
 
     def candidates(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(token ids, mask): the tokens that may be some row's argmax (ascending) and, per row, which of
-        them are its own candidates; None when float16 cannot hold the values (the exact path then runs)."""
-        half_hidden = hidden.to(torch.float16)
+        them are its own candidates; None when the format cannot hold the values (the exact path then runs)."""
+        half_hidden = hidden.to(self.format.dtype)
         approx = torch.nn.functional.linear(half_hidden, self.half)  # (rows, vocab)
-        best = approx.max(dim=1).values
-        if not bool(torch.isfinite(best).all()) or not bool(torch.isfinite(half_hidden).all()):
+        low, best = torch.aminmax(approx, dim=1)
+        if not bool(torch.isfinite(best).all() and torch.isfinite(low).all()):
             return None
-        floor = _half_at_most(best.to(torch.float64) - 2 * self.margins(hidden, half_hidden))
+        if not bool(torch.isfinite(half_hidden).all()):
+            return None
+        largest = torch.maximum(best.abs(), low.abs())
+        floor = _at_most(best.to(torch.float64) - 2 * self.margins(hidden, half_hidden, largest), self.format.dtype)
         ids = (approx >= floor[:, None]).any(dim=0).nonzero().squeeze(1)
         return ids, approx[:, ids] >= floor[:, None]
 
 
-def _half_at_most(values: torch.Tensor) -> torch.Tensor:
-    """float16 values no greater than `values` (float64): a comparison in float16 keeps every token the
-    float64 threshold keeps, and at most a few more."""
-    half = values.to(torch.float16)
+def _row_norms(part: torch.Tensor, half: torch.Tensor, error: float, norm: float) -> tuple[float, float]:
+    """The largest row norms so far of `W - f(W)` (exact in float32: f(W) is within a factor 2 of W,
+    or 0) and of `f(W)`."""
+    back = half.to(torch.float32)
+    error = max(error, float(torch.linalg.vector_norm(part - back, dim=1).max()))
+    return error, max(norm, float(torch.linalg.vector_norm(back, dim=1).max()))
+
+
+def _at_most(values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Values of `dtype` no greater than `values` (float64): a comparison in the format keeps every
+    token the float64 threshold keeps, and at most a few more."""
+    half = values.to(dtype)
     above = half.to(torch.float64) > values
     return torch.where(above, torch.nextafter(half, torch.full_like(half, float("-inf"))), half)
+
+
+def read_through(model: Any, mapped: MappedMatrix) -> None:
+    """The model's (tied) embedding and output matrix read through `mapped` from now on."""
+    if model.get_output_embeddings().weight.data_ptr() != mapped.tensor.data_ptr():
+        shared = torch.nn.Parameter(mapped.tensor, requires_grad=False)
+        model.get_input_embeddings().weight = shared
+        model.get_output_embeddings().weight = shared  # tied, as loaded
 
 
 class OutputLayer:
@@ -157,9 +227,19 @@ class OutputLayer:
         self._hook = None if mapped is None else model.get_input_embeddings().register_forward_hook(self._release)
 
     @classmethod
-    def for_model(cls, model: Any, model_dir: Path | None, device: str) -> OutputLayer:
-        """Screened when the model qualifies and its float32 embedding maps from its safetensors file
-        (then the heap copy of the matrix is released)."""
+    def for_model(cls, model: Any, model_dir: Path | None, device: str, precision: str = "float16") -> OutputLayer:
+        """Screened in `precision` when the model qualifies (`mappable`) and its weights fit the format,
+        else the float32 product. roi/backends/local/precision.py chooses the format by timing."""
+        mapped = cls.mappable(model, model_dir, device) if precision in FORMATS else None
+        if mapped is None:
+            return cls(model)
+        screen = Screen.of(mapped.tensor, FORMATS[precision], mapped.release)
+        return cls.screened(model, screen, mapped) if screen.usable() else cls(model)
+
+    @staticmethod
+    def mappable(model: Any, model_dir: Path | None, device: str) -> MappedMatrix | None:
+        """The float32 output matrix read from its safetensors file, when a screen may stand in for it: on
+        CPU, float32, no bias, no logit soft-capping, tied to the input embedding, found in the file."""
         head = model.get_output_embeddings()
         weight = head.weight
         qualifies = (
@@ -170,17 +250,18 @@ class OutputLayer:
             and _cap(model) is None
             and weight is model.get_input_embeddings().weight
         )
-        if not qualifies:
-            return cls(model)
-        assert model_dir is not None
-        mapped = mapped_matrix(model_dir, weight.detach())
-        if mapped is None:
-            return cls(model)
-        screen = Screen.of(mapped.tensor, mapped.release)  # reading the rows made their pages resident
-        shared = torch.nn.Parameter(mapped.tensor, requires_grad=False)
-        model.get_input_embeddings().weight = shared
-        head.weight = shared  # tied, as loaded
+        return mapped_matrix(model_dir, weight.detach()) if qualifies and model_dir is not None else None
+
+    @classmethod
+    def screened(cls, model: Any, screen: Screen, mapped: MappedMatrix) -> OutputLayer:
+        """The screen in use, the model's matrix read through the mapping (its heap copy released)."""
+        read_through(model, mapped)
         return cls(model, screen, mapped)
+
+    @property
+    def precision(self) -> str:
+        """The screen's format, or float32 when the float32 product decides alone."""
+        return self.screen.format.name if self.screen is not None else FLOAT32
 
     def _release(self, *_: Any) -> None:
         """After a lookup in the mapped matrix: its pages go (module docstring)."""
@@ -193,14 +274,24 @@ class OutputLayer:
         if found is None:
             return sliced_greedy(self.model, hidden)
         ids, mine = found
-        rows = self.model.get_output_embeddings().weight[ids].to(torch.float64)
-        self._release()
-        exact = torch.mm(hidden.to(torch.float64), rows.t())  # (rows, candidates), the same in any batch
-        exact = exact.masked_fill(~mine, float("-inf"))
-        return ids[exact.argmax(dim=1)]  # ids ascending: the first index wins ties
+        weight, wide = self.model.get_output_embeddings().weight, hidden.to(torch.float64)
+        best_value = best_index = None
+        for start in range(0, ids.numel(), _DECIDE_CHUNK):  # a flat row may let thousands through
+            part = ids[start : start + _DECIDE_CHUNK]
+            exact = torch.mm(wide, weight[part].to(torch.float64).t())  # the same in any batch
+            value, index = exact.masked_fill(~mine[:, start : start + _DECIDE_CHUNK], float("-inf")).max(dim=1)
+            self._release()
+            if best_value is None or best_index is None:
+                best_value, best_index = value, part[index]
+            else:
+                better = value > best_value  # strictly: an earlier chunk keeps a tie (ids ascending)
+                best_value = torch.where(better, value, best_value)
+                best_index = torch.where(better, part[index], best_index)
+        assert best_index is not None  # the screen's own argmax is always a candidate
+        return best_index
 
     def unscreen(self) -> None:
-        """Drop the float16 copy (for work that reads the whole float32 matrix anyway, such as the
+        """Drop the 16-bit copy (for work that reads the whole float32 matrix anyway, such as the
         probe's full softmax: holding both would cost more memory than the copy saves); greedy choices
         go through the float32 slices from then on, and the matrix's pages stay resident (they are all
         read at every step)."""
@@ -212,7 +303,7 @@ class OutputLayer:
 
     def resident_saving(self) -> int:
         """Bytes of resident memory the screen saves: the float32 matrix stays in its file (the pages a
-        lookup reads are dropped after it), its float16 copy takes half."""
+        lookup reads are dropped after it), its 16-bit copy takes half."""
         if self.screen is None or not sys.platform.startswith("linux"):
             return 0  # elsewhere MADV_DONTNEED is a hint at best: the mapped pages may all stay resident
         weight = self.model.get_output_embeddings().weight
@@ -222,7 +313,7 @@ class OutputLayer:
         """Transient bytes per row a greedy step holds (the budget counts them)."""
         vocab = int(self.model.get_output_embeddings().weight.shape[0])
         if self.screen is not None:
-            return vocab * (2 + 1)  # float16 scores and the candidate mask
+            return vocab * (2 + 1)  # 16-bit scores and the candidate mask
         return 2 * _VOCAB_CHUNK * int(self.model.get_output_embeddings().weight.element_size())
 
 
@@ -234,6 +325,7 @@ class MappedMatrix:
     tensor: torch.Tensor
     mapping: mmap.mmap
     offset: int  # of row 0 in the mapping, in bytes
+    identity: str = ""  # the file and its version: what facts computed from the matrix may be kept under
 
     def release(self, first: int = 0, end: int | None = None) -> None:
         """Drop the resident pages of rows [first, end) (all by default); reading them again faults them
@@ -264,7 +356,9 @@ def mapped_matrix(model_dir: Path, like: torch.Tensor) -> MappedMatrix | None:
                 tensor = torch.from_numpy(array.reshape(like.shape))
                 rows = _sample_rows(like.shape[0])
                 if torch.equal(tensor[rows], like[rows]):
-                    return MappedMatrix(tensor, whole, 8 + size + begin)
+                    stat = path.stat()
+                    identity = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{name}"
+                    return MappedMatrix(tensor, whole, 8 + size + begin, identity)
     return None
 
 

@@ -244,7 +244,7 @@ class PrefixBatcher:
     # -- public -----------------------------------------------------------------------------------
 
     def release_screen(self) -> None:
-        """Drop the output layer's float16 copy (`OutputLayer.unscreen`) and the budget it allowed."""
+        """Drop the output layer's 16-bit copy (`OutputLayer.unscreen`) and the budget it allowed."""
         self.output.unscreen()
         if self._budget_given is None:
             self.budget = memory_budget(self.model, self.device, self.output)

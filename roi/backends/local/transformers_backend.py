@@ -11,12 +11,15 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from roi.backends import GenerationRequest, GenerationResult, Status
 from roi.backends.local.local_models import resolve_model_dir
 from roi.errors import RunFailed
 from roi.pilot import ModelSpec
+
+if TYPE_CHECKING:
+    from roi.backends.local.precision import Choice
 
 
 def pick_device(requested: str) -> str:
@@ -96,6 +99,13 @@ def pick_threads(torch: Any) -> int:
     return threads
 
 
+# A few lines in the shape of the pilots' prompts: their last hidden states check and time the screen.
+_SAMPLE_TEXT = (
+    "Give the capital city of the country.\nFrance -> Paris\nJapan -> Tokyo\nItaly ->"
+    " Rome\nA[1] (number_en) 45 -> forty-five\nA[2] (en_fr) white -> blanc\nA[3] (upper) river -> RIVER"
+)
+
+
 class TransformersBackend:
     def __init__(self, spec: ModelSpec, base_dir: Path, status: Status, *, batching: bool = True) -> None:
         import torch
@@ -115,16 +125,33 @@ class TransformersBackend:
         self.model.eval()
         self._torch = torch
         self.batching = batching
-        from roi.backends.local.output_layer import OutputLayer
+        self.precision: Choice | None = None
         from roi.backends.local.prefix_batching import PrefixBatcher
 
         # The naive reference path keeps the model as loaded (its `generate` reads the whole output layer).
-        output = OutputLayer.for_model(self.model, self.model_dir, self.device) if batching else None
+        output = self._output_layer(status) if batching else None
         if self.device == "cpu":
             trim_heap()
         self._batcher = PrefixBatcher(
             self.model, self.tokenizer, self.device, max_batch=spec.max_batch, output=output, share_prefixes=batching
         )
+
+    def _output_layer(self, status: Status) -> Any:
+        """The output layer in the precision asked for or measured (roi/backends/local/precision.py),
+        announced in the run's header."""
+        from roi.backends.local import precision
+
+        output, self.precision = precision.output_layer(
+            self.model, self.model_dir, self.device, self.spec.precision, self._sample_hidden()
+        )
+        status(f"Output layer: {self.precision.describe()}")
+        return output
+
+    def _sample_hidden(self) -> Any:
+        """Final hidden states of a short text: real rows to check and time the output layer on."""
+        ids = self.tokenizer(_SAMPLE_TEXT, return_tensors="pt").input_ids.to(self.device)
+        with self._torch.inference_mode():
+            return self.model.get_decoder()(input_ids=ids).last_hidden_state[0]
 
     def release_output_screen(self) -> None:
         """Before work that reads the whole output layer (the probe's teacher forcing): see
@@ -137,6 +164,8 @@ class TransformersBackend:
     def describe(self) -> dict[str, str]:
         import transformers
 
+        from roi.backends.local.precision import cpu_description
+
         return {
             "torch": self._torch.__version__,
             "transformers": transformers.__version__,
@@ -145,6 +174,8 @@ class TransformersBackend:
             "model_dir": str(self.model_dir),
             "threads": str(self._torch.get_num_threads()),
             "batching": "prefix-shared batches" if self.batching else "one generate per call",
+            "output_layer": self.precision.describe() if self.precision else "float32 (the model's own generate)",
+            "cpu": cpu_description(),
         }
 
     def generate(self, requests: Sequence[GenerationRequest]) -> Iterator[GenerationResult]:

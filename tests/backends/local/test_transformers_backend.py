@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from roi.backends import GenerationRequest
+from roi.backends.local.precision import cpu_description
 from roi.backends.local.prefix_batching import PrefixBatcher, Row, _Charges, draft, shared_length
 from roi.backends.local.transformers_backend import TransformersBackend, cut_at_stop
 from roi.pilot import load_pilot
@@ -30,10 +31,14 @@ def demo_requests() -> list[GenerationRequest]:
     return requests
 
 
+STATUS: list[str] = []  # what the backend told the run's header while loading
+
+
 @pytest.fixture(scope="module")
 def backend(embedded_model_dir: Path) -> TransformersBackend:
-    spec = load_pilot(PILOTS / "superposition-demo.yaml").spec.models[0]
-    return TransformersBackend(spec, REPO, lambda _: None)
+    # bfloat16, the looser of the two screens (more candidates), whatever this machine would choose.
+    spec = load_pilot(PILOTS / "superposition-demo.yaml").spec.models[0].model_copy(update={"precision": "bfloat16"})
+    return TransformersBackend(spec, REPO, STATUS.append)
 
 
 def test_fast_path_gives_the_naive_answers_and_token_counts(backend: TransformersBackend) -> None:
@@ -89,6 +94,10 @@ def test_describe_says_how_calls_are_run(backend: TransformersBackend) -> None:
     facts = backend.describe()
     assert facts["batching"] == "prefix-shared batches"
     assert int(facts["threads"]) >= 1
+    precision = backend._batcher.output.precision
+    assert facts["output_layer"].startswith(f"{precision} (")  # stored with the run's environment
+    assert f"Output layer: {facts['output_layer']}" in STATUS  # and shown in the run's header
+    assert facts["cpu"] == cpu_description()
 
 
 def test_results_keep_request_keys_for_a_lone_request(backend: TransformersBackend) -> None:
