@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from roi.backends.local.teacher_forcing import beam_answers, score_candidates
+from roi.backends.local.teacher_forcing import score_candidates, top_answers
 from roi.pilot import LoadedPilot, Pilot, ProbeSpec, probe_inputs
 from roi.stats import Rate, bootstrap_mean_interval, wilson
 
@@ -133,7 +133,7 @@ def probe_prompt(model_name: str, model: Any, tokenizer: Any, prompt: ProbePromp
     scored = score_candidates(model, tokenizer, prompt.text, [candidate(prompt.answers[t]) for t in tasks])
     width = beam_width or sum(1 for s in prompt.shares.values() if s > 0)
     longest = max(s.tokens for s in scored)
-    beams = set(beam_answers(model, tokenizer, prompt.text, max(width, 1), longest + 1))
+    beams = set(top_answers(model, tokenizer, prompt.text, max(width, 1), longest + 1))
     prompt_tokens = len(tokenizer(prompt.text, add_special_tokens=True).input_ids)
     return [
         ProbeRow(

@@ -151,9 +151,10 @@ def walk(lists: TopLists, prompt: str, cand: str) -> ApiScore:
 
 
 def top_continuations(lists: TopLists, prompt: str, width: int, max_steps: int) -> list[str]:
-    """The model's `width` best distinct continuations (ended at a newline, stripped) by a beam search
-    over the top lists, keeping twice `width` beams as the local `beam_answers` does; stops early at
-    the cap, keeping what it has."""
+    """The model's `width` best distinct continuations (ended at a newline, stripped), ranked by total
+    probability (no length penalty), by a beam search over the top lists keeping twice `width`
+    continuations per step (the server lists only its top tokens, so an exact search as the local
+    `top_answers` runs is not possible); stops early at the cap, keeping what it has."""
     beams: list[tuple[str, float]] = [("", 0.0)]
     ended: dict[str, float] = {}
     for _ in range(max_steps if lists.continuable else 1):

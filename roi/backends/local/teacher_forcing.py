@@ -15,9 +15,13 @@ merged token as well, exactly as a full pass over the joint text would.
 
 from __future__ import annotations
 
+import copy
+import heapq
+import itertools
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -75,13 +79,22 @@ def score_candidates(model: Any, tokenizer: Any, prompt: str, candidates: Sequen
 
 
 def _prefix(model: Any, ids: list[int], device: Any) -> tuple[Any, Any]:
-    """The prefix's cache and the logits predicting the token after it."""
+    """A new cache holding the prefix's keys and values, and the logits predicting the token after it.
+    The prefix runs once for consecutive calls on the same prompt (the probe scores the candidates,
+    then searches the top answers): the last one is kept, and callers get copies (they extend theirs)."""
     import torch
     from transformers import DynamicCache
 
-    cache = DynamicCache(config=model.config)
-    out = model(input_ids=torch.tensor([ids], device=device), cache=cache, use_cache=True, logits_to_keep=1)
-    return cache, out.logits[0, -1]
+    key = (id(model), tuple(ids))
+    if _LAST_PREFIX.get("key") != key or _LAST_PREFIX["model"]() is not model:
+        _LAST_PREFIX.clear()
+        cache = DynamicCache(config=model.config)
+        out = model(input_ids=torch.tensor([ids], device=device), cache=cache, use_cache=True, logits_to_keep=1)
+        _LAST_PREFIX.update(key=key, model=weakref.ref(model), cache=cache, logits=out.logits[0, -1])
+    return copy.deepcopy(_LAST_PREFIX["cache"]), _LAST_PREFIX["logits"]
+
+
+_LAST_PREFIX: dict[str, Any] = {}
 
 
 def _scored_positions(splits: list[Split], shared: int) -> tuple[list[int], list[int], list[int]]:
@@ -133,10 +146,11 @@ def _upcast(logits: Any) -> Any:
 
 
 def _lm_head(model: Any, hidden: Any) -> Any:
-    """The model's output layer on the picked hidden states only (final soft-capping as the model does)."""
-    from roi.backends.local.output_layer import softcap
+    """The model's output layer on the picked hidden states only (final soft-capping as the model does;
+    on CPU as one matrix product whose kernel suits a few rows)."""
+    from roi.backends.local.output_layer import output_logits
 
-    return softcap(model, model.get_output_embeddings()(hidden))
+    return output_logits(model, hidden)
 
 
 def reference_scores(model: Any, tokenizer: Any, prompt: str, candidates: Sequence[str]) -> list[float]:
@@ -161,28 +175,132 @@ def reference_scores(model: Any, tokenizer: Any, prompt: str, candidates: Sequen
 # ---------------------------------------------------------------- the model's own top continuations
 
 
-def beam_answers(model: Any, tokenizer: Any, prompt: str, width: int, max_new_tokens: int) -> list[str]:
-    """The model's `width` best distinct continuations by beam search, each ended at a newline and
-    stripped. Beams that differ only after the newline, or in spacing, read as the same answer, so the
-    search keeps twice as many beams and the best `width` distinct answers are returned."""
+@dataclass
+class _Node:
+    """A continuation of the prompt in the search: its tokens, total log-probability and, once expanded,
+    its most probable next tokens (log-probabilities descending)."""
+
+    tokens: tuple[int, ...]
+    logprob: float
+    next_tokens: list[int] = field(default_factory=list)
+    next_logprobs: list[float] = field(default_factory=list)
+    resume: int = 0  # the rank of the next token to offer
+    every_token: bool = False  # the whole vocabulary is kept: nothing more to fetch
+
+
+def _bound(node: _Node) -> float:
+    """The probability (log) of the most probable continuation not offered yet: the next token at rank
+    `resume`, or at the last rank kept (a bound on those not kept)."""
+    return node.logprob + node.next_logprobs[min(node.resume, len(node.next_logprobs) - 1)]
+
+
+_NEXT = 16  # next tokens kept per expanded continuation; four times more each time the search needs more
+_BATCH = 8  # continuations expanded in one forward pass (each holds a copy of the prompt's cache)
+_MAX_EXPANSIONS = 512  # a bound on the work per prompt (docs/probe.md)
+
+# Queue entries, by kind: an ended answer; an open continuation, to expand; the next tokens of an
+# expanded continuation from a rank on (bounded by the probability of the token at that rank).
+_ENDED, _OPEN, _NEXT_TOKENS = 0, 1, 2
+
+
+def top_answers(model: Any, tokenizer: Any, prompt: str, width: int, max_new_tokens: int) -> list[str]:
+    """The model's `width` most probable distinct answers to the prompt, ranked by total probability
+    (the product of their tokens' probabilities, no length penalty), each ended at a newline (or the end
+    of sequence, or `max_new_tokens`) and stripped.
+
+    Found exactly by best-first search: continuations wait in a queue ordered by probability, which
+    only falls as tokens are added, so an ended answer leaves the queue only when nothing in it could
+    still end more probable. A continuation's next tokens come from one forward pass over the prompt's
+    kept cache (up to `_BATCH` continuations per pass) and enter the queue lazily, best first. Answers
+    that read the same once stripped count once, at their most probable spelling."""
+    return [text for text, _ in ranked_answers(model, tokenizer, prompt, width, max_new_tokens)]
+
+
+def ranked_answers(model: Any, tokenizer: Any, prompt: str, width: int, max_new_tokens: int) -> list[tuple[str, float]]:
+    """`top_answers` with each answer's log-probability (its most probable spelling, newline included)."""
+    answers: dict[str, float] = {}
+    for text, logprob in _ended_answers(model, tokenizer, prompt, max_new_tokens):
+        if text and text not in answers:
+            answers[text] = logprob
+        if len(answers) == width:
+            break
+    return list(answers.items())
+
+
+def _ended_answers(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int) -> Iterator[tuple[str, float]]:
+    """Ended continuations' stripped text and log-probability, most probable first (see `top_answers`)."""
     import torch
 
     device = next(model.parameters()).device
-    ids = torch.tensor([tokenizer(prompt, add_special_tokens=True).input_ids], device=device)
-    newline = tokenizer("\n", add_special_tokens=False).input_ids
+    ids = [int(i) for i in tokenizer(prompt, add_special_tokens=True).input_ids]
     eos = model.generation_config.eos_token_id
-    stops = ([eos] if isinstance(eos, int) else list(eos or [])) + (newline if len(newline) == 1 else [])
+    ends = set([eos] if isinstance(eos, int) else list(eos or []))
+    queue: list[tuple[float, int, int, _Node]] = []  # (-probability bound, order, kind, node)
+    counter = itertools.count()  # ties leave in the order they came
+
+    def push(bound: float, kind: int, node: _Node) -> None:
+        heapq.heappush(queue, (-bound, next(counter), kind, node))
+
+    def offer(node: _Node) -> None:
+        """The node's next token at its `resume` rank as a continuation, and the ranks after it."""
+        if node.resume >= len(node.next_tokens):
+            if not node.every_token:
+                push(_bound(node), _OPEN, node)  # expanded again, keeping more next tokens
+            return
+        token = node.next_tokens[node.resume]
+        child = _Node((*node.tokens, token), node.logprob + node.next_logprobs[node.resume])
+        ended = token in ends or "\n" in tokenizer.decode([token]) or len(child.tokens) >= max_new_tokens
+        push(child.logprob, _ENDED if ended else _OPEN, child)
+        node.resume += 1
+        push(_bound(node), _NEXT_TOKENS, node)
+
     with torch.inference_mode():
-        out = model.generate(
-            input_ids=ids,
-            attention_mask=torch.ones_like(ids),
-            num_beams=2 * width,
-            num_return_sequences=2 * width,
-            do_sample=False,
-            max_new_tokens=max_new_tokens,
-            eos_token_id=stops,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    texts = tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
-    answers = [str(t).split("\n", 1)[0].strip() for t in texts]  # best first, as generate returns them
-    return list(dict.fromkeys(a for a in answers if a))[:width]
+        root = _Node((), 0.0)
+        _, logits = _prefix(model, ids, device)
+        _keep_next(root, torch.log_softmax(_upcast(logits).double(), dim=-1))
+        push(_bound(root), _NEXT_TOKENS, root)
+        expansions = 0
+        while queue and expansions <= _MAX_EXPANSIONS:
+            waiting: list[_Node] = []
+            while queue and len(waiting) < _BATCH and not (queue[0][2] == _ENDED and waiting):
+                _, _, kind, node = heapq.heappop(queue)
+                if kind == _ENDED:
+                    text = tokenizer.decode(list(node.tokens), skip_special_tokens=True)
+                    yield text.split("\n", 1)[0].strip(), node.logprob
+                elif kind == _OPEN:
+                    waiting.append(node)
+                else:
+                    offer(node)
+            if waiting:
+                expansions += len(waiting)
+                _expand(model, ids, waiting, device)
+                for node in waiting:
+                    push(
+                        node.logprob + node.next_logprobs[min(node.resume, len(node.next_logprobs) - 1)],
+                        _NEXT_TOKENS,
+                        node,
+                    )
+
+
+def _keep_next(node: _Node, logprobs: Any) -> None:
+    """Keep the node's most probable next tokens: `_NEXT` at first, four times more at each re-expansion."""
+    keep = min(max(_NEXT, 4 * len(node.next_tokens)), logprobs.shape[-1])
+    values, tokens = logprobs.topk(keep)
+    node.next_logprobs, node.next_tokens = values.tolist(), tokens.tolist()
+    node.every_token = keep == logprobs.shape[-1]
+
+
+def _expand(model: Any, ids: list[int], nodes: list[_Node], device: Any) -> None:
+    """Next-token log-probabilities of each continuation: its tokens fed right-padded over copies of the
+    prompt's kept cache (causal attention never lets a real token see the padding after it)."""
+    import torch
+
+    cache, _ = _prefix(model, ids, device)
+    width = max(len(n.tokens) for n in nodes)
+    fed = torch.tensor([list(n.tokens) + [n.tokens[-1]] * (width - len(n.tokens)) for n in nodes], device=device)
+    cache.batch_repeat_interleave(len(nodes))
+    hidden = model.get_decoder()(input_ids=fed, cache=cache, use_cache=True).last_hidden_state
+    last = hidden[torch.arange(len(nodes), device=device), torch.tensor([len(n.tokens) - 1 for n in nodes])]
+    logprobs = torch.log_softmax(_upcast(_lm_head(model, last)).double(), dim=-1)
+    for node, row in zip(nodes, logprobs, strict=True):
+        _keep_next(node, row)

@@ -120,9 +120,30 @@ def test_prompt_longer_than_the_sliding_window(lm: tuple[Any, Any]) -> None:
     assert_matches(lm, prompt, [" 18", " 18 and"])
 
 
-def test_beam_answers_are_the_models_own_continuations(lm: tuple[Any, Any]) -> None:
+def test_top_answers_are_the_most_probable_by_total_probability(lm: tuple[Any, Any]) -> None:
+    import torch
+
     model, tokenizer = lm
-    beams = teacher_forcing.beam_answers(model, tokenizer, CAPITALS, width=3, max_new_tokens=4)
-    assert len(beams) == 3 and beams[0] == "Rome"  # the best beam is the likeliest answer
-    assert all("\n" not in b and b == b.strip() for b in beams)
-    assert len(set(beams)) == 3  # beams that end as the same answer (after the newline cut) count once
+    ranked = teacher_forcing.ranked_answers(model, tokenizer, CAPITALS, width=3, max_new_tokens=4)
+    answers = [a for a, _ in ranked]
+    assert answers == teacher_forcing.top_answers(model, tokenizer, CAPITALS, width=3, max_new_tokens=4)
+    assert len(answers) == 3 and answers[0] == "Rome"  # the likeliest answer first
+    assert all("\n" not in a and a == a.strip() for a in answers) and len(set(answers)) == 3
+    logprobs = [lp for _, lp in ranked]
+    assert logprobs == sorted(logprobs, reverse=True)  # by total probability
+    # Each answer's probability is its tokens' product, as teacher forcing computes it (newline included).
+    forced = teacher_forcing.score_candidates(model, tokenizer, CAPITALS, [f" {a}\n" for a in answers])
+    assert [s.logprob for s in forced] == pytest.approx(logprobs, abs=1e-4)
+    # No length penalty: a wide beam search ranking by total probability finds nothing more probable.
+    ids = torch.tensor([tokenizer(CAPITALS).input_ids])
+    newline = tokenizer("\n", add_special_tokens=False).input_ids
+    with torch.inference_mode():
+        out = model.generate(
+            input_ids=ids, attention_mask=torch.ones_like(ids), num_beams=24, num_return_sequences=24,
+            do_sample=False, max_new_tokens=4, eos_token_id=newline, length_penalty=0.0, output_scores=True,
+            return_dict_in_generate=True, pad_token_id=tokenizer.pad_token_id,
+        )  # fmt: skip
+    texts = tokenizer.batch_decode(out.sequences[:, ids.shape[1] :], skip_special_tokens=True)
+    beams = [t.split("\n", 1)[0].strip() for t, s in zip(texts, out.sequences_scores.tolist(), strict=True)]
+    best = [b for b, s in zip(beams, out.sequences_scores.tolist(), strict=True) if s > logprobs[-1] + 1e-4]
+    assert set(best) <= set(answers)
