@@ -8,6 +8,9 @@ same calls of the demo pilot (8 shots single, 4 shots per task mixed), embedded 
 Each system runs in its own subprocess (so peak RSS is its own); the script prints items/s, wall
 time, peak RSS, the share of identical answers between each pair, and an estimate of the machine's
 limit for the same work (FLOPs and bytes against measured matmul throughput and memory bandwidth).
+`roi-run` is the whole `roi run PILOT --fresh` as a user runs it (imports, loading, the output layer's
+precision check, generation, latency timing, grading, store, report), timed from outside; `roi` is
+generation only (`backend.generate` on a loaded model). The CPU's model and flags head the output.
 `--limit N` takes the first N eval items of every task (the naive loop takes minutes per dozen calls
 on 2 cores); without it every item runs.
 """
@@ -26,7 +29,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 PILOT = REPO / "pilots" / "superposition-demo.yaml"
-SYSTEMS = ("naive", "roi", "lm-eval")
+SYSTEMS = ("naive", "roi", "lm-eval", "roi-run")
 THREADS = [len(os.sched_getaffinity(0))]  # set by --threads
 
 
@@ -68,6 +71,7 @@ def run_roi(reqs: list[Any], batching: bool) -> dict[str, Any]:
         "model_bytes": sum(p.numel() * p.element_size() for p in b.model.parameters()),
         "model_dir": str(b.model_dir),
         "threads": b.describe()["threads"],
+        "output_layer": b.describe()["output_layer"],
     }
 
 
@@ -168,8 +172,32 @@ def _count(text: str, model_dir: str) -> int:
     return len(tok(text).input_ids)
 
 
+def run_whole(limit: int | None) -> dict[str, Any]:
+    """`roi run` of the demo pilot in a new process, every call sent to the model (`--fresh`), into a
+    folder of its own: wall time from start to exit, answers read back from the run's calls.csv."""
+    import csv
+    import tempfile
+
+    out = Path(tempfile.mkdtemp(prefix="bench-roi-run-"))
+    cmd = [sys.executable, "-m", "roi", "run", str(PILOT), "--fresh", "--quiet", "--out", str(out)]
+    cmd += ["--limit", str(limit)] if limit else []
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    wall = time.perf_counter() - started
+    (calls_csv,) = out.glob("*/*/calls.csv")
+    with calls_csv.open(encoding="utf-8") as f:
+        answers = {row["call_id"].split("/", 1)[1]: row["raw_output"] for row in csv.DictReader(f)}
+    return {"wall_s": wall, "answers": answers, "out": str(out)}
+
+
 def child(system: str, limit: int | None, batch_size: int, out: Path) -> None:
     reqs = requests(limit)
+    if system == "roi-run":
+        result = run_whole(limit)
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        result["calls"], result["items"] = len(reqs), sum(items_of(r.key) for r in reqs)
+        out.write_text(json.dumps(result, indent=1), encoding="utf-8")
+        return
     result = run_lm_eval(reqs, batch_size) if system == "lm-eval" else run_roi(reqs, batching=system == "roi")
     # Before the machine-limit probe, whose 1 GB of test buffers are not the run's.
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -197,6 +225,9 @@ def parsed_same_share(a: dict[str, str], b: dict[str, str], limit: int | None) -
 
 
 def report(results: dict[str, dict[str, Any]], limit: int | None = None) -> None:
+    from roi.backends.local.precision import cpu_description
+
+    print(f"cpu: {cpu_description()}")
     print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
     for name, r in results.items():
         print(
@@ -216,6 +247,7 @@ def report(results: dict[str, dict[str, Any]], limit: int | None = None) -> None
     if "roi" in results:
         roi = results["roi"]
         lim = roi["limit"]
+        print(f"roi output layer: {roi.get('output_layer', 'not recorded')}; threads {roi['threads']}")
         print(
             f"model in memory {roi['model_bytes'] / 2**20:.0f}MB; roi peak RSS / model = "
             f"{roi['peak_rss_mb'] * 2**20 / roi['model_bytes']:.2f}"

@@ -130,6 +130,7 @@ def _file_identity(path: Path) -> str:
 def _converted(gguf: Path, digest: str, status: Callable[[str], None]) -> Path:
     target = cache_dir() / "models" / f"{gguf.stem}-{digest[:16]}"
     if (target / "model.safetensors").is_file() or (target / "model.safetensors.index.json").is_file():
+        _list_added_tokens(target)
         return target
     status(
         f"First use of {gguf.name}: de-quantising to safetensors in {target} "
@@ -167,3 +168,24 @@ def _convert(gguf: Path, out: Path) -> None:
         del model.config.quantization_config
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
+    _list_added_tokens(out)
+
+
+def _list_added_tokens(folder: Path) -> None:
+    """Copy the tokenizer's added tokens into its tokenizer_config.json, as `added_tokens_decoder`. Without
+    them transformers parses the whole tokenizer.json (33 MB for Gemma 3) in Python a second time, only
+    to read that list, at every load. Written once, whole, then renamed."""
+    import json
+
+    config_path = folder / "tokenizer_config.json"
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        if "added_tokens_decoder" in config:
+            return
+        added = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))["added_tokens"]
+    except (OSError, ValueError, KeyError):
+        return  # not a folder this applies to: transformers reads it as it is
+    config["added_tokens_decoder"] = {str(t["id"]): {k: v for k, v in t.items() if k != "id"} for t in added}
+    partial = config_path.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    partial.replace(config_path)

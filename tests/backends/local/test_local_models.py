@@ -33,3 +33,27 @@ def test_embedded_model_is_converted_once_and_cached(embedded_model_dir: Path) -
     messages: list[str] = []
     assert resolve_model_dir("embedded", Path("."), messages.append) == embedded_model_dir
     assert messages == []  # already converted: nothing to say, nothing to do
+
+
+def test_the_added_tokens_listed_in_the_config_load_the_same_tokenizer(
+    embedded_model_dir: Path, tmp_path: Path
+) -> None:
+    """The converted folder's tokenizer_config.json lists the added tokens (so loading skips a second parse
+    of tokenizer.json); the tokenizer loaded with and without the list is the same."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    config = json.loads((embedded_model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
+    assert len(config["added_tokens_decoder"]) > 100
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("tokenizer.json", "config.json"):
+        (bare / name).symlink_to(embedded_model_dir / name)
+    without = {k: v for k, v in config.items() if k != "added_tokens_decoder"}
+    (bare / "tokenizer_config.json").write_text(json.dumps(without), encoding="utf-8")
+    listed, plain = AutoTokenizer.from_pretrained(str(embedded_model_dir)), AutoTokenizer.from_pretrained(str(bare))
+    text = "France -> Paris\nA[1] (en_fr) white -> blanc <pad><start_of_turn> émoji 🎉 日本語\n\n"
+    assert listed(text).input_ids == plain(text).input_ids
+    assert listed.added_tokens_decoder == plain.added_tokens_decoder
+    assert listed.all_special_ids == plain.all_special_ids and listed.pad_token_id == plain.pad_token_id
