@@ -6,9 +6,13 @@
 For each prompt of pilots/superposition-probe.yaml (spread over its mixtures) and each K, the
 candidates are the three tasks' answers plus distractor numbers' answers up to K. Both methods score
 the same candidates; the script prints the wall times, the speed-up and the worst relative
-difference of the probabilities (float32). Scoring only: the beam-search top-K check is not timed.
-With --repeat N each prompt is timed N times by each method, alternating, and the fastest time of each
-counts: on a shared machine a burst of other work then inflates neither method's figure.
+difference of the probabilities (float32). With --repeat N each prompt is timed N times by each method,
+alternating, and the fastest time of each counts: on a shared machine a burst of other work then
+inflates neither method's figure.
+
+Then the probe as `roi run` does it, per prompt: teacher forcing of the tasks' answers (the prompt's
+pass included) and the top-K search (`top_answers`, over the prompt's kept cache), timed apart, with
+the number of continuations the search expanded; the sum over the pilot's 120 prompts is extrapolated.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ def timed(fn: object, *args: object) -> tuple[float, object]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--prompts", type=int, default=12)
-    parser.add_argument("--k", type=int, nargs="+", default=[2, 3, 5])
+    parser.add_argument("--k", type=int, nargs="*", default=[2, 3, 5], help="K values (none: only the run-like timing)")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
@@ -78,6 +82,34 @@ def main() -> None:
             for f, r in zip(fast, slow, strict=True):  # type: ignore[call-overload]
                 worst = max(worst, abs(f.probability - r) / r)
         print(f"{k}  {ours:.2f}  {ref:.2f}  {ref / ours:.1f}x  {0.8 * k:.1f}x  {worst:.1e}")
+    probe_as_run(model, tokenizer, prompts, len(probe.build_prompts(load_pilot(PILOT))))
+
+
+def probe_as_run(model: Any, tokenizer: Any, prompts: list[probe.ProbePrompt], total: int) -> None:
+    """Teacher forcing and the top-K search per prompt, as roi/probe.py runs them, timed apart."""
+    expanded = [0]
+    expand = teacher_forcing._expand
+
+    def counting(model: Any, ids: list[int], nodes: list[Any], device: Any) -> None:
+        expanded[0] += len(nodes)
+        expand(model, ids, nodes, device)
+
+    teacher_forcing._expand = counting
+    forcing = search = 0.0
+    for prompt in prompts:
+        cands = [probe.candidate(a) for a in prompt.answers.values()]
+        width = sum(1 for s in prompt.shares.values() if s > 0)
+        teacher_forcing._LAST_PREFIX.clear()  # as in a run, the prompt's pass is the scoring's
+        t, scored = timed(teacher_forcing.score_candidates, model, tokenizer, prompt.text, cands)
+        forcing += t
+        longest = max(s.tokens for s in scored)  # type: ignore[attr-defined]
+        t, _ = timed(teacher_forcing.top_answers, model, tokenizer, prompt.text, width, longest + 1)
+        search += t
+    teacher_forcing._expand = expand
+    n = len(prompts)
+    print(f"as roi run probes ({n} prompts): teacher forcing {forcing:.2f} s ({forcing / n:.2f} s/prompt, prompt pass")
+    print(f"  included), top-K search {search:.2f} s ({search / n:.2f} s/prompt, {expanded[0] / n:.1f} continuations")
+    print(f"  expanded per prompt); for the pilot's {total} prompts about {(forcing + search) * total / n:.0f} s")
 
 
 if __name__ == "__main__":
