@@ -64,7 +64,7 @@ class Choice:
         """One line for the run's header and the stored environment."""
         how = self.source
         if self.timings_ms:
-            how += ": " + ", ".join(f"{name} {ms:.0f} ms" for name, ms in self.timings_ms.items())
+            how += ": " + ", ".join(f"{name} {ms:.0f}" for name, ms in self.timings_ms.items()) + " ms"
         refused = "".join(f"; {name} refused ({why})" for name, why in self.refused.items())
         return f"{self.precision} ({how}{refused})"
 
