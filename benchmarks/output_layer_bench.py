@@ -4,8 +4,10 @@ model, at several row counts; the three interleaved in every round, fastest of `
 
     ROI_CACHE_DIR=... .venv/bin/python benchmarks/output_layer_bench.py [--rows 1 8 32] [--rounds 5]
 
-It prints the CPU's model and flags, the load average before and after, and a table in milliseconds:
-the measurement roi's own load-time choice makes in brief (roi/backends/local/precision.py).
+It prints the CPU's model and flags, the load average before and after, and two tables in
+milliseconds: wall time (what roi's own load-time choice measures, in brief: roi/backends/local/
+precision.py) and this process's CPU time, which with `--threads 1` is the work itself even while
+other jobs share the cores.
 """
 
 from __future__ import annotations
@@ -53,18 +55,21 @@ def main() -> None:
     print(f"float32 accumulation: { ({n: accumulates_in_float32(f, hidden.shape[1]) for n, f in FORMATS.items()}) }")
     print(f"load average before: {os.getloadavg()}")
     best = {(name, rows): float("inf") for name in layers for rows in args.rows}
+    cpu = dict(best)  # CPU seconds of this process: with one thread, the work itself, whatever the load
     with torch.inference_mode():
         for _ in range(args.rounds):
             for rows in args.rows:
                 batch = hidden[torch.arange(rows) % hidden.shape[0]]
                 for name, layer in layers.items():
-                    started = time.perf_counter()
+                    started, cpu_started = time.perf_counter(), time.process_time()
                     layer.greedy(batch)
                     best[(name, rows)] = min(best[(name, rows)], time.perf_counter() - started)
+                    cpu[(name, rows)] = min(cpu[(name, rows)], time.process_time() - cpu_started)
     print(f"load average after: {os.getloadavg()}")
-    print("rows  " + "  ".join(f"{name:>9s}" for name in layers) + "   (ms, fastest of rounds)")
-    for rows in args.rows:
-        print(f"{rows:4d}  " + "  ".join(f"{1000 * best[(name, rows)]:9.1f}" for name in layers))
+    for label, table in (("wall", best), ("cpu", cpu)):
+        print("rows  " + "  ".join(f"{name:>9s}" for name in layers) + f"   ({label} ms, fastest of rounds)")
+        for rows in args.rows:
+            print(f"{rows:4d}  " + "  ".join(f"{1000 * table[(name, rows)]:9.1f}" for name in layers))
 
 
 if __name__ == "__main__":
