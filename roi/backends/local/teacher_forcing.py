@@ -257,7 +257,8 @@ def _ended_answers(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int)
     with torch.inference_mode():
         root = _Node((), 0.0)
         _, logits = _prefix(model, ids, device)
-        _keep_next(root, torch.log_softmax(_upcast(logits).double(), dim=-1))
+        first = torch.log_softmax(_upcast(logits).double(), dim=-1)  # the root's next tokens, kept wider on demand
+        _keep_next(root, first)
         push(_bound(root), _NEXT_TOKENS, root)
         expansions = 0
         while queue and expansions <= _MAX_EXPANSIONS:
@@ -273,13 +274,13 @@ def _ended_answers(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int)
                     offer(node)
             if waiting:
                 expansions += len(waiting)
-                _expand(model, ids, waiting, device)
+                continuations = [n for n in waiting if n.tokens]
+                if len(continuations) < len(waiting):  # the root, kept wider: its next tokens are the prompt's
+                    _keep_next(root, first)
+                if continuations:
+                    _expand(model, ids, continuations, device)
                 for node in waiting:
-                    push(
-                        node.logprob + node.next_logprobs[min(node.resume, len(node.next_logprobs) - 1)],
-                        _NEXT_TOKENS,
-                        node,
-                    )
+                    push(_bound(node), _NEXT_TOKENS, node)
 
 
 def _keep_next(node: _Node, logprobs: Any) -> None:

@@ -147,3 +147,22 @@ def test_top_answers_are_the_most_probable_by_total_probability(lm: tuple[Any, A
     beams = [t.split("\n", 1)[0].strip() for t, s in zip(texts, out.sequences_scores.tolist(), strict=True)]
     best = [b for b, s in zip(beams, out.sequences_scores.tolist(), strict=True) if s > logprobs[-1] + 1e-4]
     assert set(best) <= set(answers)
+
+
+def test_one_token_answers_are_the_next_tokens_in_order_of_probability(lm: tuple[Any, Any]) -> None:
+    """With answers one token long the top K are the prompt's most probable next tokens (distinct once
+    stripped): 20 of them need the first tokens kept wider than the search's first 16."""
+    import torch
+
+    model, tokenizer = lm
+    ranked = teacher_forcing.ranked_answers(model, tokenizer, CAPITALS, width=20, max_new_tokens=1)
+    with torch.inference_mode():
+        logits = model(input_ids=torch.tensor([tokenizer(CAPITALS).input_ids])).logits[0, -1].double()
+    logprobs = torch.log_softmax(logits, dim=-1)
+    expected: dict[str, float] = {}
+    for token in logprobs.argsort(descending=True)[:200].tolist():
+        text = tokenizer.decode([token], skip_special_tokens=True).split("\n", 1)[0].strip()
+        if text and text not in expected:
+            expected[text] = float(logprobs[token])
+    assert [a for a, _ in ranked] == list(expected)[:20]
+    assert [lp for _, lp in ranked] == pytest.approx(list(expected.values())[:20], abs=1e-4)
