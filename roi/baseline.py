@@ -103,7 +103,10 @@ def previous_complete(db: sqlite3.Connection, run_id: str) -> str | None:
 
 
 def _gate_map(decision: dict[str, Any]) -> dict[tuple[str, str, str | None], str]:
-    return {(m["model"], g["gate"], g["task"]): g["status"] for m in decision["models"] for g in m["gates"]}
+    """Status per (model, gate, task or mode): a gate on one mode (failed calls) is told apart by its mode."""
+    return {
+        (m["model"], g["gate"], g["task"] or g.get("mode")): g["status"] for m in decision["models"] for g in m["gates"]
+    }
 
 
 def decision_regressions(before: dict[str, Any], now: dict[str, Any]) -> list[Regression]:
@@ -119,7 +122,7 @@ def decision_regressions(before: dict[str, Any], now: dict[str, Any]) -> list[Re
     return found
 
 
-def check(db: sqlite3.Connection, run_id: str, now: dict[str, Any] | None, *, seed: int = 0) -> BaselineCheck:
+def check(db: sqlite3.Connection, run_id: str, now: dict[str, Any] | None) -> BaselineCheck:
     """Compare a finished run, whose decision in brief is `now`, with its pilot's baseline (else its
     previous complete run)."""
     row = store.get_run(db, run_id)
@@ -131,7 +134,7 @@ def check(db: sqlite3.Connection, run_id: str, now: dict[str, Any] | None, *, se
         return BaselineCheck(run_id, None, False, None, now)
     before = decision_brief(db, reference)
     found = decision_regressions(before, now) if before is not None and now is not None else []
-    for cell in compare_runs(db, reference, run_id, seed=seed).cells:
+    for cell in compare_runs(db, reference, run_id).cells:
         if cell.worse:
             found.append(
                 Regression(

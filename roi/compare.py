@@ -1,8 +1,8 @@
 """`roi compare RUN_A RUN_B`: what changed between two runs, per model x task x mode.
 
 Accuracy is compared only on the items both runs answered (same item id, input and gold answer), as
-paired outcomes: exact McNemar on the discordant items and a paired bootstrap interval of the
-difference (B minus A). Two runs of one pilot answer the same items, so an unpaired test would waste
+paired outcomes: exact McNemar on the discordant items and Newcombe's paired score interval of the
+difference (B minus A; see roi/stats.py). Two runs of one pilot answer the same items, so an unpaired test would waste
 that pairing and can miss a real change. Latency compares live calls only (a cached call's latency is
 an earlier run's); cost per item is None (unknown) when either run lacks a price.
 """
@@ -68,7 +68,7 @@ def _cost_per_item(frame: pd.DataFrame) -> float | None:
     return None if values.empty or values.isna().any() else float(values.mean())
 
 
-def _cell(key: tuple[str, ...], a: pd.DataFrame, b: pd.DataFrame, seed: int) -> CellChange:
+def _cell(key: tuple[str, ...], a: pd.DataFrame, b: pd.DataFrame) -> CellChange:
     pairs = a.merge(b, on=ITEM, suffixes=("_a", "_b"))
     ca = pairs["correct_a"].to_numpy(dtype=float)
     cb = pairs["correct_b"].to_numpy(dtype=float)
@@ -82,7 +82,7 @@ def _cell(key: tuple[str, ...], a: pd.DataFrame, b: pd.DataFrame, seed: int) -> 
         only_b=len(b) - n,
         accuracy_a=wilson(int(ca.sum()), n),
         accuracy_b=wilson(int(cb.sum()), n),
-        diff=paired_difference(ca, cb, seed=seed),
+        diff=paired_difference(ca, cb),
         latency_p50_a_s=percentile(live_latencies(a), 50),
         latency_p50_b_s=percentile(live_latencies(b), 50),
         cost_per_item_a_usd=_cost_per_item(a),
@@ -106,7 +106,7 @@ def _pilot_order(db: sqlite3.Connection, run_id: str) -> Callable[[tuple[str, ..
     return lambda k: (models.get(k[0], len(models)), tasks.get(k[1], len(tasks)), k[2] != "single", "/".join(k))
 
 
-def compare_runs(db: sqlite3.Connection, run_a: str, run_b: str, *, seed: int = 0) -> Comparison:
+def compare_runs(db: sqlite3.Connection, run_a: str, run_b: str) -> Comparison:
     """Per model x task x mode changes from run A to run B, paired on the items both answered; models and
     tasks in the order of run B's pilot."""
     pilot_a, pilot_b = _pilot_of(db, run_a, "RUN_A"), _pilot_of(db, run_b, "RUN_B")
@@ -114,7 +114,7 @@ def compare_runs(db: sqlite3.Connection, run_a: str, run_b: str, *, seed: int = 
     groups_a = {tuple(map(str, k)): g for k, g in items_a.groupby(CELL, sort=True)}
     groups_b = {tuple(map(str, k)): g for k, g in items_b.groupby(CELL, sort=True)}
     order = _pilot_order(db, run_b)
-    cells = [_cell(k, groups_a[k], groups_b[k], seed) for k in sorted(groups_a.keys() & groups_b.keys(), key=order)]
+    cells = [_cell(k, groups_a[k], groups_b[k]) for k in sorted(groups_a.keys() & groups_b.keys(), key=order)]
     missing = [f"{'/'.join(k)} only in A" for k in sorted(groups_a.keys() - groups_b.keys())]
     missing += [f"{'/'.join(k)} only in B" for k in sorted(groups_b.keys() - groups_a.keys())]
     settings = settings_diff(

@@ -222,16 +222,23 @@ def modes_table(summary: RunSummary, models: Sequence[str] = (), wide: bool = Fa
 
 
 def _mode_row(m: ModeSummary, retried: bool, wide: bool) -> list[str]:
-    row = [m.model, m.mode, str(m.calls), str(m.failed_calls)] + ([str(m.retries)] if retried else [])
+    row = [m.model, m.mode, str(m.calls), _failed(m)] + ([str(m.retries)] if retried else [])
     row += [str(m.items), "n/a" if m.items_per_s is None else f"{m.items_per_s:.2f}", seconds(m.latency_p95_s)]
     row += [f"{m.compute_s:.1f}"] if wide else []
     return [*row, usd(m.cost_usd)]
 
 
+def _failed(m: ModeSummary) -> str:
+    """Failed calls and the upper end of their rate's 95% Wilson interval (what the failed-calls gate judges)."""
+    return str(m.failed_calls) if m.failed.high is None else f"{m.failed_calls} (≤{m.failed.high:.0%})"
+
+
 def latency_notes(summary: RunSummary) -> list[str]:
-    """Why a latency is n/a, and which level each p95 is measured at."""
+    """Why a latency is n/a, which level each p95 is measured at, and what the failed column holds."""
     notes = ["p95 s: per item, over the task's items in the first table; over all the model's items per mode "
-             "in the second, which is the figure the latency gate judges."]  # fmt: skip
+             "in the second, which is the figure the latency gate judges.",
+             "failed (≤x%): failed calls, and the upper end of the 95% interval of their rate, which the "
+             "failed-calls gate judges; a failed call's items count as wrong."]  # fmt: skip
     if any(c.latency_p95_s is None and c.accuracy.n for c in summary.cells):
         notes.append(
             "n/a latency: every call of that row was answered from the response cache, and latency counts "

@@ -1,29 +1,32 @@
 """Money: what each mode costs per item and per month, what its errors cost, and what a plan that serves
 some tasks mixed (the rest single) gains over serving every task single.
 
-Every figure carries a 95% interval from one paired bootstrap over items: each resample draws the same
-items (by task and item id) for both modes, so the uncertainty of a *difference* is not inflated by
-treating the modes as independent. Items are resampled within each task, because monthly figures weight
-tasks by their `monthly_volume`. Unknown cost (a model with no price) stays None all the way up: the
-compute cost, the saving, the net benefit, payback and ROI are then unknown, never 0.
+Every figure carries a 95% interval from one bootstrap over the run's independent units: a *cluster* is
+one mixed call together with the single calls of its items. Item i of every task of a group shares
+mixed call i, so its tasks' figures move together; each resample draws clusters with replacement and
+recomputes every figure of both modes from the same draw, so a difference is not inflated by treating
+the modes (or the tasks) as independent. Monthly figures weight tasks by their `monthly_volume`. Unknown
+cost (a model with no price) stays None all the way up: the compute cost, the saving, the net benefit,
+payback and ROI are then unknown, never 0.
 
-Cost per item is the item's call cost divided by the items that call answered (see roi/metrics.py);
-error cost is error rate x `cost_per_error_usd` x volume.
+Cost per item is the item's call cost divided by the items that call answered (see roi/metrics.py),
+averaged over the items whose call did not fail; a failed call's items count as wrong. Error cost is
+error rate x `cost_per_error_usd` x volume.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from roi.metrics import compute_seconds
 from roi.pilot import Pilot
+from roi.stats import LEVEL, cluster_resample_counts, percentile_bounds, ratio_bounds
 
 RESAMPLES = 2000
-LEVEL = 0.95
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,9 @@ UNKNOWN = Estimate(None, None, None)
 
 @dataclass(frozen=True)
 class TaskPairs:
-    """One task's items answered in both modes, aligned by item id (cost NaN when unknown)."""
+    """One task's items answered in both modes, aligned by item id (cost NaN when unknown). `clusters`
+    names each item's mixed call (None: item i of every task shared call i); `failed_*` mark items of
+    failed calls (counted wrong, left out of cost)."""
 
     task: str
     item_ids: list[str]
@@ -48,10 +53,16 @@ class TaskPairs:
     correct_mixed: np.ndarray
     cost_single: np.ndarray
     cost_mixed: np.ndarray
+    clusters: list[str] | None = None
+    failed_single: np.ndarray | None = None
+    failed_mixed: np.ndarray | None = None
 
     @property
     def n(self) -> int:
         return len(self.item_ids)
+
+    def cluster_keys(self) -> list[str]:
+        return self.clusters if self.clusters is not None else [f"#{i}" for i in range(self.n)]
 
 
 @dataclass(frozen=True)
@@ -90,13 +101,15 @@ class PlanEconomics:
     net_monthly_benefit_usd: Estimate  # (compute + error cost) all single minus the plan's
     payback_months: Estimate  # None ends: the benefit is not positive there ("never")
     roi: Estimate  # (net benefit x horizon - investment) / investment; None without an investment
+    clusters: int = 0  # independent units resampled: mixed calls with the single calls of their items
 
 
 def task_pairs(items: pd.DataFrame, model: str, tasks: Sequence[str]) -> dict[str, TaskPairs]:
     """Items of `model` answered in both single and mixed mode, per task, aligned by item id."""
     own = items[items["model"] == model].copy()
     own["cost_item"] = own["cost_usd"] / own["n_items"]
-    keep = ["task", "item_id", "correct", "cost_item"]
+    own["failed"] = own["error"].notna() if "error" in own else False
+    keep = ["task", "item_id", "correct", "cost_item", "failed", "call_id"]
     single = own[own["mode"] == "single"][keep]
     mixed = own[own["mode"] == "mixed"][keep]
     both = single.merge(mixed, on=["task", "item_id"], suffixes=("_single", "_mixed")).sort_values(["task", "item_id"])
@@ -110,13 +123,61 @@ def task_pairs(items: pd.DataFrame, model: str, tasks: Sequence[str]) -> dict[st
             correct_mixed=rows["correct_mixed"].to_numpy(dtype=float),
             cost_single=rows["cost_item_single"].to_numpy(dtype=float),
             cost_mixed=rows["cost_item_mixed"].to_numpy(dtype=float),
+            clusters=[str(c) for c in rows["call_id_mixed"]],
+            failed_single=rows["failed_single"].to_numpy(dtype=bool),
+            failed_mixed=rows["failed_mixed"].to_numpy(dtype=bool),
         )
     return pairs
 
 
+# ---------------------------------------------------------------- cluster bootstrap
+
+
 @dataclass(frozen=True)
-class _Draws:
-    """Per task, means over the sample (index 0) and over each bootstrap resample (1..RESAMPLES)."""
+class ClusterSums:
+    """One task's sums over each cluster (last axis; leading axes may stack several pilots): items,
+    correct answers and cost of each mode, and the items whose call answered (cost is averaged over those)."""
+
+    items: np.ndarray
+    correct_single: np.ndarray
+    correct_mixed: np.ndarray
+    answered_single: np.ndarray
+    answered_mixed: np.ndarray
+    cost_single: np.ndarray
+    cost_mixed: np.ndarray
+
+
+def cluster_sums(pairs: dict[str, TaskPairs]) -> tuple[dict[str, ClusterSums], int]:
+    """Every task's sums per cluster, the clusters numbered across tasks (a cluster holds one item of each
+    task of its mixed call)."""
+    index: dict[str, int] = {}
+    for p in pairs.values():
+        for key in p.cluster_keys():
+            index.setdefault(key, len(index))
+    out = {}
+    for task, p in pairs.items():
+        where = np.array([index[k] for k in p.cluster_keys()], dtype=int)
+        ok_s = ~p.failed_single if p.failed_single is not None else np.ones(p.n, dtype=bool)
+        ok_m = ~p.failed_mixed if p.failed_mixed is not None else np.ones(p.n, dtype=bool)
+
+        def total(values: np.ndarray, where: np.ndarray = where) -> np.ndarray:
+            return np.bincount(where, weights=np.asarray(values, dtype=float), minlength=len(index))
+
+        out[task] = ClusterSums(
+            items=total(np.ones(p.n)),
+            correct_single=total(p.correct_single),
+            correct_mixed=total(p.correct_mixed),
+            answered_single=total(ok_s),
+            answered_mixed=total(ok_m),
+            cost_single=total(np.where(ok_s, p.cost_single, 0.0)),
+            cost_mixed=total(np.where(ok_m, p.cost_mixed, 0.0)),
+        )
+    return out, len(index)
+
+
+@dataclass(frozen=True)
+class Draws:
+    """Per task, means over the sample (index 0 of the last axis) and over each bootstrap resample."""
 
     acc_single: dict[str, np.ndarray]
     acc_mixed: dict[str, np.ndarray]
@@ -124,26 +185,77 @@ class _Draws:
     cost_mixed: dict[str, np.ndarray]
 
 
-def _draws(pairs: dict[str, TaskPairs], seed: int, resamples: int) -> _Draws:
-    rng = np.random.default_rng(seed)
-    out: dict[str, dict[str, np.ndarray]] = {k: {} for k in ("cs", "cm", "as", "am")}
-    for task, p in pairs.items():
-        idx = np.vstack([np.arange(p.n), rng.integers(0, p.n, size=(resamples, p.n))]) if p.n else None
-        for key, values in (
-            ("as", p.correct_single),
-            ("am", p.correct_mixed),
-            ("cs", p.cost_single),
-            ("cm", p.cost_mixed),
-        ):
-            out[key][task] = values[idx].mean(axis=1) if idx is not None else np.full(resamples + 1, np.nan)
-    return _Draws(out["as"], out["am"], out["cs"], out["cm"])
+def _ratio(counts: np.ndarray, sums: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray((sums @ counts.T) / (sizes @ counts.T))
+
+
+def task_means(sums: dict[str, ClusterSums], counts: np.ndarray) -> Draws:
+    """Accuracy and cost per item of each task and mode, for the sample and every row of cluster `counts`
+    (see roi.stats.cluster_resample_counts). NaN where a resample holds no item of the task."""
+    out: dict[str, dict[str, np.ndarray]] = {k: {} for k in ("as", "am", "cs", "cm")}
+    for task, s in sums.items():
+        out["as"][task] = _ratio(counts, s.correct_single, s.items)
+        out["am"][task] = _ratio(counts, s.correct_mixed, s.items)
+        out["cs"][task] = _ratio(counts, s.cost_single, s.answered_single)
+        out["cm"][task] = _ratio(counts, s.cost_mixed, s.answered_mixed)
+    return Draws(out["as"], out["am"], out["cs"], out["cm"])
+
+
+@dataclass(frozen=True)
+class Resampled:
+    """A run's cluster sums, the cluster draws and the task means they give."""
+
+    sums: dict[str, ClusterSums]
+    counts: np.ndarray
+    means: Draws
+
+    @property
+    def clusters(self) -> int:
+        return int(self.counts.shape[-1])
+
+
+def resample(pairs: dict[str, TaskPairs], seed: int, resamples: int) -> Resampled:
+    sums, n_clusters = cluster_sums(pairs)
+    counts = cluster_resample_counts(n_clusters, resamples, seed)
+    return Resampled(sums, counts, task_means(sums, counts))
+
+
+def cluster_costs(sums: ClusterSums) -> tuple[np.ndarray, np.ndarray]:
+    """A task's single and mixed cost per cluster, each scaled so that its mean over clusters is the task's
+    cost per item (the cost sums over the items whose call answered)."""
+    n = sums.items.shape[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        single = sums.cost_single * n / sums.answered_single.sum(axis=-1, keepdims=True)
+        mixed = sums.cost_mixed * n / sums.answered_mixed.sum(axis=-1, keepdims=True)
+    return single, mixed
+
+
+def saving_bounds(
+    pilot: Pilot, single: dict[str, np.ndarray], plan: dict[str, np.ndarray], counts: np.ndarray, level: float = LEVEL
+) -> tuple[np.ndarray, np.ndarray]:
+    """Interval of a plan's compute saving, 1 - (cost per item of the plan) / (cost per item all single),
+    from each task's cost per cluster under either (see `cluster_costs`), weighted by volume: the
+    bootstrap-t of roi.stats.ratio_bounds on the two volume-weighted totals over clusters."""
+    weights = _weights(pilot, [t.name for t in pilot.tasks])
+    total = sum(weights.values())
+
+    def weighted(costs: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(sum(weights[t] / total * c for t, c in costs.items()))
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        low, high = ratio_bounds(weighted(plan), weighted(single), counts, level)
+    return 1 - high, 1 - low
 
 
 def _estimate(draws: np.ndarray | None) -> Estimate:
-    if draws is None or np.isnan(draws).any():
+    """The sample's figure (draw 0) with the percentile interval of the resamples that hold every task."""
+    if draws is None or not np.isfinite(draws[0]):
         return UNKNOWN
-    tail = (1 - LEVEL) / 2 * 100
-    low, high = np.percentile(draws[1:], [tail, 100 - tail])
+    rest = draws[1:][np.isfinite(draws[1:])]
+    if rest.size == 0:
+        return Estimate(float(draws[0]), None, None)
+    low, high = percentile_bounds(np.concatenate([draws[:1], rest]), LEVEL)
     return Estimate(float(draws[0]), float(low), float(high))
 
 
@@ -157,7 +269,7 @@ def task_economics(
     pilot: Pilot, pairs: dict[str, TaskPairs], *, seed: int, resamples: int = RESAMPLES
 ) -> list[TaskEconomics]:
     """Per task: cost per item and error rate of each mode, and what they come to per month."""
-    d = _draws(pairs, seed, resamples)
+    d = resample(pairs, seed, resamples).means
     rows = []
     for spec in pilot.tasks:
         t = spec.name
@@ -181,6 +293,51 @@ def task_economics(
     return rows
 
 
+@dataclass(frozen=True)
+class PlanFigures:
+    """A plan's figures for the sample and every resample (last axis), from `plan_figures`."""
+
+    per_item_single: np.ndarray
+    per_item_plan: np.ndarray
+    compute_single: np.ndarray
+    compute_plan: np.ndarray
+    error_single: np.ndarray
+    error_plan: np.ndarray
+    saving: np.ndarray = field(repr=False)
+    net: np.ndarray = field(repr=False)
+
+
+def mixing(d: Draws, mixed_tasks: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Cost and accuracy per task of serving `mixed_tasks` mixed and the rest single."""
+    cost = {t: d.cost_mixed[t] if t in mixed_tasks else d.cost_single[t] for t in d.cost_single}
+    acc = {t: d.acc_mixed[t] if t in mixed_tasks else d.acc_single[t] for t in d.acc_single}
+    return cost, acc
+
+
+def plan_figures(
+    pilot: Pilot, d: Draws, cost_plan: dict[str, np.ndarray], acc_plan: dict[str, np.ndarray]
+) -> PlanFigures:
+    """A plan (each task's cost and accuracy per item under it) against all single, element by element
+    over the draws (any leading axes too, so the calibration benchmark prices thousands of pilots at once)."""
+    tasks = [t.name for t in pilot.tasks]
+    volume = {t.name: float(t.monthly_volume) for t in pilot.tasks}
+    per_error = {t.name: t.cost_per_error_usd for t in pilot.tasks}
+    weights = _weights(pilot, tasks)
+    total_weight = sum(weights.values())
+    per_item_single = np.asarray(sum(weights[t] * d.cost_single[t] for t in tasks)) / total_weight
+    per_item_plan = np.asarray(sum(weights[t] * cost_plan[t] for t in tasks)) / total_weight
+    compute_single = np.asarray(sum(volume[t] * d.cost_single[t] for t in tasks))
+    compute_plan = np.asarray(sum(volume[t] * cost_plan[t] for t in tasks))
+    error_single = np.asarray(sum(volume[t] * per_error[t] * (1 - d.acc_single[t]) for t in tasks))
+    error_plan = np.asarray(sum(volume[t] * per_error[t] * (1 - acc_plan[t]) for t in tasks))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        saving = np.where(per_item_single > 0, 1 - per_item_plan / per_item_single, np.nan)
+    net = compute_single + error_single - compute_plan - error_plan
+    return PlanFigures(
+        per_item_single, per_item_plan, compute_single, compute_plan, error_single, error_plan, saving, net
+    )
+
+
 def plan_economics(
     pilot: Pilot,
     model: str,
@@ -193,51 +350,6 @@ def plan_economics(
     """Economics of serving `mixed_tasks` mixed and the rest single, against all single (same resamples)."""
     serving = {t: TaskServing(mixed_share=1.0 if t in mixed_tasks else 0.0) for t in pairs}
     return serving_economics(pilot, model, pairs, serving, seed=seed, resamples=resamples)
-
-
-def _plan(
-    pilot: Pilot,
-    model: str,
-    d: _Draws,
-    cost_plan: dict[str, np.ndarray],
-    acc_plan: dict[str, np.ndarray],
-    mixed_tasks: Sequence[str],
-) -> PlanEconomics:
-    tasks = [t.name for t in pilot.tasks]
-    volume = {t.name: float(t.monthly_volume) for t in pilot.tasks}
-    per_error = {t.name: t.cost_per_error_usd for t in pilot.tasks}
-    weights = _weights(pilot, tasks)
-    compute_single = sum(volume[t] * d.cost_single[t] for t in tasks)
-    compute_plan = sum(volume[t] * cost_plan[t] for t in tasks)
-    error_single = sum(volume[t] * per_error[t] * (1 - d.acc_single[t]) for t in tasks)
-    error_plan = sum(volume[t] * per_error[t] * (1 - acc_plan[t]) for t in tasks)
-    total_weight = sum(weights.values())
-    per_item_single = sum(weights[t] * d.cost_single[t] for t in tasks) / total_weight
-    per_item_plan = sum(weights[t] * cost_plan[t] for t in tasks) / total_weight
-    assert isinstance(per_item_single, np.ndarray) and isinstance(per_item_plan, np.ndarray)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        saving = np.where(per_item_single > 0, 1 - per_item_plan / per_item_single, np.nan)
-    net = _estimate(np.asarray(compute_single + error_single - compute_plan - error_plan))
-    investment = pilot.economics.pilot_investment_usd
-    horizon = pilot.economics.horizon_months
-    return PlanEconomics(
-        model=model,
-        mixed_tasks=[t for t in tasks if t in set(mixed_tasks)],
-        cost_known=not bool(np.isnan(per_item_single).any() or np.isnan(per_item_plan).any()),
-        investment_usd=investment,
-        horizon_months=horizon,
-        cost_per_item_single_usd=_estimate(per_item_single),
-        cost_per_item_plan_usd=_estimate(per_item_plan),
-        monthly_compute_single_usd=_estimate(np.asarray(compute_single)),
-        monthly_compute_plan_usd=_estimate(np.asarray(compute_plan)),
-        monthly_error_single_usd=_estimate(np.asarray(error_single)),
-        monthly_error_plan_usd=_estimate(np.asarray(error_plan)),
-        cost_saving=_estimate(saving),
-        monthly_compute_saving_usd=_estimate(np.asarray(compute_single - compute_plan)),
-        net_monthly_benefit_usd=net,
-        payback_months=payback(net, investment),
-        roi=roi_over_horizon(net, investment, horizon),
-    )
 
 
 @dataclass(frozen=True)
@@ -263,16 +375,24 @@ def serving_economics(
     resamples: int = RESAMPLES,
 ) -> PlanEconomics:
     """Economics of serving each task as `serving` says, against every task single as measured, on the
-    same resamples (an option's cost arrays are drawn over the same items as the measured ones)."""
-    d = _draws(pairs, seed, resamples)
+    same cluster resamples (an option's costs are summed over the same clusters as the measured ones)."""
+    r = resample(pairs, seed, resamples)
+    d = r.means
     costs = {t: how.single_cost for t, how in serving.items() if how.single_cost is not None}
     changed = {t: replace(pairs[t], cost_single=c) for t, c in costs.items()}
-    o = _draws({**pairs, **changed}, seed, resamples) if changed else d  # the same items: same seed and sizes
-    cost, acc = {}, {}
+    sums = cluster_sums({**pairs, **changed})[0] if changed else r.sums  # the same clusters, in the same order
+    o = task_means(sums, r.counts) if changed else d
+    cost, acc, plan, single = {}, {}, {}, {}
     for t, how in serving.items():
         cost[t] = _blend(how.mixed_share, how.mixed_scale * d.cost_mixed[t], how.single_scale * o.cost_single[t])
         acc[t] = _blend(how.mixed_share, d.acc_mixed[t], d.acc_single[t])
-    return _plan(pilot, model, d, cost, acc, [t for t, how in serving.items() if how.mixed_share > 0])
+        measured, mixed = cluster_costs(r.sums[t])
+        option = cluster_costs(sums[t])[0]
+        single[t] = measured
+        plan[t] = _blend(how.mixed_share, how.mixed_scale * mixed, how.single_scale * option)
+    mixed_tasks = [t for t, how in serving.items() if how.mixed_share > 0]
+    low, high = saving_bounds(pilot, single, plan, r.counts)
+    return _plan(pilot, model, plan_figures(pilot, d, cost, acc), (low, high), mixed_tasks, r.clusters)
 
 
 def _blend(share: float, mixed: np.ndarray, single: np.ndarray) -> np.ndarray:
@@ -280,6 +400,44 @@ def _blend(share: float, mixed: np.ndarray, single: np.ndarray) -> np.ndarray:
     if share <= 0:
         return single
     return mixed if share >= 1 else share * mixed + (1 - share) * single
+
+
+def _plan(
+    pilot: Pilot,
+    model: str,
+    f: PlanFigures,
+    saving: tuple[np.ndarray, np.ndarray],
+    mixed_tasks: Sequence[str],
+    clusters: int,
+) -> PlanEconomics:
+    net = _estimate(f.net)
+    investment = pilot.economics.pilot_investment_usd
+    horizon = pilot.economics.horizon_months
+    return PlanEconomics(
+        model=model,
+        mixed_tasks=[t.name for t in pilot.tasks if t.name in set(mixed_tasks)],
+        cost_known=bool(np.isfinite(f.per_item_single[0]) and np.isfinite(f.per_item_plan[0])),
+        investment_usd=investment,
+        horizon_months=horizon,
+        cost_per_item_single_usd=_estimate(f.per_item_single),
+        cost_per_item_plan_usd=_estimate(f.per_item_plan),
+        monthly_compute_single_usd=_estimate(f.compute_single),
+        monthly_compute_plan_usd=_estimate(f.compute_plan),
+        monthly_error_single_usd=_estimate(f.error_single),
+        monthly_error_plan_usd=_estimate(f.error_plan),
+        cost_saving=_saving(f.saving[0], *saving),
+        monthly_compute_saving_usd=_estimate(f.compute_single - f.compute_plan),
+        net_monthly_benefit_usd=net,
+        payback_months=payback(net, investment),
+        roi=roi_over_horizon(net, investment, horizon),
+        clusters=clusters,
+    )
+
+
+def _saving(value: float, low: np.ndarray, high: np.ndarray) -> Estimate:
+    if not np.isfinite(value):
+        return UNKNOWN
+    return Estimate(float(value), float(low) if np.isfinite(low) else None, float(high) if np.isfinite(high) else None)
 
 
 def _payback_one(net: float | None, investment: float) -> float | None:

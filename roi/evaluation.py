@@ -57,7 +57,7 @@ def evaluate_run(db: sqlite3.Connection, run_id: str, ending: RunEnding | None =
     now = brief(decided.decision)
     evaluation = RunEvaluation(
         **{f.name: getattr(decided, f.name) for f in fields(decided)},
-        check=baseline.check(db, run_id, now, seed=decided.pilot.seed),
+        check=baseline.check(db, run_id, now),
         probe=probe.stored_figures(db, run_id, decided.pilot),
     )
     return replace(evaluation, history=_history(db, evaluation, now), settings=_settings(db, evaluation))

@@ -68,6 +68,29 @@ def grade_call(
     return rows
 
 
+def failed_call_items(model: str, call: PromptCall, call_id: str) -> list[ItemRow]:
+    """The items of a call that failed: no answer, counted wrong (its call row holds the error), so a
+    mixed call that fails loses every item it held instead of leaving the comparison."""
+    return [
+        ItemRow(
+            call_id=call_id,
+            model=model,
+            mode=call.mode,
+            task=q.task,
+            item_id=q.item.id,
+            position=position,
+            input=q.item.input,
+            gold=q.item.output,
+            answer=None,
+            parsed=False,
+            correct=False,
+            swap_with=None,
+            other_task_space=None,
+        )
+        for position, q in enumerate(call.queries, start=1)
+    ]
+
+
 def _swap_partner(pilot: LoadedPilot, call: PromptCall, position: int, answer: str) -> str | None:
     """The task of another query in the same call whose gold answer this query received."""
     for other_position, other in enumerate(call.queries, start=1):

@@ -8,11 +8,14 @@ Attribution rules (also in the README):
 - a mode's compute seconds are the machine time its calls took where the backend measured it (a
   local engine: what the model is paid by), else the sum of its calls' latencies (API models, where
   calls overlap); items per second divide the answered items by those seconds.
+- an item of a failed call (stored with no answer) counts as wrong in accuracy and in the paired
+  comparison, and is left out of the unparseable, swap, latency and cost figures, which describe the
+  calls that answered; the failed calls themselves are counted per model and mode.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -56,6 +59,7 @@ class ModeSummary:
     retries: int = 0  # retried attempts (API rate limits, 5xx, timeouts), failed calls included
     backoff_s: float = 0.0  # time spent waiting between retries, kept out of latency
     compute_basis: str = "latency"  # "machine": measured machine time; "latency": sum of call latencies
+    failed: Rate = field(default_factory=lambda: wilson(0, 0))  # failed calls / calls, Wilson 95%
 
 
 @dataclass(frozen=True)
@@ -92,29 +96,33 @@ def _per_item(frame: pd.DataFrame, column: str) -> float | None:
     return None if values.isna().any() or values.empty else float(values.mean())
 
 
-def _cell(items: pd.DataFrame, single: pd.DataFrame | None, model: str, task: str, mode: str, seed: int) -> CellSummary:
-    n = len(items)
-    lat = live_latencies(items)
+def answered(items: pd.DataFrame) -> pd.DataFrame:
+    """Items whose call did not fail."""
+    return items[items["error"].isna()] if "error" in items else items
+
+
+def _cell(items: pd.DataFrame, single: pd.DataFrame | None, model: str, task: str, mode: str) -> CellSummary:
+    ok = answered(items)
+    n = len(ok)
+    lat = live_latencies(ok)
     vs_single = None
     if mode == "mixed" and single is not None:
         paired = single.merge(items, on="item_id", suffixes=("_single", "_mixed"))
-        vs_single = paired_difference(
-            paired["correct_single"].to_numpy(), paired["correct_mixed"].to_numpy(), seed=seed
-        )
+        vs_single = paired_difference(paired["correct_single"].to_numpy(), paired["correct_mixed"].to_numpy())
     return CellSummary(
         model=model,
         task=task,
         mode=mode,
-        accuracy=wilson(int(items["correct"].sum()), n),
-        unparseable=wilson(int((items["parsed"] == 0).sum()), n),
-        swaps=wilson(int(items["swap_with"].notna().sum()), n),
-        other_task_space=wilson(int(items["other_task_space"].notna().sum()), n),
+        accuracy=wilson(int(items["correct"].sum()), len(items)),
+        unparseable=wilson(int((ok["parsed"] == 0).sum()), n),
+        swaps=wilson(int(ok["swap_with"].notna().sum()), n),
+        other_task_space=wilson(int(ok["other_task_space"].notna().sum()), n),
         latency_p50_s=percentile(lat, 50),
         latency_p95_s=percentile(lat, 95),
         latency_max_s=float(lat.max()) if lat.size else None,
-        prompt_tokens_per_item=_per_item(items, "prompt_tokens"),
-        output_tokens_per_item=_per_item(items, "output_tokens"),
-        cost_per_item_usd=_per_item(items, "cost_usd"),
+        prompt_tokens_per_item=_per_item(ok, "prompt_tokens"),
+        output_tokens_per_item=_per_item(ok, "output_tokens"),
+        cost_per_item_usd=_per_item(ok, "cost_usd"),
         vs_single=vs_single,
     )
 
@@ -122,17 +130,18 @@ def _cell(items: pd.DataFrame, single: pd.DataFrame | None, model: str, task: st
 def _mode(calls: pd.DataFrame, items: pd.DataFrame, model: str, mode: str) -> ModeSummary:
     ok = calls[calls["error"].isna()]
     compute_s, machine = compute_seconds(ok)
-    answered = int(ok["n_items"].sum())
-    lat = live_latencies(items)
+    answered_items = int(ok["n_items"].sum())
+    lat = live_latencies(answered(items))
+    failed = int(calls["error"].notna().sum())
     tokens = {c: _known_sum(ok[c]) for c in ("prompt_tokens", "output_tokens")}
     return ModeSummary(
         model=model,
         mode=mode,
         calls=len(calls),
-        failed_calls=int(calls["error"].notna().sum()),
+        failed_calls=failed,
         items=len(items),
         compute_s=compute_s,
-        items_per_s=answered / compute_s if compute_s > 0 else None,
+        items_per_s=answered_items / compute_s if compute_s > 0 else None,
         prompt_tokens=None if tokens["prompt_tokens"] is None else int(tokens["prompt_tokens"]),
         output_tokens=None if tokens["output_tokens"] is None else int(tokens["output_tokens"]),
         cost_usd=_known_sum(ok["cost_usd"]),
@@ -141,12 +150,11 @@ def _mode(calls: pd.DataFrame, items: pd.DataFrame, model: str, mode: str) -> Mo
         retries=int(calls["retries"].sum()),
         backoff_s=float(calls["backoff_s"].sum()),
         compute_basis="machine" if machine else "latency",
+        failed=wilson(failed, len(calls)),
     )
 
 
-def summarize(
-    run_id: str, pilot: str, item_limit: int | None, items: pd.DataFrame, calls: pd.DataFrame, seed: int = 0
-) -> RunSummary:
+def summarize(run_id: str, pilot: str, item_limit: int | None, items: pd.DataFrame, calls: pd.DataFrame) -> RunSummary:
     """All figures of the end table from the store's item and call frames."""
     cells: list[CellSummary] = []
     modes: list[ModeSummary] = []
@@ -154,6 +162,6 @@ def summarize(
         modes.append(_mode(group, items[(items["model"] == model) & (items["mode"] == mode)], str(model), str(mode)))
     for (model, task, mode), group in items.groupby(["model", "task", "mode"], sort=False):
         single = items[(items["model"] == model) & (items["task"] == task) & (items["mode"] == "single")]
-        cells.append(_cell(group, single if len(single) else None, str(model), str(task), str(mode), seed))
+        cells.append(_cell(group, single if len(single) else None, str(model), str(task), str(mode)))
     cells.sort(key=lambda c: (c.model, c.task, c.mode != "single"))
     return RunSummary(run_id, pilot, item_limit, cells, modes)

@@ -210,6 +210,7 @@ class Gates(Strict):
     max_p95_latency_s: float = Field(default=10.0, gt=0)
     max_swap_rate: Fraction = 0.02
     max_unparseable_rate: Fraction = 0.05
+    max_failed_call_rate: Fraction = 0.05  # failed calls per model and mode (their items count as wrong)
     min_items_per_task: int = Field(default=30, ge=1)
 
 

@@ -51,7 +51,7 @@ def decide_run(db: sqlite3.Connection, run_id: str, ending: RunEnding | None = N
     pilot = Pilot.model_validate_json(run["pilot_json"])
     items = store.items_frame(db, run_id)
     calls = store.calls_frame(db, run_id)
-    summary = summarize(run_id, pilot.pilot, run["item_limit"], items, calls, seed=pilot.seed)
+    summary = summarize(run_id, pilot.pilot, run["item_limit"], items, calls)
     return DecidedRun(run, pilot, items, calls, summary, decide(pilot, summary, items))
 
 
@@ -68,7 +68,14 @@ def brief(decision: Decision) -> dict[str, Any]:
                 "stage": m.stage,
                 "outcome": m.outcome,
                 "gates": [
-                    {"gate": g.gate, "task": g.task, "stage": g.stage, "status": str(g.status), "worst": g.worst}
+                    {
+                        "gate": g.gate,
+                        "task": g.task,
+                        "mode": g.mode,
+                        "stage": g.stage,
+                        "status": str(g.status),
+                        "worst": g.worst,
+                    }
                     for g in m.gates
                     if g.counted
                 ],

@@ -32,7 +32,7 @@ from roi.errors import ExitCode, Problem, RoiError, RunFailed
 from roi.evaluation import RunEvaluation, evaluate_run
 from roi.files import private_dir, write_atomic
 from roi.fingerprint import fingerprint, pilot_settings
-from roi.grading import AnswerSpaces, grade_call
+from roi.grading import AnswerSpaces, failed_call_items, grade_call
 from roi.metrics import RunSummary
 from roi.pilot import LoadedPilot, ModelSpec, Pilot
 from roi.planning import Budget, check_budgetable, generate_within
@@ -370,7 +370,11 @@ def _store_result(
         cached=cached,
         machine_s=result.machine_s,
     )
-    items = [] if result.text is None else grade_call(pilot, model.name, call, result.key, result.text, spaces)
+    items = (
+        failed_call_items(model.name, call, result.key)
+        if result.error is not None or result.text is None
+        else grade_call(pilot, model.name, call, result.key, result.text, spaces)
+    )
     store.record_call(db, run_id, row, items)
 
 

@@ -1,18 +1,43 @@
-"""Intervals and tests for rates and paired comparisons. Pure functions, hand-checkable."""
+"""Intervals and tests for rates, paired comparisons, quantiles and cluster resampling.
+
+Pure functions with hand-checkable answers. The interval functions take numpy arrays (any shape) as
+well as plain numbers, so benchmarks/calibration.py runs the very code the decision uses on
+thousands of simulated pilots at once.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
+from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 
+LEVEL = 0.95
 Z95 = 1.959963984540054
+
+ArrayLike = Any  # a number or a numpy array of numbers
+
+
+def z_for(level: float) -> float:
+    """The two-sided standard normal quantile of a confidence level (0.95 gives 1.96)."""
+    return NormalDist().inv_cdf(0.5 + level / 2)
+
+
+def simultaneous_level(level: float, family: int) -> float:
+    """Bonferroni: each of `family` intervals at 1 - (1 - level) / family, so that all of them hold
+    together with probability at least `level`."""
+    return 1 - (1 - level) / max(1, family)
+
+
+# ---------------------------------------------------------------- one rate
 
 
 @dataclass(frozen=True)
 class Rate:
-    """A proportion with its 95% Wilson interval and n."""
+    """A proportion with its Wilson interval (95% unless said otherwise) and n."""
 
     k: int
     n: int
@@ -21,20 +46,66 @@ class Rate:
     high: float | None
 
 
+def wilson_bounds(k: ArrayLike, n: ArrayLike, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval (Wilson 1927, JASA 22:209): honest near 0 and 1 and for small n, unlike
+    the normal approximation. NaN where n is 0."""
+    k = np.asarray(k, dtype=float)
+    n = np.asarray(n, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = k / n
+        denom = 1 + z * z / n
+        centre = (p + z * z / (2 * n)) / denom
+        half = z * np.sqrt(np.maximum(p * (1 - p) / n + z * z / (4 * n * n), 0.0)) / denom
+    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+
+
 def wilson(k: int, n: int, z: float = Z95) -> Rate:
-    """Wilson score interval: honest near 0 and 1 and for small n, unlike the normal approximation."""
     if n == 0:
         return Rate(k, 0, None, None, None)
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Rate(k, n, p, max(0.0, centre - half), min(1.0, centre + half))
+    low, high = wilson_bounds(k, n, z)
+    return Rate(k, n, k / n, float(low), float(high))
+
+
+# ---------------------------------------------------------------- paired proportions
+
+
+def paired_interval(
+    both: ArrayLike, first_only: ArrayLike, second_only: ArrayLike, neither: ArrayLike, z: float = Z95
+) -> tuple[np.ndarray, np.ndarray]:
+    """Interval for p1 - p2, the difference of two proportions measured on the same items: Newcombe's
+    hybrid score interval for paired data (Newcombe 1998, "Improved confidence intervals for the
+    difference between binomial proportions based on paired data", Stat Med 17:2635-2650, method 10).
+
+    Cells: `both` right in both, `first_only` right only in the first, `second_only` right only in the
+    second, `neither`; p1 = (both + first_only) / n, p2 = (both + second_only) / n. The Wilson intervals
+    (l1, u1) and (l2, u2) of p1 and p2 are combined through the correlation of the table,
+    phi = (both * neither - first_only * second_only) / sqrt of the product of the four margins, with
+    Newcombe's correction of a positive numerator to max(numerator - n / 2, 0) and phi = 0 when a margin
+    is empty:
+        low  = p1 - p2 - sqrt((p1 - l1)^2 - 2 phi (p1 - l1)(u2 - p2) + (u2 - p2)^2)
+        high = p1 - p2 + sqrt((u1 - p1)^2 - 2 phi (u1 - p1)(p2 - l2) + (p2 - l2)^2)
+    Unlike a bootstrap of paired differences, it does not collapse to a point when no pair disagrees
+    (31 items all right in both modes give about -0.11 to 0.11). NaN where n is 0."""
+    e, f, g, h = (np.asarray(x, dtype=float) for x in (both, first_only, second_only, neither))
+    n = e + f + g + h
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p1, p2 = (e + f) / n, (e + g) / n
+        l1, u1 = wilson_bounds(e + f, n, z)
+        l2, u2 = wilson_bounds(e + g, n, z)
+        margins = (e + f) * (g + h) * (e + g) * (f + h)
+        numerator = e * h - f * g
+        numerator = np.where(numerator > 0, np.maximum(numerator - n / 2, 0.0), numerator)
+        phi = np.where(margins > 0, numerator / np.sqrt(np.where(margins > 0, margins, 1.0)), 0.0)
+        below = np.sqrt(np.maximum((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2, 0.0))
+        above = np.sqrt(np.maximum((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2, 0.0))
+    return np.maximum(p1 - p2 - below, -1.0), np.minimum(p1 - p2 + above, 1.0)
 
 
 @dataclass(frozen=True)
 class PairedDiff:
-    """Mean of b - a over paired items, with a paired bootstrap 95% interval and exact McNemar p."""
+    """Mean of b - a over paired 0/1 outcomes, with its 95% interval (Newcombe's hybrid score interval
+    for paired data) and the exact McNemar p. The four cells of the paired table are kept, so a gate
+    can recompute the interval at another level."""
 
     n: int
     diff: float | None
@@ -43,6 +114,8 @@ class PairedDiff:
     a_only: int  # items right in a, wrong in b
     b_only: int  # items right in b, wrong in a
     mcnemar_p: float | None
+    both: int = 0  # items right in both
+    neither: int = 0  # items wrong in both
 
 
 def mcnemar_exact(a_only: int, b_only: int) -> float:
@@ -55,26 +128,185 @@ def mcnemar_exact(a_only: int, b_only: int) -> float:
     return float(min(1.0, 2 * tail))
 
 
-def paired_difference(a: np.ndarray, b: np.ndarray, *, resamples: int = 4000, seed: int = 0) -> PairedDiff:
+def paired_difference(a: np.ndarray, b: np.ndarray, z: float = Z95) -> PairedDiff:
     """Compare two 0/1 outcome vectors on the same items (b minus a)."""
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
     if a.shape != b.shape:
         raise ValueError("paired outcomes need the same items in the same order")
     n = int(a.size)
+    both = int(np.sum((a == 1) & (b == 1)))
     a_only = int(np.sum((a == 1) & (b == 0)))
     b_only = int(np.sum((a == 0) & (b == 1)))
+    neither = n - both - a_only - b_only
     if n == 0:
         return PairedDiff(0, None, None, None, 0, 0, None)
-    deltas = b - a
-    low, high = bootstrap_mean_interval(deltas, resamples=resamples, seed=seed)
-    return PairedDiff(n, float(deltas.mean()), low, high, a_only, b_only, mcnemar_exact(a_only, b_only))
+    low, high = paired_interval(both, b_only, a_only, neither, z)
+    diff = (b_only - a_only) / n
+    return PairedDiff(n, diff, float(low), float(high), a_only, b_only, mcnemar_exact(a_only, b_only), both, neither)
+
+
+# ---------------------------------------------------------------- quantiles of clustered latencies
+
+
+@lru_cache(maxsize=4096)
+def binomial_cdf(n: int, p: float) -> np.ndarray:
+    """P(Binomial(n, p) <= j) for j = 0..n, from the pmf's ratio recurrence summed in log space."""
+    if p <= 0 or p >= 1:
+        cdf = np.ones(n + 1) if p <= 0 else np.zeros(n + 1)
+        cdf[n] = 1.0
+        return cdf
+    j = np.arange(n)
+    steps = np.log((n - j) / (j + 1)) + math.log(p / (1 - p))
+    log_pmf = np.concatenate([[0.0], np.cumsum(steps)])
+    pmf = np.exp(log_pmf - log_pmf.max())
+    return np.asarray(np.minimum(np.cumsum(pmf) / pmf.sum(), 1.0))
+
+
+@lru_cache(maxsize=4096)
+def order_statistic_ranks(n: int, q: float, level: float = LEVEL) -> tuple[int | None, int | None]:
+    """1-based ranks (l, u) of the order statistics X(l) <= x_q <= X(u) that bound the q-quantile x_q
+    of any continuous distribution with probability at least `level`, each end missing it at most
+    (1 - level) / 2 (Conover, Practical Nonparametric Statistics, 3rd ed. 1999, section 3.2). An end
+    is None when n is too small: with 30 values no order statistic is a 97.5% upper bound of the
+    95th percentile (the largest exceeds it with probability 1 - 0.95^30 = 0.785)."""
+    tail = (1 - level) / 2
+    cdf = binomial_cdf(n, q)  # cdf[r - 1] = P(X(r) > x_q): fewer than r values below x_q
+    uppers = np.nonzero(cdf >= 1 - tail)[0]
+    lowers = np.nonzero(cdf <= tail)[0]
+    upper = int(uppers[0]) + 1 if uppers.size and uppers[0] + 1 <= n else None
+    lower = int(lowers[-1]) + 1 if lowers.size else None
+    return lower, upper
+
+
+@dataclass(frozen=True)
+class QuantileInterval:
+    """A quantile of per-item latency measured on calls (every item of a call shares its latency)."""
+
+    value: float | None
+    low: float | None  # None: no order statistic bounds it at this n
+    high: float | None
+    calls: int
+    effective_calls: int  # Kish's effective number of calls of unequal size
+
+
+def effective_calls(weights: np.ndarray) -> np.ndarray:
+    """Kish's effective sample size (sum w)^2 / sum w^2 along the last axis, rounded down; equal
+    weights give the number of calls."""
+    w = np.asarray(weights, dtype=float)
+    return np.asarray(np.floor(w.sum(axis=-1) ** 2 / np.maximum((w * w).sum(axis=-1), 1e-300) + 1e-9), dtype=int)
+
+
+def quantile_bounds(
+    values: np.ndarray, weights: np.ndarray, q: float, level: float = LEVEL
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distribution-free bounds of the item-weighted q-quantile of call latencies, per row of 2-D arrays
+    (one row per pilot; weights 0 pad rows of different length). Rank r of `order_statistic_ranks` at
+    Kish's effective number of calls n maps to the smallest latency whose item-weighted cumulative
+    share reaches r / n: with calls of equal size that is exactly the r-th smallest call. NaN where the
+    end is unbounded (too few calls)."""
+    values, weights = np.atleast_2d(values).astype(float), np.atleast_2d(weights).astype(float)
+    order = np.argsort(np.where(weights > 0, values, np.inf), axis=1)
+    sorted_values = np.take_along_axis(values, order, axis=1)
+    share = np.cumsum(np.take_along_axis(weights, order, axis=1), axis=1)
+    share /= np.maximum(share[:, -1:], 1e-300)
+    n_eff = effective_calls(weights)
+    ends = []
+    for which in (0, 1):
+        rank = np.array([_rank(int(n), q, level, which) for n in n_eff], dtype=float)
+        target = rank / np.maximum(n_eff, 1)
+        index = np.argmax(share >= target[:, None] - 1e-12, axis=1)
+        found = np.take_along_axis(sorted_values, index[:, None], axis=1)[:, 0]
+        ends.append(np.where(np.isnan(rank), np.nan, found))
+    return ends[0], ends[1]
+
+
+def _rank(n: int, q: float, level: float, which: int) -> float:
+    rank = order_statistic_ranks(n, q, level)[which] if n > 0 else None
+    return math.nan if rank is None else float(rank)
+
+
+def weighted_percentile(values: np.ndarray, weights: np.ndarray, q: float) -> float | None:
+    """The q-quantile (0..1) of items whose latency is their call's: each call counted once per item."""
+    counts = np.asarray(weights, dtype=int)
+    return percentile(np.repeat(np.asarray(values, dtype=float), counts), q * 100)
+
+
+def quantile_interval(values: np.ndarray, weights: np.ndarray, q: float, level: float = LEVEL) -> QuantileInterval:
+    """The item-weighted q-quantile of call latencies with its distribution-free interval."""
+    values, weights = np.asarray(values, dtype=float), np.asarray(weights, dtype=float)
+    if values.size == 0:
+        return QuantileInterval(None, None, None, 0, 0)
+    low, high = quantile_bounds(values, weights, q, level)
+    value = weighted_percentile(values, weights, q)
+
+    def end(x: np.ndarray) -> float | None:
+        return None if np.isnan(x[0]) else float(x[0])
+
+    return QuantileInterval(value, end(low), end(high), int(values.size), int(effective_calls(weights)))
+
+
+# ---------------------------------------------------------------- cluster resampling
+
+
+def cluster_resample_counts(n_clusters: int, resamples: int, seed: int) -> np.ndarray:
+    """Bootstrap draws of clusters: row 0 counts every cluster once (the sample itself), rows 1..resamples
+    count how often each cluster is drawn when n_clusters are drawn with replacement. A statistic that
+    is a ratio of cluster sums is then `counts @ sums / counts @ sizes`, one value per row. Memory:
+    (resamples + 1) x n_clusters floats."""
+    rng = np.random.default_rng(seed)
+    counts = np.ones((resamples + 1, n_clusters))
+    if n_clusters:
+        counts[1:] = rng.multinomial(n_clusters, np.full(n_clusters, 1 / n_clusters), size=resamples)
+    return counts
+
+
+def percentile_bounds(draws: np.ndarray, level: float = LEVEL) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap interval over the last axis of `draws` (its first entry is the sample's own
+    figure and is left out)."""
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(draws[..., 1:], [tail, 100 - tail], axis=-1)
+    return low, high
+
+
+def ratio_bounds(
+    numerator: np.ndarray, denominator: np.ndarray, counts: np.ndarray, level: float = LEVEL
+) -> tuple[np.ndarray, np.ndarray]:
+    """Interval for the ratio of two totals over clusters (clusters on the last axis, leading axes
+    for several pilots), from the cluster draws `counts` of `cluster_resample_counts`: a bootstrap-t on
+    the log scale (Davison & Hinkley, Bootstrap Methods and their Application, 1997, sections 2.4 and
+    5.2). Each resample's log ratio is studentised by its own linearised standard error,
+    se^2 = n / (n - 1) * sum_i w_i (a_i / A - b_i / B)^2 with A, B the resample's totals, and the
+    interval is log r - t[1 - tail] se to log r - t[tail] se. For a skewed cost ratio it keeps each end's
+    miss rate near its nominal 2.5% where the percentile interval misses the lower end more often
+    (see benchmarks/calibration.py). Both totals must be positive; no spread gives [r, r]."""
+    a, b = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
+    n = a.shape[-1]
+    total_a, total_b = a @ counts.T, b @ counts.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_r = np.log(total_a / total_b)
+        spread = (a * a) @ counts.T / total_a**2 - 2 * (a * b) @ counts.T / (total_a * total_b)
+        spread += (b * b) @ counts.T / total_b**2
+        se = np.sqrt(np.maximum(spread, 0.0) * n / max(n - 1, 1))
+        t = np.nan_to_num((log_r[..., 1:] - log_r[..., :1]) / se[..., 1:], nan=0.0, posinf=1e6, neginf=-1e6)
+    tail = (1 - level) / 2 * 100
+    t_low, t_high = np.percentile(t, [tail, 100 - tail], axis=-1)
+    flat = ~(se[..., 0] > 0)
+    low = np.where(flat, log_r[..., 0], log_r[..., 0] - t_high * se[..., 0])
+    high = np.where(flat, log_r[..., 0], log_r[..., 0] - t_low * se[..., 0])
+    with np.errstate(over="ignore"):  # a degenerate resample (one cluster drawn n times) may run off
+        return np.exp(low), np.exp(high)
+
+
+def percentile(values: list[float] | np.ndarray, q: float) -> float | None:
+    arr = np.asarray(values, dtype=float)
+    return float(np.percentile(arr, q)) if arr.size else None
 
 
 def bootstrap_mean_interval(
-    values: np.ndarray, *, resamples: int = 4000, seed: int = 0, level: float = 0.95
+    values: np.ndarray, *, resamples: int = 4000, seed: int = 0, level: float = LEVEL
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of a mean (resampling items with replacement)."""
+    """Percentile bootstrap interval of a mean of independent values (resampled with replacement)."""
     values = np.asarray(values, dtype=float)
     if values.size == 0:
         raise ValueError("no values")
@@ -83,15 +315,3 @@ def bootstrap_mean_interval(
     means = values[idx].mean(axis=1)
     tail = (1 - level) / 2 * 100
     return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
-
-
-def percentile(values: list[float] | np.ndarray, q: float) -> float | None:
-    arr = np.asarray(values, dtype=float)
-    return float(np.percentile(arr, q)) if arr.size else None
-
-
-def items_needed_for_margin(margin: float, p: float = 0.5, z: float = Z95) -> int:
-    """Items so that a rate's 95% interval half-width is at most `margin` (normal approximation)."""
-    if margin <= 0:
-        raise ValueError("margin must be positive")
-    return math.ceil(z * z * p * (1 - p) / (margin * margin))

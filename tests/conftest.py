@@ -67,6 +67,20 @@ def require_vllm() -> None:
     pytest.skip(f"no vLLM environment at {python}; build it with `make vllm-venv`")
 
 
+def lenient_demo(folder: Path) -> Path:
+    """A copy of the demo pilot (same name, same data) whose limits a handful of items can meet, so that a
+    good run passes gates a bad run then fails (baseline, cron, notification and evaluation tests)."""
+    text = (PILOTS / "superposition-demo.yaml").read_text(encoding="utf-8")
+    old = "gates: {max_accuracy_drop: 0.10,"
+    assert old in text
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "data").symlink_to(PILOTS / "data")
+    path = folder / "superposition-demo.yaml"
+    lenient = "gates: {max_accuracy_drop: 0.9, max_unparseable_rate: 0.9, min_items_per_task: 3,"
+    path.write_text(text.replace(old, lenient), encoding="utf-8")
+    return path
+
+
 @pytest.fixture
 def write_file(tmp_path: Path) -> Callable[[str, str], Path]:
     def write(name: str, text: str) -> Path:

@@ -15,7 +15,7 @@ from roi.evaluation import evaluate_run
 from roi.pilot import LoadedPilot, load_pilot
 from roi.runner import RunOptions, RunResult, run_pilot
 
-from .conftest import PILOTS
+from .conftest import PILOTS, lenient_demo
 from .fakes import FakeBackend, Policy, gold
 from .test_runner import swap_upper_and_capital_in_mixed
 
@@ -42,7 +42,8 @@ def test_accept_only_a_complete_run(demo: LoadedPilot, tmp_path: Path) -> None:
     assert baseline.current_baseline(db, demo.name) is None
 
 
-def test_regressions_against_the_accepted_baseline(demo: LoadedPilot, tmp_path: Path) -> None:
+def test_regressions_against_the_accepted_baseline(tmp_path: Path) -> None:
+    demo = load_pilot(lenient_demo(tmp_path / "pilot"))
     good = run(demo, tmp_path)
     assert good.check is not None and good.check.reference is None and not good.check.regressed
     bad = run(demo, tmp_path, swap_upper_and_capital_in_mixed)
@@ -107,9 +108,8 @@ def test_stage_drop_is_a_regression() -> None:
     assert baseline.decision_regressions(now, before)[:1] == []  # a rise is not a regression
 
 
-def test_without_a_baseline_the_previous_run_at_the_same_limit_is_the_reference(
-    demo: LoadedPilot, tmp_path: Path
-) -> None:
+def test_without_a_baseline_the_previous_run_at_the_same_limit_is_the_reference(tmp_path: Path) -> None:
+    demo = load_pilot(lenient_demo(tmp_path / "pilot"))
     first = run(demo, tmp_path, limit=30)
     run(demo, tmp_path, limit=5)  # another limit: not comparable
     third = run(demo, tmp_path, swap_upper_and_capital_in_mixed, limit=30)

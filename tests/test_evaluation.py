@@ -17,7 +17,7 @@ from roi.pilot import LoadedPilot, load_pilot
 from roi.run_decision import brief, decision_brief
 from roi.runner import RunOptions, RunResult, rebuild_report, run_pilot
 
-from .conftest import PILOTS
+from .conftest import PILOTS, lenient_demo
 from .fakes import FakeBackend, Policy, gold
 from .test_runner import swap_upper_and_capital_in_mixed
 
@@ -59,7 +59,8 @@ def test_the_run_folder_and_the_store_hold_one_evaluation(demo: LoadedPilot, tmp
     assert again.decision == evaluation.decision and again.check == evaluation.check
 
 
-def test_roi_report_leaves_the_store_as_it_was(demo: LoadedPilot, tmp_path: Path) -> None:
+def test_roi_report_leaves_the_store_as_it_was(tmp_path: Path) -> None:
+    demo = load_pilot(lenient_demo(tmp_path / "pilot"))
     first = run(demo, tmp_path)
     second = run(demo, tmp_path, swap_upper_and_capital_in_mixed)  # a trend and a regression to report
     assert second.check.reference == first.run_id and second.check.regressed

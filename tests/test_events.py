@@ -15,7 +15,7 @@ from roi.events import EventLog, read_events
 from roi.pilot import load_pilot
 from roi.runner import RunOptions, run_pilot
 
-from .conftest import PILOTS, REPO
+from .conftest import PILOTS, REPO, lenient_demo
 from .fakes import FakeBackend
 from .test_runner import swap_upper_and_capital_in_mixed
 
@@ -49,7 +49,8 @@ def test_event_log_appends_one_json_object_per_line(tmp_path: Path) -> None:
 
 
 def test_cron_run_exit_codes_quiet_line_and_events(tmp_path: Path) -> None:
-    demo = load_pilot(DEMO)
+    path = lenient_demo(tmp_path / "pilot")
+    demo = load_pilot(path)
     spec = demo.spec.models[0]
     good = run_pilot(demo, RunOptions(out_dir=tmp_path, limit=30, backends={"gemma-270m": FakeBackend(spec, demo)}))
     # A worse model behind the same name: its answers become the newest cache entries.
@@ -58,7 +59,7 @@ def test_cron_run_exit_codes_quiet_line_and_events(tmp_path: Path) -> None:
     assert roi("accept", good.run_id, out=tmp_path).returncode == 0
 
     log = tmp_path / "events.jsonl"
-    done = roi("run", str(DEMO), "--limit", "30", "--quiet", "--log-json", str(log), out=tmp_path)
+    done = roi("run", str(path), "--limit", "30", "--quiet", "--log-json", str(log), out=tmp_path)
     assert done.returncode == 3, done.stdout + done.stderr
     (line,) = done.stdout.strip().splitlines()
     assert "superposition-demo" in line and "regression(s) vs " + good.run_id in line and "exit 3" in line
@@ -79,7 +80,7 @@ def test_cron_run_exit_codes_quiet_line_and_events(tmp_path: Path) -> None:
 
     # Once the new behaviour is accepted, the same run is no regression: exit 0.
     assert roi("accept", run_id, out=tmp_path).returncode == 0
-    again = roi("run", str(DEMO), "--limit", "30", "--quiet", out=tmp_path)
+    again = roi("run", str(path), "--limit", "30", "--quiet", out=tmp_path)
     assert again.returncode == 0, again.stderr
     assert f"no regression vs {run_id}" in again.stdout and "exit 0" in again.stdout
 

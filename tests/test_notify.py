@@ -23,7 +23,7 @@ from roi.pilot import LoadedPilot, Notify, load_pilot
 from roi.runner import RunOptions, run_pilot
 from tests.servers import Behaviour, HostileServer
 
-from .conftest import PILOTS
+from .conftest import lenient_demo
 from .fakes import FakeBackend
 from .test_runner import swap_upper_and_capital_in_mixed
 
@@ -130,7 +130,7 @@ def notifying(pilot: LoadedPilot) -> LoadedPilot:
 
 
 def test_a_garbage_webhook_keeps_the_exit_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pilot = notifying(load_pilot(PILOTS / "superposition-demo.yaml"))
+    pilot = notifying(load_pilot(lenient_demo(tmp_path / "pilot")))
     spec = pilot.spec.models[0]
     run_pilot(pilot, RunOptions(out_dir=tmp_path, limit=30, backends={"gemma-270m": FakeBackend(spec, pilot)}))
     worse = FakeBackend(spec, pilot, swap_upper_and_capital_in_mixed)
@@ -145,7 +145,7 @@ def test_a_garbage_webhook_keeps_the_exit_code(tmp_path: Path, monkeypatch: pyte
 
 
 def test_a_run_that_regresses_notifies(hook: Hook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pilot = notifying(load_pilot(PILOTS / "superposition-demo.yaml"))
+    pilot = notifying(load_pilot(lenient_demo(tmp_path / "pilot")))
     monkeypatch.setenv("ROI_TEST_HOOK", hook.url)
     spec = pilot.spec.models[0]
     first = run_pilot(pilot, RunOptions(out_dir=tmp_path, limit=30, backends={"gemma-270m": FakeBackend(spec, pilot)}))

@@ -1,4 +1,4 @@
-"""Statistics against hand-computed values."""
+"""Statistics against hand-computed and published values."""
 
 from __future__ import annotations
 
@@ -7,7 +7,22 @@ import math
 import numpy as np
 import pytest
 
-from roi.stats import items_needed_for_margin, mcnemar_exact, paired_difference, percentile, wilson
+from roi.stats import (
+    Z95,
+    binomial_cdf,
+    cluster_resample_counts,
+    effective_calls,
+    mcnemar_exact,
+    order_statistic_ranks,
+    paired_difference,
+    paired_interval,
+    percentile,
+    percentile_bounds,
+    quantile_interval,
+    simultaneous_level,
+    wilson,
+    z_for,
+)
 
 
 def test_wilson_matches_hand_computation() -> None:
@@ -24,6 +39,67 @@ def test_wilson_edges() -> None:
     assert zero.low == 0.0 and zero.high == pytest.approx(0.1611, abs=1e-4)
     full = wilson(20, 20)
     assert full.high == 1.0 and full.low == pytest.approx(0.8389, abs=1e-4)
+    # published: Newcombe 1998 (Stat Med 17:857), Table II, 0/20 -> 0 to 0.1611 and 15/148 -> 0.0624 to 0.1605
+    assert wilson(15, 148).low == pytest.approx(0.0624, abs=1e-4)
+    assert wilson(15, 148).high == pytest.approx(0.1605, abs=1e-4)
+
+
+def test_levels() -> None:
+    assert z_for(0.95) == pytest.approx(Z95)
+    assert simultaneous_level(0.95, 3) == pytest.approx(1 - 0.05 / 3)
+    assert z_for(simultaneous_level(0.95, 2)) == pytest.approx(2.2414, abs=1e-4)
+
+
+# ---------------------------------------------------------------- paired proportions
+
+
+@pytest.mark.parametrize(
+    ("cells", "published"),
+    [
+        # Newcombe 1998 (Stat Med 17:2635), worked example: 20 pairs right in both, 12 right only in the first,
+        # 2 only in the second, 16 in neither; method 10 gives 0.0562 to 0.3292
+        ((20, 12, 2, 16), (0.0562, 0.3292)),
+        # Fagerland, Lydersen & Laake 2014 (Stat Med 33:2850), airway hyper-responsiveness before and after
+        # stem cell transplantation (Bentur et al. 2009): Newcombe hybrid score -0.507 to -0.026
+        ((1, 1, 7, 12), (-0.507, -0.026)),
+        # Fagerland, Lydersen & Laake, Statistical Analysis of Contingency Tables (2017), chapter 8:
+        # complete response before and after consolidation therapy (Cavo et al. 2012), -0.1186 to -0.0046
+        ((59, 6, 16, 80), (-0.1186, -0.0046)),
+    ],
+)
+def test_paired_interval_reproduces_published_values(
+    cells: tuple[int, int, int, int], published: tuple[float, float]
+) -> None:
+    low, high = paired_interval(*cells)
+    digits = len(str(published[0]).split(".")[1])
+    assert (round(float(low), digits), round(float(high), digits)) == published
+
+
+def test_paired_interval_by_hand() -> None:
+    # 20, 12, 2, 16: p1 = 32/50, p2 = 22/50, difference 0.2. Wilson 95% of 32/50 is 0.501410 to 0.758613,
+    # of 22/50 0.311622 to 0.576940; phi = (20 x 16 - 12 x 2 - 50/2) / sqrt(32 x 18 x 22 x 28) = 271 / 595.66
+    l1, u1 = 0.501410, 0.758613
+    l2, u2 = 0.311622, 0.576940
+    phi = 271 / math.sqrt(32 * 18 * 22 * 28)
+    below = math.sqrt((0.64 - l1) ** 2 - 2 * phi * (0.64 - l1) * (u2 - 0.44) + (u2 - 0.44) ** 2)
+    above = math.sqrt((u1 - 0.64) ** 2 - 2 * phi * (u1 - 0.64) * (0.44 - l2) + (0.44 - l2) ** 2)
+    low, high = paired_interval(20, 12, 2, 16)
+    assert float(low) == pytest.approx(0.2 - below, abs=2e-6) and float(high) == pytest.approx(0.2 + above, abs=2e-6)
+
+
+def test_paired_interval_does_not_collapse_without_discordant_pairs() -> None:
+    # 31 items right in both: each Wilson interval reaches z^2 / (n + z^2) below 1, phi = 0 (empty margin)
+    low, high = paired_interval(31, 0, 0, 0)
+    half = Z95**2 / (31 + Z95**2)
+    assert (float(low), float(high)) == pytest.approx((-half, half))
+    assert half == pytest.approx(0.110, abs=1e-3)
+
+
+def test_paired_interval_is_antisymmetric_and_vectorised() -> None:
+    low, high = paired_interval(np.array([20, 1]), np.array([12, 1]), np.array([2, 7]), np.array([16, 12]))
+    swapped_low, swapped_high = paired_interval(np.array([20, 1]), np.array([2, 7]), np.array([12, 1]), [16, 12])
+    assert low == pytest.approx(-swapped_high) and high == pytest.approx(-swapped_low)
+    assert np.isnan(paired_interval(0, 0, 0, 0)[0])
 
 
 def test_mcnemar_exact() -> None:
@@ -38,19 +114,21 @@ def test_mcnemar_exact() -> None:
 def test_paired_difference_counts_and_interval() -> None:
     a = np.array([1, 1, 1, 1, 0, 0, 1, 1, 1, 1] * 3)
     b = np.array([1, 0, 1, 1, 0, 1, 0, 1, 1, 1] * 3)
-    d = paired_difference(a, b, seed=1)
+    d = paired_difference(a, b)
     assert d.n == 30
-    assert d.a_only == 6 and d.b_only == 3
+    assert (d.both, d.a_only, d.b_only, d.neither) == (18, 6, 3, 3)
     assert d.diff == pytest.approx(-0.1)
-    assert d.low is not None and d.high is not None
-    assert d.low < -0.1 < d.high
+    low, high = paired_interval(18, 3, 6, 3)  # b minus a: b is the first proportion
+    assert (d.low, d.high) == (pytest.approx(float(low)), pytest.approx(float(high)))
+    assert d.low is not None and d.high is not None and d.low < -0.1 < d.high
     assert d.mcnemar_p == pytest.approx(mcnemar_exact(6, 3))
 
 
-def test_paired_difference_with_identical_outcomes_is_exactly_zero() -> None:
-    a = np.array([1, 0, 1, 1])
+def test_paired_difference_with_identical_outcomes_keeps_its_width() -> None:
+    a = np.array([1, 0, 1, 1] * 10)
     d = paired_difference(a, a)
-    assert (d.diff, d.low, d.high, d.mcnemar_p) == (0.0, 0.0, 0.0, 1.0)
+    assert d.diff == 0.0 and d.mcnemar_p == 1.0
+    assert d.low is not None and d.high is not None and d.low < -0.05 and d.high > 0.05
 
 
 def test_paired_difference_rejects_unpaired() -> None:
@@ -58,7 +136,62 @@ def test_paired_difference_rejects_unpaired() -> None:
         paired_difference(np.array([1, 0]), np.array([1]))
 
 
-def test_percentile_and_sample_size() -> None:
+# ---------------------------------------------------------------- quantiles
+
+
+def _cdf(n: int, p: float, k: int) -> float:
+    return sum(math.comb(n, j) * p**j * (1 - p) ** (n - j) for j in range(k + 1))
+
+
+def test_binomial_cdf_matches_the_sum() -> None:
+    for n, p in ((10, 0.3), (72, 0.95), (200, 0.02)):
+        cdf = binomial_cdf(n, p)
+        assert [cdf[k] for k in (0, n // 2, n - 1)] == pytest.approx([_cdf(n, p, k) for k in (0, n // 2, n - 1)])
+    assert binomial_cdf(5, 0.0).tolist() == [1.0] * 6 and binomial_cdf(5, 1.0).tolist() == [0.0] * 5 + [1.0]
+
+
+def test_order_statistic_ranks() -> None:
+    # the largest of 30 values exceeds the 95th percentile with probability 1 - 0.95^30 = 0.785 only
+    assert order_statistic_ranks(30, 0.95)[1] is None
+    # 72 values: 1 - 0.95^72 = 0.9751 >= 0.975, so the largest is a 97.5% upper bound; 71 are too few
+    assert order_statistic_ranks(72, 0.95)[1] == 72 and order_statistic_ranks(71, 0.95)[1] is None
+    # 100 values: P(at most 98 below) = 0.9629 < 0.975 <= P(at most 99 below) = 0.9941: rank 100
+    assert order_statistic_ranks(100, 0.95)[1] == 100
+    # the median of 20 values: ranks 6 and 15 (P(at most 5 below) = 0.0207, P(at most 14 below) = 0.9793)
+    assert order_statistic_ranks(20, 0.5) == (6, 15)
+    assert _cdf(20, 0.5, 5) <= 0.025 < _cdf(20, 0.5, 6) and _cdf(20, 0.5, 13) < 0.975 <= _cdf(20, 0.5, 14)
+
+
+def test_quantile_interval_over_calls() -> None:
+    latencies = np.arange(1.0, 101.0)  # 100 calls of 2 items each
+    q = quantile_interval(latencies, np.full(100, 2.0), 0.95)
+    assert (q.calls, q.effective_calls) == (100, 100)
+    assert q.value == pytest.approx(np.percentile(np.repeat(latencies, 2), 95))
+    assert q.high == 100.0  # rank 100 (above)
+    lower = order_statistic_ranks(100, 0.95)[0]
+    assert lower is not None and q.low == float(lower)
+    few = quantile_interval(latencies[:30], np.full(30, 3.0), 0.95)
+    assert few.high is None and few.value is not None
+
+
+def test_effective_calls_of_unequal_size() -> None:
+    # Kish: (sum w)^2 / sum w^2 = 36 / 14 for calls of 1, 2 and 3 items
+    assert int(effective_calls(np.array([1.0, 2.0, 3.0]))) == 2
+    assert int(effective_calls(np.full(40, 4.0))) == 40
+
+
+# ---------------------------------------------------------------- resampling
+
+
+def test_cluster_resample_counts() -> None:
+    counts = cluster_resample_counts(7, 50, seed=3)
+    assert counts.shape == (51, 7) and (counts[0] == 1).all() and (counts.sum(axis=1) == 7).all()
+    assert (cluster_resample_counts(7, 50, seed=3) == counts).all()
+    draws = counts @ np.arange(7.0) / 7
+    low, high = percentile_bounds(draws)
+    assert low <= draws[0] <= high
+
+
+def test_percentile() -> None:
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
     assert percentile([], 95) is None
-    assert items_needed_for_margin(0.05) == math.ceil(1.959963984540054**2 * 0.25 / 0.0025)

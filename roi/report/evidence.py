@@ -12,7 +12,17 @@ from roi.grouping import interference_matrix
 from roi.report import charts
 from roi.report.i18n import text
 from roi.report.inputs import ReportInputs, decided_models
-from roi.report.wording import gate_figure, gate_label, gate_measured, gate_reason, pct, seconds, stage_name
+from roi.report.wording import (
+    gate_figure,
+    gate_label,
+    gate_measured,
+    gate_n,
+    gate_reason,
+    pct,
+    seconds,
+    stage_name,
+)
+from roi.stats import LEVEL, simultaneous_level
 
 FAILURE_SAMPLES = 12
 
@@ -30,12 +40,12 @@ def build_gates(inputs: ReportInputs) -> dict[str, Any]:
                 "task": g.task,
                 "measured": gate_measured(g, lang),
                 "limit": _limit(g, lang),
-                "n": g.n,
+                "n": gate_n(g, lang),
                 "status": g.status.value,
                 "status_text": text(lang, f"status.{g.status.value}"),
-                "reason": gate_reason(g, lang, d.grouping.single_tasks)
+                "reason": gate_reason(g, lang, d.grouping)
                 if g.counted
-                else f"{text(lang, 'reason.not_counted')} · {gate_reason(g, lang)}",
+                else f"{text(lang, 'reason.not_counted')} · {gate_reason(g, lang, d.grouping)}",
                 "counted": g.counted,
                 "items_needed": g.items_needed,
                 "figures": asdict(g),
@@ -60,7 +70,9 @@ def build_gates(inputs: ReportInputs) -> dict[str, Any]:
                 "stage": d.stage,
             }
         )
-    return {"models": models}
+    tasks = len(inputs.pilot.tasks)
+    level = pct(simultaneous_level(LEVEL, tasks), lang)
+    return {"models": models, "note": text(lang, "gates.note", tasks=tasks, level=level)}
 
 
 def _limit(g: GateResult, lang: str) -> str:
@@ -224,6 +236,8 @@ def build_failures(inputs: ReportInputs) -> dict[str, Any]:
             flags.append(text(lang, "failures.swap", task=r.swap_with))
         if isinstance(r.other_task_space, str):
             flags.append(text(lang, "failures.space", task=r.other_task_space))
+        if isinstance(getattr(r, "error", None), str):
+            flags.append(text(lang, "failures.call_failed", error=str(r.error)[:120]))
         answer = r.answer if isinstance(r.answer, str) else None
         rows.append(
             {

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from roi.economics import RESAMPLES, PlanEconomics, SavingSources, saving_sources, task_economics, task_pairs
+from roi.grouping import UNDECIDED, TaskPlacement
 from roi.report import charts
 from roi.report.i18n import join, text
 from roi.report.inputs import ReportInputs, decided_models
@@ -233,7 +234,7 @@ def build_grouping(inputs: ReportInputs) -> dict[str, Any]:
             {
                 "task": p.task,
                 "mixed": p.mixed,
-                "placement": text(lang, "grouping.mixed" if p.mixed else "grouping.single"),
+                "placement": _placement(p, lang),
                 "why": "; ".join(_why(p, lang)),
             }
             for p in g.placements
@@ -265,15 +266,28 @@ def build_grouping(inputs: ReportInputs) -> dict[str, Any]:
     return {"models": models}
 
 
-def _why(p: Any, lang: str) -> list[str]:
+def _placement(p: TaskPlacement, lang: str) -> str:
+    if p.placement != UNDECIDED:
+        return text(lang, f"grouping.{p.placement}")
+    if p.items_needed is None:
+        return text(lang, "grouping.undecided_unknown")
+    return text(lang, "grouping.undecided", more=max(0, p.items_needed - p.n))
+
+
+def _why(p: TaskPlacement, lang: str) -> list[str]:
     def pairs(counts: dict[str, int]) -> str:
         return join(lang, [f"{k} ({v})" for k, v in counts.items()])
 
-    out = [
-        text(lang, "grouping.failing", gates=join(lang, [text(lang, f"gate.{g}") for g in p.failing_gates]))
-        if p.failing_gates
-        else text(lang, "grouping.ok")
-    ]
+    def gates(names: list[str]) -> str:
+        return join(lang, [text(lang, f"gate.{g}") for g in names])
+
+    out = []
+    if p.failing_gates:
+        out.append(text(lang, "grouping.failing", gates=gates(p.failing_gates)))
+    if p.pending_gates:
+        out.append(text(lang, "grouping.pending", gates=gates(p.pending_gates)))
+    if not out:
+        out.append(text(lang, "grouping.ok"))
     if p.swaps_from:
         out.append(text(lang, "grouping.swaps_from", pairs=pairs(p.swaps_from)))
     if p.answers_in_space_of:

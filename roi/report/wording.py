@@ -6,10 +6,11 @@ from __future__ import annotations
 from roi import formats
 from roi.decision import STAGES, Decision, GateResult, ModelDecision, Status
 from roi.economics import Estimate
+from roi.grouping import KEEP_SINGLE, UNDECIDED, Grouping
 from roi.levers import MIXED_OPTIONS
 from roi.report.i18n import join, text
 
-PERCENT_GATES = {"accuracy_drop", "unparseable_rate", "swap_rate", "cost_saving"}
+PERCENT_GATES = {"accuracy_drop", "unparseable_rate", "swap_rate", "cost_saving", "failed_calls"}
 
 
 def pct(value: float | None, lang: str = "en", signed: bool = False) -> str:
@@ -64,23 +65,44 @@ def gate_measured(gate: GateResult, lang: str) -> str:
     if gate.value is None:
         return text(lang, "na")
     shown = gate_figure(gate, gate.value, lang)
-    if gate.low is not None and gate.high is not None:
-        shown += f" [{gate_figure(gate, gate.low, lang)}, {gate_figure(gate, gate.high, lang)}]"
+    if gate.low is not None or gate.high is not None:
+
+        def end(x: float | None) -> str:
+            return text(lang, "unbounded") if x is None else gate_figure(gate, x, lang)
+
+        shown += f" [{end(gate.low)}, {end(gate.high)}]"
     return shown
 
 
-_FLAG_GATES = {"modes_compared", "group_exists", "operations", "all_tasks_mixed"}
+def gate_n(gate: GateResult, lang: str) -> str:
+    return text(lang, "gates.calls", n=gate.n) if gate.unit == "calls" else str(gate.n)
 
 
-def gate_reason(gate: GateResult, lang: str, single_tasks: list[str] | None = None) -> str:
+_FLAG_GATES = {"modes_compared", "operations"}
+
+
+def _grouping_reason(gate: GateResult, lang: str, grouping: Grouping | None) -> str:
+    kept = grouping.tasks_placed(KEEP_SINGLE) if grouping else []
+    undecided = grouping.tasks_placed(UNDECIDED) if grouping else []
+    key = f"reason.{gate.gate}.{gate.status.value}"
+    if gate.status is Status.MORE_DATA and gate.items_needed is None:
+        key += "_unknown"
+    return text(
+        lang,
+        key,
+        count=f"{gate.value or 0:.0f}",
+        single=join(lang, kept or (grouping.single_tasks if grouping else [])),
+        undecided=join(lang, undecided),
+        needed=gate.items_needed,
+    )
+
+
+def gate_reason(gate: GateResult, lang: str, grouping: Grouping | None = None) -> str:
     """Why a gate passed, failed or could not be judged, in one clause."""
     if gate.gate in _FLAG_GATES:
-        return text(
-            lang,
-            f"reason.{gate.gate}.{gate.status.value}",
-            count=f"{gate.value or 0:.0f}",
-            single=join(lang, single_tasks or []),
-        )
+        return text(lang, f"reason.{gate.gate}.{gate.status.value}")
+    if gate.gate in ("group_exists", "all_tasks_mixed"):
+        return _grouping_reason(gate, lang, grouping)
     if gate.gate == "items":
         return text(lang, f"reason.items.{gate.status.value}", n=gate.n, limit=f"{gate.limit or 0:.0f}")
     if gate.status is Status.UNKNOWN:
@@ -93,19 +115,29 @@ def gate_reason(gate: GateResult, lang: str, single_tasks: list[str] | None = No
         "limit": gate_figure(gate, gate.limit, lang),
         "n": gate.n,
         "needed": gate.items_needed,
+        "unit": text(lang, f"unit.{gate.unit}"),
     }
     direction = "upper" if gate.upper_limit else "lower"
     if gate.status is Status.MORE_DATA:
-        if gate.value is None:
-            return text(lang, "reason.more_data.none", needed=gate.items_needed)
-        if gate.items_needed is None:
-            return text(lang, "reason.more_data.beyond", **params)
+        return _more_data_reason(gate, lang, direction, params)
     return text(lang, f"reason.{gate.status.value}.{direction}", **params)
+
+
+def _more_data_reason(gate: GateResult, lang: str, direction: str, params: dict[str, object]) -> str:
+    if gate.value is None:
+        return text(lang, "reason.more_data.none", needed=gate.items_needed)
+    within = gate.limit is not None and (gate.value <= gate.limit if gate.upper_limit else gate.value >= gate.limit)
+    if gate.items_needed is None:
+        return text(lang, "reason.more_data.far" if within else "reason.more_data.beyond", **params)
+    if gate.worst is None:
+        return text(lang, "reason.more_data.unbounded", **params)
+    return text(lang, f"reason.more_data.{direction}", **params)
 
 
 def gate_label(gate: GateResult, lang: str) -> str:
     label = text(lang, f"gate.{gate.gate}")
-    return f"{label} · {gate.task}" if gate.task else label
+    scope = gate.task or (text(lang, f"mode.{gate.mode}") if gate.mode else None)
+    return f"{label} · {scope}" if scope else label
 
 
 def stage_name(stage: int, lang: str) -> str:
@@ -164,11 +196,11 @@ def _stage_headline(d: ModelDecision, lang: str) -> list[str]:
                 mixed=join(lang, g.mixed_tasks),
             )
         )
-        if g.single_tasks:
-            parts.append(text(lang, "headline.keep_single", single=join(lang, g.single_tasks)))
+        parts += _outside_the_group(g, lang)
     elif d.outcome == "more_data":
-        n = min((x.n for x in d.blocking if x.status is Status.MORE_DATA), default=0)
-        parts.append(text(lang, "headline.more_data", model=d.model, needed=d.items_needed, n=n))
+        n = min((x.n for x in d.gates if x.gate == "items"), default=0)
+        key = "headline.more_data" if d.items_needed is not None else "headline.more_data_unknown"
+        parts.append(text(lang, key, model=d.model, needed=d.items_needed, n=n))
     else:
         parts.append(text(lang, f"headline.{d.outcome}", model=d.model))
     if d.stage < 3:
@@ -178,15 +210,28 @@ def _stage_headline(d: ModelDecision, lang: str) -> list[str]:
     return [p for p in parts if p]
 
 
+def _outside_the_group(g: Grouping, lang: str) -> list[str]:
+    out = []
+    if kept := g.tasks_placed(KEEP_SINGLE):
+        out.append(text(lang, "headline.keep_single", single=join(lang, kept)))
+    if undecided := g.tasks_placed(UNDECIDED):
+        needs = [p.items_needed for p in g.placements if p.placement == UNDECIDED]
+        needed = None if None in needs else max(n or 0 for n in needs)
+        key = "headline.undecided" if needed else "headline.undecided_unknown"
+        out.append(text(lang, key, tasks=join(lang, undecided), needed=needed))
+    return out
+
+
 def _next_stage(d: ModelDecision, lang: str) -> str:
     nxt = d.stage + 1
     name = stage_name(nxt, lang)
     if d.outcome == "hold":
         failing = [x for x in d.blocking if x.status is Status.FAIL][:3]
-        reasons = "; ".join(f"{gate_label(x, lang)}: {gate_reason(x, lang, d.grouping.single_tasks)}" for x in failing)
+        reasons = "; ".join(f"{gate_label(x, lang)}: {gate_reason(x, lang, d.grouping)}" for x in failing)
         return text(lang, "next.hold", next=nxt, next_name=name, reasons=reasons)
     if d.outcome == "more_data" and d.stage >= 1:
-        return text(lang, "next.more_data", next=nxt, next_name=name, needed=d.items_needed)
+        key = "next.more_data" if d.items_needed is not None else "next.more_data_unknown"
+        return text(lang, key, next=nxt, next_name=name, needed=d.items_needed)
     if d.outcome == "unknown":
         return text(lang, "next.unknown", next=nxt, next_name=name)
     return ""
