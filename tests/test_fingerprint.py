@@ -7,6 +7,7 @@ import io
 import sqlite3
 from pathlib import Path
 
+import pytest
 import yaml
 from rich.console import Console
 
@@ -46,7 +47,7 @@ def test_settings_ignore_names_and_routing_but_not_data(tmp_path: Path) -> None:
     assert "modes.single.shots: 2 → 1" in differences(settings, pilot_settings(changed))
 
 
-def test_compare_and_run_end_name_what_changed(tmp_path: Path) -> None:
+def test_compare_and_run_end_name_what_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pilot = make_pilot(tmp_path, items=3)
     first = run(pilot, tmp_path / "out")
     second = run(edited(pilot, {"shots": 1}), tmp_path / "out")
@@ -63,7 +64,7 @@ def test_compare_and_run_end_name_what_changed(tmp_path: Path) -> None:
     assert result.settings is not None and result.settings.changes == changes.changes
     assert same.settings is not None and same.settings.same
     screen = Console(width=80, file=io.StringIO(), color_system=None)
-    console.out = screen
+    monkeypatch.setattr(console, "out", screen)  # restored after the test: later tests print to stdout
     console.show_comparison(result)
     shown = screen.file.getvalue()  # type: ignore[attr-defined]
     assert "The pilot's settings differ between A and B:" in shown and "modes.single.shots: 2 → 1" in shown
