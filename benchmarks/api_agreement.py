@@ -13,8 +13,9 @@ from pathlib import Path
 
 from roi.pilot import load_pilot
 from roi.runner import RunOptions, run_pilot
+from tests.api_runs import with_models
 from tests.servers import LlamaServer, embedded_gguf_path
-from tests.test_openai_backend import api_model, with_models
+from tests.test_openai_backend import api_model
 
 REPO = Path(__file__).resolve().parent.parent
 

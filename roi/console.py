@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -108,8 +109,9 @@ def run_progress() -> Iterator[tuple[Progress, Callable[[RunProgress], None]]]:
         task = bar.add_task("starting", total=None)
 
         def update(p: RunProgress) -> None:
-            label = p.model + (f" ({p.failed} failed)" if p.failed else "")
-            bar.update(task, total=p.total, completed=p.done, description=label or "calls")
+            label = p.model + (f" ({p.failed} failed)" if p.failed else "") + (f" · {p.note}" if p.note else "")
+            # The description is Rich markup; a batch job's state comes from a remote service.
+            bar.update(task, total=p.total, completed=p.done + p.in_batch, description=escape(label) or "calls")
 
         yield bar, update
 

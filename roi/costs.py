@@ -33,7 +33,10 @@ def call_cost_usd(
     cached = cached_prompt_tokens or 0
     cached_price = price.cached_input_per_1m if price.cached_input_per_1m is not None else price.input_per_1m
     dollars = (prompt_tokens - cached) * price.input_per_1m + cached * cached_price
-    return (dollars + output_tokens * price.output_per_1m) / 1e6
+    dollars += output_tokens * price.output_per_1m
+    if spec.batch and price.batch_discount is not None:
+        dollars *= 1.0 - price.batch_discount
+    return dollars / 1e6
 
 
 def result_cost_usd(spec: ModelSpec, result: GenerationResult) -> float | None:

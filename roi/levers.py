@@ -229,7 +229,7 @@ def _batched(
         return Lever(option, None, "modelled", passes, [], why)
     if not waiting:
         return Lever(option, None, "modelled", passes, [], note)
-    scale = 1.0 - discount
+    scale = 1.0 if spec.batch else 1.0 - discount  # a batch model's calls were measured at the batch price
     serving = {
         t: replace(how, single_scale=scale, mixed_scale=scale) if t in waiting else how for t, how in base.items()
     }

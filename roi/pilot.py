@@ -50,7 +50,16 @@ class Price(Strict):
     min_cacheable_tokens: int = Field(default=0, ge=0)  # a shorter shared prefix is never cached
 
 
-_OPENAI_ONLY = ("base_url", "api_key_env", "price")
+class BatchRunner(Strict):
+    """A batch job run on this machine by vLLM's batch runner instead of a provider's batches endpoint."""
+
+    python: str = Field(min_length=1)  # the interpreter of the environment vLLM is installed in
+    model_path: str = Field(min_length=1)  # `embedded`, or the model folder vLLM loads
+    args: list[str] = []  # further engine arguments, e.g. --dtype bfloat16, --chat-template ...
+    env: dict[str, str] = {}  # extra environment, e.g. VLLM_CPU_KVCACHE_SPACE
+
+
+_OPENAI_ONLY = ("base_url", "api_key_env", "price", "batch_runner")
 
 
 class ModelSpec(Strict):
@@ -70,6 +79,8 @@ class ModelSpec(Strict):
     max_retries: int = Field(default=4, ge=0, le=20)
     max_retry_after_s: float = Field(default=60.0, ge=0, le=3600)  # a server's Retry-After is capped here
     price: Price | None = None
+    batch: bool = False  # send the run's calls as one batch job (roi/backends/batch.py)
+    batch_runner: BatchRunner | None = None  # run that job here through vLLM's batch runner
 
     @field_validator("base_url")
     @classmethod
@@ -82,7 +93,7 @@ class ModelSpec(Strict):
     @model_validator(mode="after")
     def _fields_fit_backend(self) -> ModelSpec:
         if self.backend == "transformers":
-            wrong = [f for f in _OPENAI_ONLY if getattr(self, f) is not None]
+            wrong = [f for f in _OPENAI_ONLY if getattr(self, f) is not None] + (["batch"] if self.batch else [])
             if wrong:
                 raise ValueError(f"{', '.join(wrong)} only apply to backend 'openai'")
         elif self.cost is not None:
@@ -91,10 +102,22 @@ class ModelSpec(Strict):
             raise ValueError("max_batch applies to local models; API models use max_concurrency")
         elif self.precision != "auto":
             raise ValueError("precision applies to local models (the output layer's screen)")
+        elif self.batch_runner is not None:
+            self._check_batch_runner()
         elif self.base_url is None and self.api_key_env is None:
             # Without base_url the official endpoint is called, and it needs a key.
             raise ValueError("set api_key_env (the name of the variable holding the key) or a base_url")
         return self
+
+    def _check_batch_runner(self) -> None:
+        if not self.batch:
+            raise ValueError("batch_runner runs batch jobs: set batch: true as well")
+        if self.endpoint != "chat":
+            # vLLM's batch runner accepts only /v1/chat/completions lines.
+            raise ValueError(
+                "vLLM's batch runner serves only the chat endpoint: set endpoint: chat "
+                "(for a base model, pass a chat template that keeps the prompt as it is; see docs/scaling.md)"
+            )
 
 
 # ---------------------------------------------------------------- scorers

@@ -114,7 +114,10 @@ def _row(
     output = sum(count(ideal_output(c)) for c in calls)
     ceiling = sum(c.max_new_tokens for c in calls)
     time_s, basis = None, "unknown (no earlier run of this pilot)"
-    if latency is not None:
+    if latency is not None and model.batch:
+        # A batch call's latency is its job's turnaround, and one job holds all the calls.
+        time_s, basis = latency[0], f"mean turnaround of earlier batch jobs ({latency[1]} calls)"
+    elif latency is not None:
         # A local call's figure is its machine time in its batch: calls of a batch do not add up their
         # latencies, and the machine time is what a local model is paid by.
         parallel = model.max_concurrency if model.backend == "openai" else 1

@@ -4,7 +4,7 @@ The store keeps every prompt, raw output and eval input of every run, and the re
 those same calls, so text stays until it is purged. Three scopes:
 
 - runs started before a date (of one pilot, or of all): their rows in every table and their run
-  folders (items.csv, calls.csv, summary.json, report.html, report.json). Each pilot's accepted
+  folders (items.csv, calls.csv, summary.json, report.html, report.json, and batch job files). Each pilot's accepted
   baseline is kept unless `include_baselines` is set (later runs are compared with it);
 - a whole pilot: every run, every acceptance, the pilot's folder of runs;
 - cached answers before a date: calls made before it stop answering later calls from the cache
@@ -106,14 +106,17 @@ def _locked(pilots: set[str], out_dir: Path) -> Iterator[None]:
 
 
 def _remove_run_folder(out_dir: Path, run: store.RunRef) -> bool:
-    """Delete OUT/<pilot>/<run_id> if it is a real folder inside OUT (never through a symlink)."""
-    folder = out_dir / run.pilot / run.run_id
-    if folder.is_symlink() or not folder.is_dir() or out_dir.resolve() not in folder.resolve().parents:
-        return False
-    shutil.rmtree(folder)
-    with contextlib.suppress(OSError):
-        folder.parent.rmdir()  # the pilot's folder, once its last run is gone
-    return True
+    """Delete OUT/<pilot>/<run_id> and the run's batch files if they are real folders inside OUT
+    (never through a symlink)."""
+    removed = False
+    for folder in (out_dir / run.pilot / run.run_id, store.batch_folder(out_dir, run.run_id)):
+        if folder.is_symlink() or not folder.is_dir() or out_dir.resolve() not in folder.resolve().parents:
+            continue
+        shutil.rmtree(folder)
+        with contextlib.suppress(OSError):
+            folder.parent.rmdir()  # the pilot's (or batches') folder, once its last run is gone
+        removed = True
+    return removed
 
 
 def _store_bytes(db_path: Path) -> int:

@@ -18,9 +18,11 @@ from typing import Any
 from roi import cache, events, locking, notify, probe, store
 from roi.backends import (
     Backend,
+    BatchProgress,
     GenerationRequest,
     GenerationResult,
     StopsAtDeadline,
+    SubmitsBatches,
     check_credentials,
     create_backend,
     preflight,
@@ -51,6 +53,8 @@ class Progress:
     done: int = 0
     failed: int = 0
     model: str = ""
+    in_batch: int = 0  # calls a batch job has finished that are not stored yet (see roi/backends/batch.py)
+    note: str = ""  # what the current model is waiting for, e.g. a batch job's state
 
 
 @dataclass
@@ -299,8 +303,13 @@ def _run_model(
     backend = (opts.backends or {}).get(model.name) or _load_backend(model, pilot, opts)
     if isinstance(backend, StopsAtDeadline):
         backend.stop_at(deadline.at)
+    if isinstance(backend, SubmitsBatches):
+        jobs = store.BatchJobs(db, run_id, model.name, store.batch_folder(opts.out_dir, run_id))
+        backend.attach(jobs, lambda job: _batch_progress(job, progress, opts))
     try:
-        for batch in _by_mode(requests, by_key):
+        # One batch job holds every call: split by mode, the second job would wait for the first.
+        batches = [requests] if isinstance(backend, SubmitsBatches) else _by_mode(requests, by_key)
+        for batch in batches:
             results = backend.generate(batch) if budget is None else generate_within(backend, batch, budget)
             for result in results:
                 call = by_key[result.key]
@@ -336,6 +345,12 @@ def _load_backend(model: ModelSpec, pilot: LoadedPilot, opts: RunOptions) -> Bac
     except (OSError, ValueError, RuntimeError, ImportError) as error:  # what loading libraries raise
         reason = clip(f"{type(error).__name__}: {error}", 500)
         raise RunFailed(f"model '{model.name}' could not load: {reason}") from error
+
+
+def _batch_progress(job: BatchProgress, progress: Progress, opts: RunOptions) -> None:
+    progress.in_batch = 0 if job.finished else job.completed + job.failed
+    progress.note = "" if job.finished else f"batch {job.status} {job.completed + job.failed}/{job.total}"
+    opts.on_progress(progress)
 
 
 def _store_result(

@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from roi.backends import BatchRecord
 from roi.errors import Problem, RoiError
 from roi.files import PRIVATE_FILE, make_private, private_dir
 
@@ -179,6 +181,30 @@ def m_pilot_settings(db: sqlite3.Connection) -> None:
         """
     ALTER TABLE runs ADD COLUMN pilot_fingerprint TEXT;
     ALTER TABLE runs ADD COLUMN pilot_settings_json TEXT;
+    """,
+    )
+
+
+@migration
+def m_batch_jobs(db: sqlite3.Connection) -> None:
+    """Batch jobs (roi/backends/batch.py): one row per job a run submitted or began to submit, so a
+    killed run polls its job again instead of paying for a second one."""
+    run_script(
+        db,
+        """
+    CREATE TABLE batch_jobs (
+        number INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL REFERENCES runs(run_id),
+        model TEXT NOT NULL,
+        keys_json TEXT NOT NULL,       -- the call keys (custom_id) of its input file
+        input_sha256 TEXT NOT NULL,
+        input_ref TEXT NOT NULL,       -- the uploaded file's id (or the input path for a runner here)
+        batch_id TEXT,                 -- NULL: uploaded, job not created (or not yet known)
+        uploaded_at TEXT NOT NULL,
+        submitted_at TEXT,
+        collected_at TEXT              -- results stored; NULL: still to poll
+    );
+    CREATE INDEX batch_jobs_by_run ON batch_jobs(run_id, model);
     """,
     )
 
@@ -460,7 +486,7 @@ def delete_runs(db: sqlite3.Connection, run_ids: list[str]) -> Removed:
         db.execute("CREATE TEMP TABLE IF NOT EXISTS purged (run_id TEXT PRIMARY KEY)")
         db.execute("DELETE FROM purged")
         db.executemany("INSERT OR IGNORE INTO purged VALUES (?)", [(r,) for r in run_ids])
-        for table in ("items", "probe", "calls", "baselines", "runs"):
+        for table in ("items", "probe", "calls", "baselines", "batch_jobs", "runs"):
             cursor = db.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT run_id FROM purged)")
             counts[table] = cursor.rowcount
         db.execute("DELETE FROM purged")
@@ -484,3 +510,63 @@ def compact(db: sqlite3.Connection) -> None:
     purged text is gone from the files and not only from the tables."""
     db.execute("VACUUM")
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def batch_folder(out_dir: Path, run_id: str) -> Path:
+    """Where a run's batch input and output files are kept (they hold prompts and replies)."""
+    return out_dir / "batches" / run_id
+
+
+class BatchJobs:
+    """One run's and model's batch jobs (a `roi.backends.BatchJournal`)."""
+
+    def __init__(self, db: sqlite3.Connection, run_id: str, model: str, folder: Path) -> None:
+        self.db, self.run_id, self.model, self.folder = db, run_id, model, folder
+
+    def open_batches(self) -> list[BatchRecord]:
+        rows = self.db.execute(
+            "SELECT * FROM batch_jobs WHERE run_id = ? AND model = ? AND collected_at IS NULL ORDER BY number",
+            (self.run_id, self.model),
+        )
+        return [_batch_record(r) for r in rows]
+
+    def uploaded(self, keys: Sequence[str], input_sha256: str, input_ref: str) -> BatchRecord:
+        with transaction(self.db):
+            cursor = self.db.execute(
+                "INSERT INTO batch_jobs (run_id, model, keys_json, input_sha256, input_ref, uploaded_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (self.run_id, self.model, json.dumps(list(keys)), input_sha256, input_ref, _now()),
+            )
+        return self._get(int(cursor.lastrowid or 0))
+
+    def submitted(self, number: int, batch_id: str) -> BatchRecord:
+        with transaction(self.db):
+            self.db.execute(
+                "UPDATE batch_jobs SET batch_id = ?, submitted_at = ? WHERE number = ?", (batch_id, _now(), number)
+            )
+        return self._get(number)
+
+    def collected(self, number: int) -> None:
+        with transaction(self.db):
+            self.db.execute("UPDATE batch_jobs SET collected_at = ? WHERE number = ?", (_now(), number))
+
+    def _get(self, number: int) -> BatchRecord:
+        return _batch_record(self.db.execute("SELECT * FROM batch_jobs WHERE number = ?", (number,)).fetchone())
+
+
+def _batch_record(row: sqlite3.Row) -> BatchRecord:
+    return BatchRecord(
+        number=row["number"],
+        keys=tuple(json.loads(row["keys_json"])),
+        input_ref=row["input_ref"],
+        batch_id=row["batch_id"],
+        submitted_at=row["submitted_at"],
+    )
+
+
+def batch_jobs_frame(db: sqlite3.Connection, run_id: str) -> pd.DataFrame:
+    return pd.read_sql_query("SELECT * FROM batch_jobs WHERE run_id = ? ORDER BY number", db, params=(run_id,))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

@@ -8,8 +8,10 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import yaml
 
 from roi.backends import GenerationRequest, GenerationResult
 from roi.backends.openai_backend import OpenAIBackend
@@ -35,6 +37,19 @@ def with_models(pilot: LoadedPilot, models: list[ModelSpec], *, mixed: bool = Tr
     modes = pilot.spec.modes.model_copy(update={"mixed": mixed_mode})
     spec = pilot.spec.model_copy(update={"models": models, "modes": modes})
     return LoadedPilot(spec, pilot.path, pilot.sha256, pilot.tasks)
+
+
+def demo_pilot_file(folder: Path, models: list[dict[str, Any]], name: str = "demo-copy") -> Path:
+    """The demo pilot with other models, written to `folder` (its data files named by absolute path),
+    for tests that run `roi` as a separate process."""
+    data = yaml.safe_load((PILOTS / "superposition-demo.yaml").read_text(encoding="utf-8"))
+    data["pilot"], data["models"] = name, models
+    for task in data["tasks"]:
+        for key in ("examples", "eval"):
+            task[key] = str((PILOTS / task[key]).resolve())
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
 
 
 def fast_backoff(spec: ModelSpec) -> OpenAIBackend:

@@ -72,7 +72,11 @@ def test_batch_only_for_tasks_that_may_wait(tmp_path: Path) -> None:
 
 
 def make_pilot(
-    folder: Path, *, waits: dict[str, float] | None = None, price: dict[str, Any] | None = None
+    folder: Path,
+    *,
+    waits: dict[str, float] | None = None,
+    price: dict[str, Any] | None = None,
+    model: dict[str, Any] | None = None,
 ) -> LoadedPilot:
     """Two tasks at VOLUME a month each; inputs of equal length with distinct first letters, so every
     single prompt of a task is its prefix, `Input: `, two letters and `\\nOutput:`."""
@@ -101,6 +105,7 @@ def make_pilot(
                 "model": "m",
                 "base_url": "http://127.0.0.1:9/v1",
                 "price": price or PRICE,
+                **(model or {}),
             }
         ],
         "tasks": tasks,
@@ -155,6 +160,20 @@ def monthly_by_hand(result: RunResult, cached_price: float = 0.1) -> dict[str, f
 
 def wrong_in_mixed(query: Query, call: PromptCall) -> str | None:
     return query.item.output if call.mode == "single" else "nonsense"
+
+
+def test_a_batch_model_is_not_discounted_twice(tmp_path: Path) -> None:
+    """`batch: true`: the measured calls already cost the batch price, so the batch options are the
+    measured ones, not half of them again."""
+    waits = {"alpha": 86_400, "beta": 86_400}
+    _, result = run(tmp_path, waits=waits, price={**PRICE, "cached_input_per_1m": 0.5}, model={"batch": True})
+    d = result.decision.chosen
+    assert d.levers is not None
+    hand = monthly_by_hand(result, cached_price=0.5)
+    compute = {x.option: x.plan.monthly_compute_plan_usd.value for x in d.levers.levers if x.plan is not None}
+    assert compute["single"] == pytest.approx(hand["single"] * 0.5)
+    assert compute["single_batch"] == pytest.approx(compute["single"])
+    assert compute["mixed_batch"] == pytest.approx(compute["mixed"])
 
 
 def test_levers_by_hand_and_the_cheapest_named(tmp_path: Path) -> None:

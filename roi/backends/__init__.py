@@ -82,6 +82,56 @@ class StopsAtDeadline(Protocol):
         ...
 
 
+# ---------------------------------------------------------------- optional capability: batch jobs
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """A batch job a run submitted, or began to (uploaded its input but has no job id yet)."""
+
+    number: int  # the store's id of the record
+    keys: tuple[str, ...]  # the calls (custom_id = call key) its input file holds
+    input_ref: str  # the uploaded file's id, or the input file's path for a batch runner here
+    batch_id: str | None
+    submitted_at: str | None  # ISO time the job was created
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    batch_id: str
+    status: str  # the service's word: validating, in_progress, finalizing, completed, ...
+    total: int
+    completed: int
+    failed: int
+    finished: bool  # no more polling: results (or the reason there are none) are at hand
+
+
+class BatchJournal(Protocol):
+    """Where a batch backend keeps its jobs, so a killed run polls the job it submitted instead of
+    submitting again (the store implements it per run and model)."""
+
+    @property
+    def folder(self) -> Path:
+        """Where the input and output files of this run's jobs are written (owner-only)."""
+        ...
+
+    def open_batches(self) -> list[BatchRecord]: ...
+
+    def uploaded(self, keys: Sequence[str], input_sha256: str, input_ref: str) -> BatchRecord: ...
+
+    def submitted(self, number: int, batch_id: str) -> BatchRecord: ...
+
+    def collected(self, number: int) -> None: ...
+
+
+@runtime_checkable
+class SubmitsBatches(Protocol):
+    """A backend that sends calls as batch jobs: the runner gives it the run's journal and a progress
+    callback before `generate`."""
+
+    def attach(self, journal: BatchJournal, on_progress: Callable[[BatchProgress], None]) -> None: ...
+
+
 BackendFactory = Callable[[ModelSpec, Path, Status], Backend]
 # What stops a model from being used before anything runs (e.g. a local model not on disk), in words
 # for the analyst; None when nothing does. Must stay cheap: validate and plan call it.
@@ -103,6 +153,16 @@ _REGISTRY: dict[str, BackendEntry] = {
     ),
     "openai": BackendEntry("roi.backends.openai_backend:OpenAIBackend", "pip install openai"),
 }
+# Models with `batch: true` send their calls as batch jobs.
+_BATCH_REGISTRY: dict[str, BackendEntry] = {
+    "openai": BackendEntry(
+        "roi.backends.batch:BatchBackend", "pip install openai", "roi.backends.batch_vllm:missing_runner"
+    ),
+}
+
+
+def _entry(spec: ModelSpec) -> BackendEntry:
+    return (_BATCH_REGISTRY if spec.batch else _REGISTRY)[spec.backend]
 
 
 def _resolve(target: str) -> Any:
@@ -114,7 +174,7 @@ def preflight(pilot: LoadedPilot, skip: Collection[str] = ()) -> None:
     """Fail, located at each model's `model:` line, when a model cannot be used (e.g. not on disk)."""
     problems = []
     for index, spec in enumerate(pilot.spec.models):
-        entry = _REGISTRY[spec.backend]
+        entry = _entry(spec)
         if spec.name in skip or entry.preflight is None:
             continue
         check: Preflight = _resolve(entry.preflight)
@@ -148,7 +208,7 @@ def check_credentials(models: Sequence[ModelSpec], skip: Collection[str] = ()) -
 
 def create_backend(spec: ModelSpec, base_dir: Path, status: Status) -> Backend:
     """Build the backend a model spec names; a missing package becomes an install hint."""
-    entry = _REGISTRY[spec.backend]
+    entry = _entry(spec)
     try:
         factory: BackendFactory = _resolve(entry.factory)
     except ImportError as err:

@@ -256,17 +256,10 @@ class OpenAIBackend:
         return ceiling * random.uniform(0.5, 1.0)  # jitter keeps concurrent callers from retrying in step
 
     async def _send(self, client: Any, request: GenerationRequest) -> Any:
-        common: dict[str, Any] = {
-            "model": self.spec.model,
-            "max_tokens": request.max_new_tokens,
-            "temperature": 0.0,
-            "stop": list(request.stop[:MAX_STOP_STRINGS]) or None,
-        }
+        body = request_body(self.spec, request)
         if self.spec.endpoint == "completions":
-            return await client.completions.create(prompt=request.prompt, **common)
-        # The whole few-shot prompt goes as one user turn: no system turn, as Gemma's template has none
-        # (llama.cpp's `gemma` format drops it), and no assistant prefill, which most APIs refuse.
-        return await client.chat.completions.create(messages=[{"role": "user", "content": request.prompt}], **common)
+            return await client.completions.create(**body)
+        return await client.chat.completions.create(**body)
 
     async def _one_logprobs(self, client: Any, slots: asyncio.Semaphore, request: LogprobRequest) -> LogprobReply:
         response, err, tries = await self._with_retries(slots, lambda: self._send_logprobs(client, request))
@@ -298,22 +291,7 @@ class OpenAIBackend:
         )  # fmt: skip
 
     def _result(self, request: GenerationRequest, response: Any, tries: Attempts) -> GenerationResult:
-        choice = response.choices[0]
-        if self.spec.endpoint == "completions":
-            text = choice.text or ""
-        else:
-            text = as_continuation(choice.message.content or "", request.prompt)
-        usage = response.usage
-        return GenerationResult(
-            key=request.key,
-            text=cut_at_stop(text, request.stop),
-            prompt_tokens=usage.prompt_tokens if usage else None,
-            output_tokens=usage.completion_tokens if usage else None,
-            latency_s=tries.attempt_s,
-            cached_prompt_tokens=cached_tokens(usage),
-            retries=tries.retries,
-            backoff_s=tries.backoff_s,
-        )
+        return reply_result(self.spec, request, response, tries)
 
     def _failed(self, request: GenerationRequest, err: Exception, tries: Attempts) -> GenerationResult:
         return GenerationResult(
@@ -329,6 +307,48 @@ class OpenAIBackend:
 
     def _not_sent(self, request: GenerationRequest) -> GenerationResult:
         return self._failed(request, NotSent(self._stopped or ""), Attempts())
+
+
+# ---------------------------------------------------------------- requests and replies (shared with batch jobs)
+
+
+def endpoint_path(spec: ModelSpec) -> str:
+    return "/v1/completions" if spec.endpoint == "completions" else "/v1/chat/completions"
+
+
+def request_body(spec: ModelSpec, request: GenerationRequest) -> dict[str, Any]:
+    """The JSON body of one greedy call on the model's endpoint."""
+    body: dict[str, Any] = {
+        "model": spec.model,
+        "max_tokens": request.max_new_tokens,
+        "temperature": 0.0,
+        "stop": list(request.stop[:MAX_STOP_STRINGS]) or None,
+    }
+    if spec.endpoint == "completions":
+        return {**body, "prompt": request.prompt}
+    # The whole few-shot prompt goes as one user turn: no system turn, as Gemma's template has none
+    # (llama.cpp's `gemma` format drops it), and no assistant prefill, which most APIs refuse.
+    return {**body, "messages": [{"role": "user", "content": request.prompt}]}
+
+
+def reply_result(spec: ModelSpec, request: GenerationRequest, response: Any, tries: Attempts) -> GenerationResult:
+    """A successful reply (read by attribute, as the client's objects are) as a result."""
+    choice = response.choices[0]
+    if spec.endpoint == "completions":
+        text = choice.text or ""
+    else:
+        text = as_continuation(choice.message.content or "", request.prompt)
+    usage = response.usage
+    return GenerationResult(
+        key=request.key,
+        text=cut_at_stop(text, request.stop),
+        prompt_tokens=usage.prompt_tokens if usage else None,
+        output_tokens=usage.completion_tokens if usage else None,
+        latency_s=tries.attempt_s,
+        cached_prompt_tokens=cached_tokens(usage),
+        retries=tries.retries,
+        backoff_s=tries.backoff_s,
+    )
 
 
 # ---------------------------------------------------------------- helpers
