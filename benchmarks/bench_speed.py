@@ -2,7 +2,7 @@
 same calls of the demo pilot (8 shots single, 4 shots per task mixed), embedded Gemma 3 270M, greedy.
 
     export ROI_CACHE_DIR=/tmp/roicache          # where the converted model lives (or is converted once)
-    .venv/bin/pip install -e '.[bench]'          # lm-eval
+    .venv/bin/pip install -e '.[bench]'          # lm-eval (or --lm-eval-python of a venv that has it)
     .venv/bin/python benchmarks/bench_speed.py --limit 6
 
 Each system runs in its own subprocess (so peak RSS is its own); the script prints items/s, wall
@@ -272,6 +272,12 @@ def main() -> None:
         "average, which lags a minute behind the previous system's run)",
     )
     parser.add_argument("--out", type=Path, default=Path("bench-speed.json"), help="all figures as JSON")
+    parser.add_argument(
+        "--lm-eval-python",
+        default=sys.executable,
+        help="interpreter of a virtual environment holding lm-eval (with torch, transformers and roi's "
+        "dependencies), when it is not installed beside roi; roi is found through PYTHONPATH",
+    )
     parser.add_argument("--reuse", action="store_true", help="keep a system's figures from an earlier run")
     parser.add_argument("--child", choices=SYSTEMS, help=argparse.SUPPRESS)
     parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
@@ -283,13 +289,14 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {}
     for system in args.systems.split(","):
         out = args.out.with_suffix(f".{system}.json")
-        cmd = [sys.executable, __file__, "--child", system, "--child-out", str(out)]
+        python = args.lm_eval_python if system == "lm-eval" else sys.executable
+        cmd = [python, __file__, "--child", system, "--child-out", str(out)]
         cmd += ["--lm-eval-batch-size", str(args.lm_eval_batch_size), "--threads", str(args.threads)]
         if args.limit:
             cmd += ["--limit", str(args.limit)]
         if not (args.reuse and out.exists()):
             print(f"running {system} ...", flush=True)
-            subprocess.run(cmd, check=True)
+            subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
         results[system] = json.loads(out.read_text(encoding="utf-8"))
     args.out.write_text(json.dumps(results, indent=1), encoding="utf-8")
     report(results, args.limit)
