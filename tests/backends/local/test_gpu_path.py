@@ -22,7 +22,7 @@ from tests.conftest import PILOTS, REPO
 
 DEMO = PILOTS / "superposition-demo.yaml"
 # Parsed answers of the bfloat16 run identical to the float32 run's, on the demo's first two items per task
-# and two mixed calls. Measured here: see docs/speed.md ("The GPU path without a GPU").
+# and two mixed calls. Measured: BENCHMARKS.md ("The GPU path on CPU").
 AGREEMENT_FLOOR = 0.8
 
 
