@@ -171,10 +171,11 @@ def accuracy_gate(task: str, diff: PairedDiff | None, gates: Gates, level: float
 def _items_gate(task: str, n_paired: int, gates: Gates) -> GateResult:
     enough, n = n_paired >= gates.min_items_per_task, float(n_paired)
     status, needed = (Status.PASS, None) if enough else (Status.MORE_DATA, gates.min_items_per_task)
-    return interval_gate(
-        "items", 1, status, (n, None, n), float(gates.min_items_per_task), n_paired, needed, upper=False,
+    gate = interval_gate(
+        "items", 1, status, (n, None, None), float(gates.min_items_per_task), n_paired, needed, upper=False,
         scope=Scope(task=task),
     )  # fmt: skip
+    return replace(gate, worst=n)  # a count, not an interval: it is its own worst end
 
 
 def task_gates(task: str, mixed: CellSummary | None, n_paired: int, gates: Gates, level: float) -> list[GateResult]:
@@ -207,9 +208,13 @@ def _cost_gate(grouping: Grouping, gates: Gates) -> GateResult:
     s, n, limit, min_n = plan.cost_saving, plan.clusters, gates.min_cost_saving, gates.min_items_per_task
     known = plan.cost_known and s.value is not None
     status = judge(s.value, s.high, s.low, limit, upper=False, n=n, min_n=min_n) if known else Status.UNKNOWN
+    if status is Status.FAIL and n < min_n:
+        status = Status.MORE_DATA  # a bootstrap over a handful of calls is too narrow to fail on (one: [x, x])
     needed = None
     if status is Status.MORE_DATA and s.value is not None:
-        needed = normal_items_needed(n, s.value, s.value if s.low is None else s.low, limit, z=Z95, min_n=min_n)
+        needed = normal_items_needed(
+            n, s.value, s.value if s.low is None else s.low, limit, upper=False, z=Z95, min_n=min_n
+        )
     ends = (s.value, s.low, s.high)
     return interval_gate("cost_saving", 1, status, ends, limit, n, needed, upper=False, scope=Scope(unit="calls"))
 

@@ -142,12 +142,13 @@ def quantile_calls_needed(
 
 
 def normal_items_needed(
-    n: int, value: float, worst: float, limit: float, *, z: float, min_n: int, power: float = POWER
+    n: int, value: float, worst: float, limit: float, *, upper: bool, z: float, min_n: int, power: float = POWER
 ) -> int | None:
-    """Items at which a bootstrap interval's worst end would reach `limit` with probability `power`
-    if `value` is the truth and the half-width |worst - value| shrinks as 1 / sqrt(n)."""
-    room, half = abs(limit - value), abs(worst - value)
-    if room <= 0 or (worst - value) * (limit - value) < 0:
-        return None  # the estimate itself is beyond the limit
+    """Items at which a bootstrap interval's worst end would reach `limit` (an upper limit, or a minimum)
+    with probability `power` if `value` is the truth and the half-width |worst - value| shrinks as
+    1 / sqrt(n)."""
+    room, half = (limit - value if upper else value - limit), abs(worst - value)
+    if room <= 0:
+        return None  # the estimate itself is at or beyond the limit
     needed = n * ((z + z_power(power)) * half / z / room) ** 2
     return None if needed > MAX_ITEMS else max(min_n, math.ceil(needed))

@@ -321,3 +321,25 @@ def test_failed_calls_count_as_wrong_and_have_their_gate(tmp_path: Path) -> None
     drop = gate(result, "accuracy_drop", "alpha")
     assert drop.value == pytest.approx(8 / 160) and drop.n == 160
     assert result.summary.cells[1].accuracy.k == 152  # alpha mixed: 160 items, 8 of failed calls
+
+
+@dataclasses.dataclass
+class SlowMixed(FakeBackend):
+    """Mixed calls take 4.0 s for two items: each mixed item costs twice a single one (saving -100%)."""
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> Iterator[GenerationResult]:
+        for result in super().generate(requests):
+            seconds = 4.0 if "/mixed:" in result.key else 1.0
+            yield dataclasses.replace(result, latency_s=seconds, machine_s=seconds)
+
+
+@pytest.mark.parametrize(("items", "status"), [(5, Status.MORE_DATA), (40, Status.FAIL)])
+def test_cost_gate_fails_only_on_enough_calls(tmp_path: Path, items: int, status: Status) -> None:
+    pilot = make_pilot(tmp_path)
+    backend = SlowMixed(pilot.spec.models[0], pilot)
+    result = run_pilot(pilot, RunOptions(out_dir=tmp_path / "out", limit=items, backends={"fake": backend}))
+    saving = gate(result, "cost_saving")
+    # every call costs the same, so the bootstrap interval is the point [-100%, -100%]: below 30 calls it
+    # is not trusted to fail
+    assert (saving.value, saving.low, saving.n) == (pytest.approx(-1.0), pytest.approx(-1.0), items)
+    assert saving.status is status and (saving.items_needed is None)

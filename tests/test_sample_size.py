@@ -52,9 +52,14 @@ def test_quantile_calls_needed() -> None:
 
 def test_normal_items_needed_formula() -> None:
     # saving 40% [30%, 50%] at n = 50 against a 20% minimum: se = 0.1 / 1.96, room 0.2
-    needed = normal_items_needed(50, 0.4, 0.3, 0.2, z=Z95, min_n=30)
+    needed = normal_items_needed(50, 0.4, 0.3, 0.2, upper=False, z=Z95, min_n=30)
     assert needed == max(30, math.ceil(50 * ((Z95 + z_power()) * (0.1 / Z95) / 0.2) ** 2))
-    assert normal_items_needed(50, 0.1, 0.0, 0.2, z=Z95, min_n=30) is None  # the estimate misses the minimum
+    assert normal_items_needed(50, 0.1, 0.0, 0.2, upper=False, z=Z95, min_n=30) is None  # misses the minimum
+    assert normal_items_needed(5, -1.0, -1.0, 0.2, upper=False, z=Z95, min_n=30) is None  # even with no width
+    # an upper limit: p95 3 s [.., 4 s] against 5 s, half-width 1 s and room 2 s at 100 calls
+    assert normal_items_needed(100, 3.0, 4.0, 5.0, upper=True, z=Z95, min_n=30) == math.ceil(
+        100 * ((Z95 + z_power()) / Z95 / 2) ** 2
+    )
 
 
 def test_paired_items_needed_without_discordant_pairs() -> None:
