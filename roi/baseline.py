@@ -22,7 +22,7 @@ from roi import store
 from roi.compare import compare_runs
 from roi.decision import Status
 from roi.errors import Problem, RoiError
-from roi.run_decision import COMPLETE, decision_brief
+from roi.run_decision import decision_brief
 
 
 @dataclass(frozen=True)
@@ -71,32 +71,12 @@ def accept(db: sqlite3.Connection, run_id: str) -> str:
     row = store.get_run(db, run_id)
     if row is None:
         raise RoiError([Problem(f"no run {run_id!r} in the store", None, None, "RUN_ID")])
-    if row["status"] not in COMPLETE:
+    if row["status"] not in store.COMPLETE:
         raise RoiError(
             [Problem(f"run {run_id} is {row['status']}: only a complete run can be a baseline", None, None, "RUN_ID")]
         )
-    with store.transaction(db):
-        db.execute(
-            "INSERT INTO baselines (pilot, run_id, accepted_at) VALUES (?, ?, ?)",
-            (row["pilot"], run_id, datetime.now(UTC).isoformat(timespec="seconds")),
-        )
+    store.add_baseline(db, str(row["pilot"]), run_id, datetime.now(UTC).isoformat(timespec="seconds"))
     return str(row["pilot"])
-
-
-def current_baseline(db: sqlite3.Connection, pilot: str) -> str | None:
-    row = db.execute("SELECT run_id FROM baselines WHERE pilot = ? ORDER BY id DESC LIMIT 1", (pilot,)).fetchone()
-    return None if row is None else str(row[0])
-
-
-def previous_complete(db: sqlite3.Connection, run_id: str) -> str | None:
-    """The pilot's latest complete run started before `run_id`, with the same --limit."""
-    row = db.execute(
-        "SELECT p.run_id FROM runs p JOIN runs r ON p.pilot = r.pilot AND p.item_limit IS r.item_limit"
-        " WHERE r.run_id = ? AND p.run_id != r.run_id AND p.rowid < r.rowid"
-        " AND p.status IN (?, ?) ORDER BY p.rowid DESC LIMIT 1",
-        (run_id, *COMPLETE),
-    ).fetchone()
-    return None if row is None else str(row[0])
 
 
 # ---------------------------------------------------------------- checking
@@ -128,8 +108,8 @@ def check(db: sqlite3.Connection, run_id: str, now: dict[str, Any] | None) -> Ba
     row = store.get_run(db, run_id)
     if row is None:
         raise RoiError(f"no run {run_id!r} in the store")
-    baseline = current_baseline(db, str(row["pilot"]))
-    reference = baseline if baseline is not None else previous_complete(db, run_id)
+    baseline = store.current_baseline(db, str(row["pilot"]))
+    reference = baseline if baseline is not None else store.previous_complete_run(db, run_id)
     if reference is None or reference == run_id:
         return BaselineCheck(run_id, None, False, None, now)
     before = decision_brief(db, reference)

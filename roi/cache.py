@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from roi import store
 from roi.backends import GenerationRequest, GenerationResult
 from roi.backends.local.local_models import model_fingerprint
 from roi.endpoints import effective_base_url
@@ -84,18 +85,6 @@ class Hit:
     source: str  # run_id/call_id of the original call
 
 
-def lookup(db: sqlite3.Connection, key: str) -> sqlite3.Row | None:
-    """The latest live, successful call with this key (a cached copy is never a source)."""
-    row: sqlite3.Row | None = db.execute(
-        "SELECT run_id, call_id, raw_output, prompt_tokens, cached_prompt_tokens, output_tokens, latency_s,"
-        " machine_s"
-        " FROM calls WHERE cache_key = ? AND cached = 0 AND error IS NULL AND raw_output IS NOT NULL"
-        " ORDER BY rowid DESC LIMIT 1",  # the newest (finished_at has only whole seconds)
-        (key,),
-    ).fetchone()
-    return row
-
-
 def split(
     db: sqlite3.Connection, identity: Identity, requests: list[GenerationRequest], *, fresh: bool
 ) -> tuple[list[Hit], list[GenerationRequest]]:
@@ -104,7 +93,7 @@ def split(
     misses: list[GenerationRequest] = []
     for request in requests:
         key = cache_key(identity, request)
-        row = None if fresh or key is None else lookup(db, key)
+        row = None if fresh or key is None else store.response_cache_source(db, key)
         if row is None:
             misses.append(request)
             continue

@@ -16,7 +16,7 @@ from typing import Any
 from roi import baseline, probe, store
 from roi.baseline import BaselineCheck
 from roi.fingerprint import SettingsDiff, settings_diff
-from roi.history import CallCounts, HistoryRow, history, history_row
+from roi.history import HistoryRow, history, history_row
 from roi.levers import with_levers
 from roi.probe import MixtureFigures
 from roi.run_decision import DecidedRun, RunEnding, brief, decide_run
@@ -77,11 +77,8 @@ def _history(db: sqlite3.Connection, evaluation: RunEvaluation, now: dict[str, A
     """The pilot's runs from the store, this run's row made from `evaluation` (the store has no
     summary of a run being finished yet)."""
     pilot = evaluation.run["pilot"]
-    calls = evaluation.calls
-    live = calls[(calls["cached"] == 0)] if len(calls) else calls
-    unpriced = bool((live["error"].isna() & live["cost_usd"].isna()).any()) if len(live) else False
-    spent = None if unpriced else float(live["cost_usd"].sum()) if len(live) else 0.0
-    counts = CallCounts(len(calls), int(calls["cached"].sum()) if len(calls) else 0, spent)
-    accepted = baseline.current_baseline(db, pilot) == evaluation.run_id
-    own = history_row(evaluation.run, evaluation.summary_data(), now, counts, accepted)
+    accepted = store.current_baseline(db, pilot) == evaluation.run_id
+    own = history_row(
+        evaluation.run, evaluation.summary_data(), now, store.call_counts(db, evaluation.run_id), accepted
+    )
     return [own if r.run_id == evaluation.run_id else r for r in history(db, pilot)]

@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import asdict, dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
-from roi.baseline import current_baseline
+from roi import store
 from roi.run_decision import decision_brief
 from roi.stats import Rate, wilson
+from roi.store import CallCounts
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,11 @@ class HistoryRow:
     cached_calls: int
     fingerprint: str | None = None  # of the pilot settings the run used (roi/fingerprint.py); None: not kept
 
+    @property
+    def complete(self) -> bool:
+        """Every call was sent (with or without failures): a run history and baselines compare."""
+        return self.status in store.COMPLETE
+
 
 def _accuracy(summary: dict[str, Any]) -> dict[str, Rate]:
     pooled: dict[str, list[int]] = {}
@@ -39,12 +45,6 @@ def _accuracy(summary: dict[str, Any]) -> dict[str, Rate]:
         k_n[0] += int(cell["accuracy"]["k"])
         k_n[1] += int(cell["accuracy"]["n"])
     return {mode: wilson(k, n) for mode, (k, n) in sorted(pooled.items())}
-
-
-class CallCounts(NamedTuple):
-    calls: int
-    cached: int  # answered from the response cache: no new spend
-    spent_usd: float | None  # what the run's own (live) calls cost; None: a live call has no price
 
 
 def history_row(
@@ -77,25 +77,15 @@ def history_row(
 
 def _row(db: sqlite3.Connection, run: sqlite3.Row, baselines: dict[str, str | None]) -> HistoryRow:
     summary: dict[str, Any] = json.loads(run["summary_json"]) if run["summary_json"] else {}
-    calls, cached, spent, unpriced = db.execute(
-        "SELECT COUNT(*), COALESCE(SUM(cached), 0), COALESCE(SUM(cost_usd) FILTER (WHERE cached = 0), 0),"
-        " COUNT(*) FILTER (WHERE cached = 0 AND error IS NULL AND cost_usd IS NULL) FROM calls WHERE run_id = ?",
-        (run["run_id"],),
-    ).fetchone()
-    counts = CallCounts(int(calls), int(cached), None if unpriced else float(spent))
     is_baseline = baselines.get(run["pilot"]) == run["run_id"]
-    return history_row(dict(run), summary, decision_brief(db, run["run_id"]), counts, is_baseline)
+    brief = decision_brief(db, run["run_id"])
+    return history_row(dict(run), summary, brief, store.call_counts(db, run["run_id"]), is_baseline)
 
 
 def history(db: sqlite3.Connection, pilot: str | None = None, limit: int | None = None) -> list[HistoryRow]:
     """Runs of `pilot` (every pilot when None), newest first."""
-    query = "SELECT * FROM runs" + (" WHERE pilot = ?" if pilot else "") + " ORDER BY rowid DESC"
-    params: tuple[Any, ...] = (pilot,) if pilot else ()
-    if limit is not None:
-        query += " LIMIT ?"
-        params += (limit,)
-    runs = db.execute(query, params).fetchall()
-    baselines = {p: current_baseline(db, p) for p in {r["pilot"] for r in runs}}
+    runs = store.runs_of(db, pilot, limit)
+    baselines = {p: store.current_baseline(db, p) for p in {r["pilot"] for r in runs}}
     return [_row(db, r, baselines) for r in runs]
 
 

@@ -5,7 +5,7 @@ when the holder exits in any way, SIGKILL included, so a lock cannot outlive its
 keeps the last holder's pid, host and start time, for the message a second run prints and to tell
 that an earlier holder died (a "stale" lock, taken over at once). Because the lock is held while a
 run is alive, a run of the pilot still marked `running` once we hold the lock was killed: a plain
-re-run resumes it (`unfinished_run`).
+re-run resumes it (`roi.store.unfinished_run`).
 
 flock works between processes of one machine on a local filesystem; keep OUT off NFS for cron.
 
@@ -20,7 +20,6 @@ import fcntl
 import json
 import os
 import platform
-import sqlite3
 import stat
 import time
 from collections.abc import Callable
@@ -34,7 +33,6 @@ from roi.errors import RunFailed
 from roi.files import PRIVATE_FILE, private_dir
 
 POLL_S = 0.5
-UNFINISHED = ("running", "interrupted", "failed")
 
 
 class LockBusy(RunFailed):
@@ -177,16 +175,3 @@ class PilotLock:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.release()
-
-
-def unfinished_run(db: sqlite3.Connection, pilot: str, pilot_sha256: str, item_limit: int | None) -> str | None:
-    """The latest run of `pilot` left `running` (killed), `interrupted` (Ctrl-C) or `failed` (e.g. a model
-    that could not load), made from the same pilot file and --limit, which a plain re-run resumes. Call
-    only while holding the pilot's lock: then no live process owns such a run."""
-    statuses = ", ".join("?" * len(UNFINISHED))
-    row = db.execute(
-        "SELECT run_id FROM runs WHERE pilot = ? AND pilot_sha256 = ? AND item_limit IS ?"
-        f" AND status IN ({statuses}) ORDER BY rowid DESC LIMIT 1",
-        (pilot, pilot_sha256, item_limit, *UNFINISHED),
-    ).fetchone()
-    return None if row is None else str(row[0])

@@ -10,12 +10,12 @@ in the store; without one it is unknown, never guessed.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from roi import store
 from roi.backends import Backend, GenerationRequest, GenerationResult, preflight
 from roi.costs import call_cost_usd, result_cost_usd
 from roi.errors import RoiError
@@ -184,33 +184,22 @@ SAME_MODEL = ("backend", "model", "device", "dtype", "base_url", "endpoint")  # 
 def past_latencies(db_path: Path, pilot: str, models: Sequence[ModelSpec]) -> dict[tuple[str, str], tuple[float, int]]:
     """Mean seconds and count of finished live calls per (model, mode) over earlier runs of `pilot`: machine
     time where it was measured (local models), else latency; only from runs where the model of that name was
-    the same model (a renamed or swapped model is not evidence)."""
-    if not db_path.is_file():
+    the same model (a renamed or swapped model is not evidence). Planning writes nothing."""
+    past = store.past_calls(db_path, pilot)
+    if past is None:
         return {}
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)  # read only: planning writes nothing
-    try:
-        runs = db.execute("SELECT run_id, pilot_json FROM runs WHERE pilot = ?", (pilot,)).fetchall()
-        rows = db.execute(
-            "SELECT c.run_id, c.model, c.mode, COALESCE(c.machine_s, c.latency_s) FROM calls c JOIN runs r"
-            " USING (run_id) WHERE r.pilot = ? AND c.error IS NULL AND c.cached = 0",
-            (pilot,),
-        ).fetchall()
-    except sqlite3.DatabaseError:
-        return {}
-    finally:
-        db.close()
     # the store keeps base URLs as safe_url shows them (no user-info or secret query values)
     wanted = {m.name: _identity(m.model_dump() | {"base_url": m.base_url and safe_url(m.base_url)}) for m in models}
     same = {
         (run_id, m["name"])
-        for run_id, spec in runs
+        for run_id, spec in past.pilots.items()
         for m in json.loads(spec).get("models", [])
         if wanted.get(m["name"]) == _identity(m)
     }
     found: dict[tuple[str, str], list[float]] = {}
-    for run_id, model, mode, latency in rows:
+    for run_id, model, mode, seconds in past.seconds:
         if (run_id, model) in same:
-            found.setdefault((str(model), str(mode)), []).append(float(latency))
+            found.setdefault((model, mode), []).append(seconds)
     return {key: (sum(v) / len(v), len(v)) for key, v in found.items()}
 
 

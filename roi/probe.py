@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from roi import store
 from roi.backends.local.teacher_forcing import score_candidates, top_answers
 from roi.pilot import LoadedPilot, Pilot, ProbeSpec, probe_inputs
 from roi.stats import Rate, bootstrap_mean_interval, wilson
@@ -251,17 +252,13 @@ def _mixture(
 def run(db: Any, run_id: str, pilot: LoadedPilot, backend_for: Any, status: Any = lambda s: None) -> dict[str, str]:
     """Probe every chosen model, storing each prompt's rows as it finishes (a resumed run skips stored
     prompts). `backend_for(model_spec)` returns `(backend, close_after)`. Returns a note per model."""
-    from roi import store
-
     spec = _spec(pilot)
     prompts = build_prompts(pilot)
     notes: dict[str, str] = {}
     for model in pilot.spec.models:
         if spec.models is not None and model.name not in spec.models:
             continue
-        done = {(r[0], r[1]) for r in db.execute(
-            "SELECT DISTINCT mixture, prompt_index FROM probe WHERE run_id = ? AND model = ?", (run_id, model.name)
-        )}  # fmt: skip
+        done = store.probed_prompts(db, run_id, model.name)
         todo = [p for p in prompts if (p.mixture, p.index) not in done]
         if not todo:
             continue
@@ -305,11 +302,10 @@ def _probe_api(
 
 def stored_rows(db: Any, run_id: str) -> list[ProbeRow]:
     """The probe rows of a run, in the order they were planned (empty when the run had no probe)."""
-    names = [f for f in ProbeRow.__dataclass_fields__]
-    query = f"SELECT {', '.join(names)} FROM probe WHERE run_id = ? ORDER BY model, rowid"
+    names = list(ProbeRow.__dataclass_fields__)
     return [
-        ProbeRow(**{**dict(zip(names, r, strict=True)), "in_beam": bool(r[10]), "upper_bound": bool(r[13])})
-        for r in db.execute(query, (run_id,))
+        ProbeRow(**{**r, "in_beam": bool(r["in_beam"]), "upper_bound": bool(r["upper_bound"])})
+        for r in store.probe_rows(db, run_id, names)
     ]
 
 

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from roi import store
 from roi.backends.openai_backend import LogprobRequest, OpenAIBackend, TokenLogprobs
 from roi.pilot import ProbeSpec
 from roi.probe import ProbePrompt, ProbeRow, candidate
@@ -226,8 +227,6 @@ def probe_model(
     db: Any, run_id: str, name: str, backend: OpenAIBackend, todo: list[ProbePrompt], spec: ProbeSpec, status: Any
 ) -> str:
     """Probe `todo` on one API model, storing each prompt's rows; returns the model's note."""
-    from roi import store
-
     done = 0
     try:
         method = choose_method(backend, todo[0], spec)

@@ -17,8 +17,6 @@ from roi.errors import RoiError
 from roi.metrics import RunSummary, summarize
 from roi.pilot import Pilot
 
-COMPLETE = ("complete", "complete_with_failures")
-
 
 @dataclass(frozen=True)
 class RunEnding:
@@ -94,7 +92,7 @@ def decision_brief(db: sqlite3.Connection, run_id: str) -> dict[str, Any] | None
     if row["decision_json"]:
         stored: dict[str, Any] = json.loads(row["decision_json"])
         return stored
-    if row["status"] not in COMPLETE:
+    if row["status"] not in store.COMPLETE:
         return None
     decided = decide_run(db, run_id)
     if decided.items.empty:

@@ -193,7 +193,7 @@ def _run_pilot_locked(pilot: LoadedPilot, opts: RunOptions, lock: locking.PilotL
         probe_skipped = pilot.spec.probe is not None and deadline.passed()
         if pilot.spec.probe is not None and not probe_skipped:  # issue 5: the probe is its own mode
             environment["probe"] = probe.run(db, run_id, pilot, lambda m: _probe_backend(m, pilot, opts), opts.status)
-        _record_environment(db, run_id, environment)
+        store.merge_environment(db, run_id, environment)
         stop = _deadline_stop(deadline, progress, probe_skipped) or _budget_stop(budget)
         return _after_run(pilot, finish(db, db_path, pilot, run_id, opts.out_dir, stop), opts)
     except BaseException as error:
@@ -212,7 +212,7 @@ def _auto_resume(db: sqlite3.Connection, pilot: LoadedPilot, opts: RunOptions) -
     lock, so no live process owns it."""
     if opts.resume is not None:
         return opts
-    found = locking.unfinished_run(db, pilot.name, pilot.sha256, opts.limit)
+    found = store.unfinished_run(db, pilot.name, pilot.sha256, opts.limit)
     if found is None:
         return opts
     opts.status(f"Resuming run {found}, left unfinished by an earlier process")
@@ -397,8 +397,7 @@ def _budget(db: sqlite3.Connection, run_id: str, max_cost_usd: float | None) -> 
     """The --max-cost budget, less what this run (when resumed) has already spent."""
     if max_cost_usd is None:
         return None
-    (spent,) = db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM calls WHERE run_id = ?", (run_id,)).fetchone()
-    return Budget(limit_usd=max_cost_usd, spent_usd=float(spent))
+    return Budget(limit_usd=max_cost_usd, spent_usd=store.spent_usd(db, run_id))
 
 
 def _budget_stop(budget: Budget | None) -> Stop | None:
@@ -418,14 +417,6 @@ def _deadline_stop(deadline: Deadline, progress: Progress, probe_skipped: bool) 
         return None
     missing = f"{progress.total - progress.done} calls" + (" and the probe" if probe_skipped else "")
     return Stop("stopped_deadline", f"stopped at the run deadline ({deadline.minutes:g} min): {missing} not made")
-
-
-def _record_environment(db: sqlite3.Connection, run_id: str, environment: dict[str, Any]) -> None:
-    row = store.get_run(db, run_id)
-    merged = json.loads(row["environment_json"]) if row else {}
-    merged.update(environment)
-    with store.transaction(db):
-        db.execute("UPDATE runs SET environment_json = ? WHERE run_id = ?", (json.dumps(merged), run_id))
 
 
 def finish(

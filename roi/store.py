@@ -1,7 +1,9 @@
-"""The run store: SQLite (WAL), one transaction per finished call, schema changes as migrations.
+"""The run store: SQLite (WAL), one transaction per finished call, schema changes as migrations. Every
+SQL statement of roi lives in this module; other modules call its named functions.
 
-Tables (see docs/store.md): `runs` (one row per run), `calls` (every model call: prompt, raw output,
-tokens, latency, cost, error), `items` (every scored eval item of every call).
+Tables (docs/store.md): `runs` (one row per run), `calls` (every model call: prompt, raw output,
+tokens, latency, cost, error), `items` (every scored eval item of every call), `baselines` (accepted
+runs) and `probe` (the superposition probe's rows).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -22,22 +24,27 @@ from roi.backends import BatchRecord
 from roi.errors import Problem, RoiError
 from roi.files import PRIVATE_FILE, make_private, private_dir
 
+DB_NAME = "roi.db"  # the store's file in the folder given to roi run --out
 STORE_COMPANIONS = ("-wal", "-shm", "-journal")  # files SQLite keeps beside the store
-DB_NAME = "roi.db"  # the store's file inside a run folder's parent (roi run --out)
-
-Migration = Callable[[sqlite3.Connection], None]
-MIGRATIONS: list[tuple[str, Migration]] = []
+COMPLETE = ("complete", "complete_with_failures")  # runs.status of a run whose every call was sent
+UNFINISHED = ("running", "interrupted", "failed")  # runs.status of a run a plain re-run resumes
 
 
-def migration(fn: Migration) -> Migration:
-    MIGRATIONS.append((fn.__name__, fn))
-    return fn
+# ---------------------------------------------------------------- schema
 
 
-@migration
-def m001_initial(db: sqlite3.Connection) -> None:
-    run_script(
-        db,
+@dataclass(frozen=True)
+class Migration:
+    """One schema change, applied once in list order inside a transaction and recorded by name."""
+
+    name: str
+    sql: str
+    recorded_as: tuple[str, ...] = ()  # names older stores recorded it under (never applied twice)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        "create_runs_calls_items",
         """
     CREATE TABLE runs (
         run_id TEXT PRIMARY KEY,
@@ -47,7 +54,7 @@ def m001_initial(db: sqlite3.Connection) -> None:
         pilot_json TEXT NOT NULL,
         started_at TEXT NOT NULL,
         finished_at TEXT,
-        status TEXT NOT NULL,          -- running | complete | failed
+        status TEXT NOT NULL,          -- UNFINISHED, COMPLETE or a stop (stopped_max_cost, ...)
         item_limit INTEGER,
         environment_json TEXT NOT NULL DEFAULT '{}',
         summary_json TEXT
@@ -91,29 +98,23 @@ def m001_initial(db: sqlite3.Connection) -> None:
     );
     CREATE INDEX items_by_call ON items(run_id, call_id);
     """,
-    )
-
-
-@migration
-def m0701_call_cache(db: sqlite3.Connection) -> None:
-    """Issue 7: the response cache. `cache_key` addresses a call's model, parameters and prompt;
-    `cached` marks a call answered from an earlier one (its latency is not a live measurement)."""
-    run_script(
-        db,
+        recorded_as=("m001_initial",),
+    ),
+    # The response cache: `cache_key` addresses a call's model, parameters and prompt; `cached`
+    # marks a call answered from an earlier one (its latency is not a live measurement).
+    Migration(
+        "add_response_cache_columns",
         """
     ALTER TABLE calls ADD COLUMN cache_key TEXT;
     ALTER TABLE calls ADD COLUMN cached INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX calls_by_cache_key ON calls(cache_key) WHERE cache_key IS NOT NULL AND cached = 0;
     """,
-    )
-
-
-@migration
-def m0702_baselines(db: sqlite3.Connection) -> None:
-    """Issue 7: accepted baselines (the latest row of a pilot is its baseline) and each run's decision
-    in brief, so history and baseline checks need not recompute it."""
-    run_script(
-        db,
+        recorded_as=("m0701_call_cache",),
+    ),
+    # Accepted baselines (the latest row of a pilot is its baseline) and each run's decision in brief,
+    # so history and baseline checks need not decide every earlier run again.
+    Migration(
+        "create_baselines_add_decision_brief",
         """
     CREATE TABLE baselines (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -124,14 +125,11 @@ def m0702_baselines(db: sqlite3.Connection) -> None:
     CREATE INDEX baselines_by_pilot ON baselines(pilot, id);
     ALTER TABLE runs ADD COLUMN decision_json TEXT;
     """,
-    )
-
-
-@migration
-def m0501_probe(db: sqlite3.Connection) -> None:
-    """Issue 5: the superposition probe, one row per (model, mixture, prompt, task): P(task's answer)."""
-    run_script(
-        db,
+        recorded_as=("m0702_baselines",),
+    ),
+    # The superposition probe: one row per (model, mixture, prompt, task), P(the task's answer).
+    Migration(
+        "create_probe",
         """
     CREATE TABLE probe (
         run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -150,47 +148,34 @@ def m0501_probe(db: sqlite3.Connection) -> None:
         PRIMARY KEY (run_id, model, mixture, prompt_index, task)
     );
     """,
-    )
-
-
-@migration
-def m0502_probe_method(db: sqlite3.Connection) -> None:
-    """Issue 5: how each probe row's probability was read, so estimates stay labelled. Rows stored
-    before this migration came from local models, read by teacher forcing."""
-    run_script(
-        db,
+        recorded_as=("m0501_probe",),
+    ),
+    # How each probe row's probability was read, so estimates stay labelled; rows stored before came
+    # from local models, read by teacher forcing.
+    Migration(
+        "add_probe_method",
         """
     ALTER TABLE probe ADD COLUMN method TEXT NOT NULL DEFAULT 'teacher_forcing';  -- or echo, top_logprobs
     ALTER TABLE probe ADD COLUMN upper_bound INTEGER NOT NULL DEFAULT 0;  -- top_logprobs: P is at most this
     """,
-    )
-
-
-@migration
-def m_machine_time(db: sqlite3.Connection) -> None:
-    """A local call's machine time in its batch (what it is paid by); NULL for API calls."""
-    run_script(db, "ALTER TABLE calls ADD COLUMN machine_s REAL;")
-
-
-@migration
-def m_pilot_settings(db: sqlite3.Connection) -> None:
-    """The pilot's settings as the run used them (roi/fingerprint.py) and their fingerprint, so compare
-    and the trend can say when two runs asked differently. NULL for runs stored before."""
-    run_script(
-        db,
+        recorded_as=("m0502_probe_method",),
+    ),
+    # A local call's machine time in its batch (what it is paid by); NULL for API calls.
+    Migration("add_call_machine_time", "ALTER TABLE calls ADD COLUMN machine_s REAL;", ("m_machine_time",)),
+    # The pilot's settings as the run used them (roi/fingerprint.py) and their fingerprint, so compare and
+    # the trend can say when two runs asked differently. NULL for runs stored before.
+    Migration(
+        "add_run_pilot_settings",
         """
     ALTER TABLE runs ADD COLUMN pilot_fingerprint TEXT;
     ALTER TABLE runs ADD COLUMN pilot_settings_json TEXT;
     """,
-    )
-
-
-@migration
-def m_batch_jobs(db: sqlite3.Connection) -> None:
-    """Batch jobs (roi/backends/batch.py): one row per job a run submitted or began to submit, so a
-    killed run polls its job again instead of paying for a second one."""
-    run_script(
-        db,
+        recorded_as=("m_pilot_settings",),
+    ),
+    # Batch jobs (roi/backends/batch.py): one row per job a run submitted or began to submit, so a killed
+    # run polls its job again instead of paying for a second one.
+    Migration(
+        "create_batch_jobs",
         """
     CREATE TABLE batch_jobs (
         number INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -206,26 +191,24 @@ def m_batch_jobs(db: sqlite3.Connection) -> None:
     );
     CREATE INDEX batch_jobs_by_run ON batch_jobs(run_id, model);
     """,
-    )
+        recorded_as=("m_batch_jobs",),
+    ),
+)
 
 
-def run_settings(row: sqlite3.Row | dict[str, Any] | None) -> dict[str, Any] | None:
-    """A run's stored pilot settings (None when it has none: stored before they were kept)."""
-    if row is None or row["pilot_settings_json"] is None:
-        return None
-    settings: dict[str, Any] = json.loads(row["pilot_settings_json"])
-    return settings
+def _migrate(db: sqlite3.Connection) -> None:
+    db.execute("CREATE TABLE IF NOT EXISTS _roi_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    done = {r[0] for r in db.execute("SELECT name FROM _roi_migrations")}
+    for migration in MIGRATIONS:
+        if done.isdisjoint((migration.name, *migration.recorded_as)):
+            with transaction(db):
+                run_script(db, migration.sql)
+                db.execute("INSERT INTO _roi_migrations VALUES (?, datetime('now'))", (migration.name,))
 
 
-def record_probe(db: sqlite3.Connection, run_id: str, rows: list[Any]) -> None:
-    """Issue 5: store one probe prompt's rows (`roi.probe.ProbeRow`s) atomically."""
-    with transaction(db):
-        for row in rows:
-            values = asdict(row)
-            db.execute(
-                f"INSERT OR REPLACE INTO probe (run_id, {', '.join(values)}) VALUES (?{', ?' * len(values)})",
-                (run_id, *values.values()),
-            )
+def applied_migrations(db: sqlite3.Connection) -> list[str]:
+    """Names recorded in the store, in the order they were applied."""
+    return [str(r[0]) for r in db.execute("SELECT name FROM _roi_migrations ORDER BY rowid")]
 
 
 def run_script(db: sqlite3.Connection, script: str) -> None:
@@ -257,7 +240,7 @@ class CallRow:
     n_items: int
     error: str | None
     finished_at: str
-    cache_key: str | None = None  # issue 7: see roi/cache.py; None when the call may not be cached
+    cache_key: str | None = None  # the response cache's key (roi/cache.py); None: the call may not be reused
     cached: bool = False  # answered from the cache: figures are the original call's
     machine_s: float | None = None  # local engines: the call's machine time in its batch
 
@@ -279,12 +262,7 @@ class ItemRow:
     other_task_space: str | None
 
 
-def open_existing(out_dir: Path) -> sqlite3.Connection:
-    """The store of an earlier `roi run --out out_dir`; a user error when there is none (nothing created)."""
-    path = out_dir / DB_NAME
-    if not path.is_file():
-        raise RoiError([Problem(f"no run store here (looked for {path})", str(out_dir), None, "--out")])
-    return connect(path)
+# ---------------------------------------------------------------- connections
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -310,15 +288,12 @@ def _create_private(path: Path) -> None:
     make_private(path)
 
 
-def _migrate(db: sqlite3.Connection) -> None:
-    db.execute("CREATE TABLE IF NOT EXISTS _roi_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-    done = {r[0] for r in db.execute("SELECT name FROM _roi_migrations")}
-    for name, fn in MIGRATIONS:
-        if name in done:
-            continue
-        with transaction(db):
-            fn(db)
-            db.execute("INSERT INTO _roi_migrations VALUES (?, datetime('now'))", (name,))
+def open_existing(out_dir: Path) -> sqlite3.Connection:
+    """The store of an earlier `roi run --out out_dir`; a user error when there is none (nothing created)."""
+    path = out_dir / DB_NAME
+    if not path.is_file():
+        raise RoiError([Problem(f"no run store here (looked for {path})", str(out_dir), None, "--out")])
+    return connect(path)
 
 
 @contextmanager
@@ -330,6 +305,17 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def _insert(db: sqlite3.Connection, table: str, run_id: str, row: Any) -> None:
+    values = asdict(row)
+    db.execute(
+        f"INSERT OR REPLACE INTO {table} (run_id, {', '.join(values)}) VALUES (?{', ?' * len(values)})",
+        (run_id, *values.values()),
+    )
+
+
+# ---------------------------------------------------------------- runs
 
 
 def insert_run(
@@ -366,31 +352,60 @@ def insert_run(
         )
 
 
-def record_call(db: sqlite3.Connection, run_id: str, call: CallRow, items: list[ItemRow]) -> None:
-    """Store a finished call and its scored items atomically: both or neither survive a crash."""
+def run_settings(row: sqlite3.Row | dict[str, Any] | None) -> dict[str, Any] | None:
+    """A run's stored pilot settings (None when it has none: stored before they were kept)."""
+    if row is None or row["pilot_settings_json"] is None:
+        return None
+    settings: dict[str, Any] = json.loads(row["pilot_settings_json"])
+    return settings
+
+
+def get_run(db: sqlite3.Connection, run_id: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    return row
+
+
+def runs_of(db: sqlite3.Connection, pilot: str | None = None, limit: int | None = None) -> list[sqlite3.Row]:
+    """Runs of `pilot` (every pilot when None), newest first, at most `limit`."""
+    query = "SELECT * FROM runs" + (" WHERE pilot = ?" if pilot else "") + " ORDER BY rowid DESC"
+    params: tuple[Any, ...] = (pilot,) if pilot else ()
+    if limit is not None:
+        query += " LIMIT ?"
+        params += (limit,)
+    return db.execute(query, params).fetchall()
+
+
+def unfinished_run(db: sqlite3.Connection, pilot: str, pilot_sha256: str, item_limit: int | None) -> str | None:
+    """The latest run of `pilot` left `running` (killed), `interrupted` (Ctrl-C) or `failed` (e.g. a model
+    that could not load), made from the same pilot file and --limit: a plain re-run resumes it
+    (roi/locking.py says why that is safe)."""
+    statuses = ", ".join("?" * len(UNFINISHED))
+    row = db.execute(
+        "SELECT run_id FROM runs WHERE pilot = ? AND pilot_sha256 = ? AND item_limit IS ?"
+        f" AND status IN ({statuses}) ORDER BY rowid DESC LIMIT 1",
+        (pilot, pilot_sha256, item_limit, *UNFINISHED),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def previous_complete_run(db: sqlite3.Connection, run_id: str) -> str | None:
+    """The pilot's latest complete run started before `run_id`, with the same --limit."""
+    row = db.execute(
+        "SELECT p.run_id FROM runs p JOIN runs r ON p.pilot = r.pilot AND p.item_limit IS r.item_limit"
+        " WHERE r.run_id = ? AND p.run_id != r.run_id AND p.rowid < r.rowid"
+        " AND p.status IN (?, ?) ORDER BY p.rowid DESC LIMIT 1",
+        (run_id, *COMPLETE),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def merge_environment(db: sqlite3.Connection, run_id: str, environment: dict[str, Any]) -> None:
+    """Add `environment` (library versions, device, host) to what the run recorded before."""
     with transaction(db):
-        row = asdict(call)
-        db.execute(
-            f"INSERT OR REPLACE INTO calls (run_id, {', '.join(row)}) VALUES (?{', ?' * len(row)})",
-            (run_id, *row.values()),
-        )
-        for item in items:
-            values = asdict(item)
-            db.execute(
-                f"INSERT OR REPLACE INTO items (run_id, {', '.join(values)}) VALUES (?{', ?' * len(values)})",
-                (run_id, *values.values()),
-            )
-
-
-def finished_call_ids(db: sqlite3.Connection, run_id: str) -> set[str]:
-    """Calls of a run that completed without error (a resume repeats only the others)."""
-    rows = db.execute("SELECT call_id FROM calls WHERE run_id = ? AND error IS NULL", (run_id,))
-    return {r[0] for r in rows}
-
-
-def failed_call_count(db: sqlite3.Connection, run_id: str) -> int:
-    (failed,) = db.execute("SELECT COUNT(*) FROM calls WHERE run_id = ? AND error IS NOT NULL", (run_id,)).fetchone()
-    return int(failed)
+        row = get_run(db, run_id)
+        merged = json.loads(row["environment_json"]) if row else {}
+        merged.update(environment)
+        db.execute("UPDATE runs SET environment_json = ? WHERE run_id = ?", (json.dumps(merged), run_id))
 
 
 def finish_run(
@@ -419,9 +434,87 @@ def _json_or_null(value: dict[str, Any] | None) -> str | None:
     return None if value is None else json.dumps(value)
 
 
-def get_run(db: sqlite3.Connection, run_id: str) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+# ---------------------------------------------------------------- calls and items
+
+
+def record_call(db: sqlite3.Connection, run_id: str, call: CallRow, items: list[ItemRow]) -> None:
+    """Store a finished call and its scored items atomically: both or neither survive a crash."""
+    with transaction(db):
+        _insert(db, "calls", run_id, call)
+        for item in items:
+            _insert(db, "items", run_id, item)
+
+
+def finished_call_ids(db: sqlite3.Connection, run_id: str) -> set[str]:
+    """Calls of a run that completed without error (a resume repeats only the others)."""
+    rows = db.execute("SELECT call_id FROM calls WHERE run_id = ? AND error IS NULL", (run_id,))
+    return {r[0] for r in rows}
+
+
+def failed_call_count(db: sqlite3.Connection, run_id: str) -> int:
+    (failed,) = db.execute("SELECT COUNT(*) FROM calls WHERE run_id = ? AND error IS NOT NULL", (run_id,)).fetchone()
+    return int(failed)
+
+
+@dataclass(frozen=True)
+class CallCounts:
+    calls: int
+    cached: int  # answered from the response cache: no new spend
+    spent_usd: float | None  # what the run's own (live) calls cost; None: a live call has no price
+
+
+def call_counts(db: sqlite3.Connection, run_id: str) -> CallCounts:
+    calls, cached, spent, unpriced = db.execute(
+        "SELECT COUNT(*), COALESCE(SUM(cached), 0), COALESCE(SUM(cost_usd) FILTER (WHERE cached = 0), 0),"
+        " COUNT(*) FILTER (WHERE cached = 0 AND error IS NULL AND cost_usd IS NULL) FROM calls WHERE run_id = ?",
+        (run_id,),
+    ).fetchone()
+    return CallCounts(int(calls), int(cached), None if unpriced else float(spent))
+
+
+def spent_usd(db: sqlite3.Connection, run_id: str) -> float:
+    """What the run's stored calls cost (calls of unknown cost count 0: only priced runs have a budget)."""
+    (spent,) = db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM calls WHERE run_id = ?", (run_id,)).fetchone()
+    return float(spent)
+
+
+def response_cache_source(db: sqlite3.Connection, key: str) -> sqlite3.Row | None:
+    """The latest live, successful call with this response-cache key (a copy is never a source)."""
+    row: sqlite3.Row | None = db.execute(
+        "SELECT run_id, call_id, raw_output, prompt_tokens, cached_prompt_tokens, output_tokens, latency_s,"
+        " machine_s FROM calls WHERE cache_key = ? AND cached = 0 AND error IS NULL AND raw_output IS NOT NULL"
+        " ORDER BY rowid DESC LIMIT 1",  # the newest (finished_at has only whole seconds)
+        (key,),
+    ).fetchone()
     return row
+
+
+@dataclass(frozen=True)
+class PastCalls:
+    """Finished live calls of a pilot's stored runs, for `roi plan`'s time estimates."""
+
+    pilots: dict[str, str]  # run_id -> the run's pilot_json
+    seconds: list[tuple[str, str, str, float]]  # (run_id, model, mode, machine time, else latency)
+
+
+def past_calls(path: Path, pilot: str) -> PastCalls | None:
+    """The finished live calls of `pilot`'s runs; the store is opened read-only and never created or
+    migrated (None when it is missing or unreadable)."""
+    if not path.is_file():
+        return None
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        runs = db.execute("SELECT run_id, pilot_json FROM runs WHERE pilot = ?", (pilot,)).fetchall()
+        rows = db.execute(
+            "SELECT c.run_id, c.model, c.mode, COALESCE(c.machine_s, c.latency_s) FROM calls c JOIN runs r"
+            " USING (run_id) WHERE r.pilot = ? AND c.error IS NULL AND c.cached = 0",
+            (pilot,),
+        ).fetchall()
+    except sqlite3.DatabaseError:
+        return None
+    finally:
+        db.close()
+    return PastCalls({str(r): str(j) for r, j in runs}, [(str(r), str(m), str(o), float(s)) for r, m, o, s in rows])
 
 
 def items_frame(db: sqlite3.Connection, run_id: str) -> pd.DataFrame:
@@ -510,6 +603,47 @@ def compact(db: sqlite3.Connection) -> None:
     purged text is gone from the files and not only from the tables."""
     db.execute("VACUUM")
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+# ---------------------------------------------------------------- baselines
+
+
+def add_baseline(db: sqlite3.Connection, pilot: str, run_id: str, accepted_at: str) -> None:
+    with transaction(db):
+        db.execute("INSERT INTO baselines (pilot, run_id, accepted_at) VALUES (?, ?, ?)", (pilot, run_id, accepted_at))
+
+
+def current_baseline(db: sqlite3.Connection, pilot: str) -> str | None:
+    """The run most recently accepted as `pilot`'s baseline."""
+    row = db.execute("SELECT run_id FROM baselines WHERE pilot = ? ORDER BY id DESC LIMIT 1", (pilot,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+# ---------------------------------------------------------------- the superposition probe
+
+
+def record_probe(db: sqlite3.Connection, run_id: str, rows: list[Any]) -> None:
+    """Store one probe prompt's rows (dataclasses with the `probe` table's columns) atomically."""
+    with transaction(db):
+        for row in rows:
+            _insert(db, "probe", run_id, row)
+
+
+def probed_prompts(db: sqlite3.Connection, run_id: str, model: str) -> set[tuple[str, int]]:
+    """(mixture, prompt index) of the prompts whose rows are stored for `model`."""
+    rows = db.execute(
+        "SELECT DISTINCT mixture, prompt_index FROM probe WHERE run_id = ? AND model = ?", (run_id, model)
+    )
+    return {(str(r[0]), int(r[1])) for r in rows}
+
+
+def probe_rows(db: sqlite3.Connection, run_id: str, columns: list[str]) -> list[dict[str, Any]]:
+    """The probe rows of a run, by model and in the order they were stored."""
+    query = f"SELECT {', '.join(columns)} FROM probe WHERE run_id = ? ORDER BY model, rowid"
+    return [dict(zip(columns, r, strict=True)) for r in db.execute(query, (run_id,))]
+
+
+# ---------------------------------------------------------------- batch jobs
 
 
 def batch_folder(out_dir: Path, run_id: str) -> Path:

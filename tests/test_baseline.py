@@ -39,7 +39,7 @@ def test_accept_only_a_complete_run(demo: LoadedPilot, tmp_path: Path) -> None:
         db.execute("UPDATE runs SET status = 'interrupted' WHERE run_id = ?", (first.run_id,))
     with pytest.raises(RoiError, match="only a complete run"):
         baseline.accept(db, first.run_id)
-    assert baseline.current_baseline(db, demo.name) is None
+    assert store.current_baseline(db, demo.name) is None
 
 
 def test_regressions_against_the_accepted_baseline(tmp_path: Path) -> None:

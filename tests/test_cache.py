@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from roi import cache
+from roi import cache, store
 from roi.backends import GenerationRequest
 from roi.pilot import LoadedPilot, ModelSpec, load_pilot
 from roi.runner import RunOptions, run_pilot
@@ -117,7 +117,7 @@ def test_fresh_bypasses_the_cache_and_a_cached_copy_is_never_a_source(demo: Load
     # The next cached run copies the newest live call (the fresh run's), not a cached copy.
     latest = run_pilot(demo, RunOptions(out_dir=tmp_path, limit=2, backends={"gemma-270m": FakeBackend(spec, demo)}))
     key = db.execute("SELECT cache_key FROM calls WHERE run_id = ? LIMIT 1", (latest.run_id,)).fetchone()[0]
-    row = cache.lookup(_rows(db), key)
+    row = store.response_cache_source(_rows(db), key)
     assert row is not None and row["run_id"] == fresh.run_id
 
 

@@ -194,9 +194,9 @@ def test_store_from_before_the_method_column_opens_and_reads(tmp_path: Path) -> 
     path = tmp_path / "roi.db"
     old = sqlite3.connect(path)
     old.execute("CREATE TABLE _roi_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-    for name, migrate in store.MIGRATIONS[: [n for n, _ in store.MIGRATIONS].index("m0501_probe") + 1]:
-        migrate(old)  # the store as the first probe release left it
-        old.execute("INSERT INTO _roi_migrations VALUES (?, 'then')", (name,))
+    for migration in store.MIGRATIONS[: [m.name for m in store.MIGRATIONS].index("create_probe") + 1]:
+        store.run_script(old, migration.sql)  # the store as the first probe release left it
+        old.execute("INSERT INTO _roi_migrations VALUES (?, 'then')", (migration.name,))
     old.execute("INSERT INTO runs (run_id, pilot, pilot_path, pilot_sha256, pilot_json, started_at, status)"
                 " VALUES ('r', 'p', 'p.yaml', '', '{}', 'then', 'complete')")  # fmt: skip
     old.execute("INSERT INTO probe VALUES ('r', 'm', 'a 0.50 + b 0.50', 0, 'a', 0.5, 'q', 'x', -1.0, 0.37, 1, 1, 10)")

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from roi import store
+from roi.evaluation import evaluate_run
+from roi.runner import rebuild_report
+
+DATA = Path(__file__).parent / "data"
 
 
 def call_row(call_id: str = "m/single:t:1") -> store.CallRow:
@@ -35,12 +40,43 @@ def new_run(db: sqlite3.Connection, run_id: str = "r1") -> None:
 def test_migrations_apply_once_and_reopen(tmp_path: Path) -> None:
     path = tmp_path / "roi.db"
     db = store.connect(path)
-    names = [r[0] for r in db.execute("SELECT name FROM _roi_migrations ORDER BY rowid")]
-    assert names == [name for name, _ in store.MIGRATIONS]
+    names = store.applied_migrations(db)
+    assert names == [m.name for m in store.MIGRATIONS]
     db.close()
     again = store.connect(path)
-    assert [r[0] for r in again.execute("SELECT name FROM _roi_migrations ORDER BY rowid")] == names
+    assert store.applied_migrations(again) == names
     assert again.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_migration_names_are_unique_old_and_new() -> None:
+    every = [n for m in store.MIGRATIONS for n in (m.name, *m.recorded_as)]
+    assert len(every) == len(set(every))
+
+
+def test_a_store_of_the_earlier_schema_opens_reads_and_upgrades(tmp_path: Path) -> None:
+    """tests/data/old_store.sql: a store written by roi before the migrations were renamed (two fake runs
+    of the probe pilot, the first accepted as baseline, the second with a failed call and probe rows)."""
+    path = tmp_path / "roi.db"
+    old = sqlite3.connect(path)
+    old.executescript((DATA / "old_store.sql").read_text(encoding="utf-8"))
+    old.close()
+    db = store.connect(path)
+    recorded = store.applied_migrations(db)
+    assert recorded[:5] == ["m001_initial", "m0701_call_cache", "m0702_baselines", "m0501_probe", "m0502_probe_method"]
+    assert recorded[5:] == [m.name for m in store.MIGRATIONS[5:]]  # the later ones applied, under their names
+    first, second = (r["run_id"] for r in reversed(store.runs_of(db, "superposition-probe")))
+    assert store.current_baseline(db, "superposition-probe") == first
+    evaluation = evaluate_run(db, second)
+    assert evaluation.run["status"] == "complete_with_failures" and evaluation.summary.cells
+    assert evaluation.check.reference == first and evaluation.check.reference_is_baseline
+    assert [f.mixture for f in evaluation.probe][:1] == ["number_en 1.00"] and not evaluation.probe[0].estimate
+    assert [r.run_id for r in evaluation.history] == [second, first] and evaluation.history[1].baseline
+    db.close()
+    files = rebuild_report(tmp_path, second)
+    ids = [s["id"] for s in json.loads(files.json.read_text())["sections"]]
+    assert "probe" in ids and "trend" in ids
+    again = store.connect(path)
+    assert store.applied_migrations(again) == recorded  # nothing applied twice
 
 
 def test_call_and_items_are_atomic(tmp_path: Path) -> None:

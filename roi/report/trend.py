@@ -10,7 +10,6 @@ from roi.history import HistoryRow
 from roi.report import charts
 from roi.report.sections import ReportInputs, Section, register
 from roi.report.wording import pct
-from roi.run_decision import COMPLETE
 
 MAX_RUNS = 12
 WORDS: dict[str, dict[str, str]] = {
@@ -83,7 +82,7 @@ def _bars(row: HistoryRow, modes: list[str], lang: str) -> list[dict[str, Any]]:
 def build_trend(inputs: ReportInputs) -> dict[str, Any] | None:
     lang, check = inputs.lang, inputs.evaluation.check
     words = WORDS[lang]
-    rows = [r for r in inputs.evaluation.history if r.status in COMPLETE or r.run_id == inputs.run_id]
+    rows = [r for r in inputs.evaluation.history if r.complete or r.run_id == inputs.run_id]
     start = next(i for i, r in enumerate(rows) if r.run_id == inputs.run_id)  # newest first: skip later runs
     rows = rows[start : start + MAX_RUNS][::-1]  # oldest first
     if len(rows) < 2 and check.reference is None:
