@@ -93,7 +93,7 @@ def test_parse_mixed_missing_garbled_and_duplicate_lines() -> None:
 def test_a_restarted_list_is_not_cut_off() -> None:
     """A mixed call does not stop at a second A[1]: the model may leave the first line empty and
     restate it, and parse_mixed takes the restated answer."""
-    from roi.backends.local.transformers_backend import cut_at_stop
+    from roi.backends.text import cut_at_stop
 
     call = next(c for c in demo_calls() if c.mode == "mixed")
     qs = queries(("upper", "house"), ("en_fr", "white"), ("capital", "France"))

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from roi.backends import GenerationRequest, GenerationResult, Status
-from roi.backends.local.transformers_backend import cut_at_stop
+from roi.backends.text import cut_at_stop
 from roi.endpoints import effective_base_url, key_transport_problem, url_problem
 from roi.errors import RoiError
 from roi.pilot import ModelSpec

@@ -45,9 +45,10 @@ import torch
 
 from roi.backends.local import shared_prefix
 from roi.backends.local.growing_cache import all_rollable, growing_cache, merged_cache, right_aligned, roll_rows
+from roi.backends.local.memory import trim_heap
 from roi.backends.local.output_layer import OutputLayer
 from roi.backends.local.shared_prefix import PrefixBank, SharedAttention
-from roi.backends.local.transformers_backend import answer_text, trim_heap
+from roi.backends.text import answer_text
 
 _CPU_MAX_BATCH = 64  # past this a 2-8 core CPU is compute-bound: bigger batches only cost memory
 _CUDA_MAX_BATCH = 256

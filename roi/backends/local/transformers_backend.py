@@ -7,19 +7,20 @@ against. Latency of a batched call is not the batch's wall time: see `docs/speed
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from roi.backends import GenerationRequest, GenerationResult, Status
+from roi.backends.local import precision
 from roi.backends.local.local_models import resolve_model_dir
+from roi.backends.local.memory import pick_threads, return_large_blocks, trim_heap
+from roi.backends.local.precision import Choice
+from roi.backends.local.prefix_batching import Generated, PrefixBatcher, Row
+from roi.backends.text import answer_text, cut_at_stop
 from roi.errors import RunFailed
 from roi.pilot import ModelSpec
-
-if TYPE_CHECKING:
-    from roi.backends.local.precision import Choice
 
 
 def pick_device(requested: str) -> str:
@@ -41,62 +42,6 @@ def pick_dtype(requested: str, device: str) -> Any:
         # Half precision halves memory traffic; bfloat16 keeps float32's range where the GPU has it.
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
-
-
-def answer_text(tokenizer: Any, tokens: Sequence[int]) -> str:
-    """Generated tokens as the call's text (what a result holds before its stop string is cut)."""
-    return str(tokenizer.decode(list(tokens), skip_special_tokens=True))
-
-
-def cut_at_stop(text: str, stop: Sequence[str]) -> str:
-    """The text before the first stop string."""
-    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=len(text))
-    return text[:cut]
-
-
-def _glibc(function: str) -> Any:
-    """A glibc function by name, or None where the C library is not glibc."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        return getattr(ctypes.CDLL(name), function, None) if name else None
-    except OSError:
-        return None
-
-
-def return_large_blocks() -> None:
-    """Serve allocations of 2 MB and more (batch caches, logits) from their own mappings, so freeing them
-    gives the memory back at once. glibc's default raises that threshold to the largest block freed
-    (up to 32 MB) and keeps freed blocks in the heap, where batches of changing shapes fragment it:
-    measured here on the demo workload, peak RSS 2.13x the model's size without this, 1.91x with it.
-    A no-op where the C library is not glibc."""
-    mallopt = _glibc("mallopt")
-    if mallopt is not None:
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        mallopt(m_mmap_threshold, 2 * 2**20)
-        mallopt(m_trim_threshold, 2 * 2**20)
-
-
-def trim_heap() -> None:
-    """Give the C heap's free pages back after loading (the tokenizer's JSON parse leaves 20-60 MB
-    free but resident). A no-op where the C library is not glibc."""
-    malloc_trim = _glibc("malloc_trim")
-    if malloc_trim is not None:
-        malloc_trim(0)
-
-
-def pick_threads(torch: Any) -> int:
-    """Intra-op threads: the CPUs this process may run on that other work is not already using.
-    PyTorch counts the host's cores; on a busy machine its spinning OpenMP threads then wait on each
-    other (measured here: one forward 4x slower with 2 threads than with 1 at load average 7 on
-    2 cores)."""
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    threads = max(1, min(usable, int(torch.get_num_threads()), round(usable - busy)))
-    torch.set_num_threads(threads)
-    return threads
 
 
 # A few lines in the shape of the pilots' prompts: their last hidden states check and time the screen.
@@ -126,8 +71,6 @@ class TransformersBackend:
         self._torch = torch
         self.batching = batching
         self.precision: Choice | None = None
-        from roi.backends.local.prefix_batching import PrefixBatcher
-
         # The naive reference path keeps the model as loaded (its `generate` reads the whole output layer).
         output = self._output_layer(status) if batching else None
         if self.device == "cpu":
@@ -139,8 +82,6 @@ class TransformersBackend:
     def _output_layer(self, status: Status) -> Any:
         """The output layer in the precision asked for or measured (roi/backends/local/precision.py),
         announced in the run's header."""
-        from roi.backends.local import precision
-
         output, self.precision = precision.output_layer(
             self.model, self.model_dir, self.device, self.spec.precision, self._sample_hidden()
         )
@@ -164,8 +105,6 @@ class TransformersBackend:
     def describe(self) -> dict[str, str]:
         import transformers
 
-        from roi.backends.local.precision import cpu_description
-
         return {
             "torch": self._torch.__version__,
             "transformers": transformers.__version__,
@@ -175,7 +114,7 @@ class TransformersBackend:
             "threads": str(self._torch.get_num_threads()),
             "batching": "prefix-shared batches" if self.batching else "one generate per call",
             "output_layer": self.precision.describe() if self.precision else "float32 (the model's own generate)",
-            "cpu": cpu_description(),
+            "cpu": precision.cpu_description(),
         }
 
     def generate(self, requests: Sequence[GenerationRequest]) -> Iterator[GenerationResult]:
@@ -189,15 +128,13 @@ class TransformersBackend:
             for index, generated in done.items():
                 yield self._result(requests[index], rows[index], generated)
 
-    def _row(self, request: GenerationRequest, group: int) -> Any:
+    def _row(self, request: GenerationRequest, group: int) -> Row:
         """The request's tokens; requests with the same prefix text form a group (their common tokens
         run once)."""
-        from roi.backends.local.prefix_batching import Row
-
         ids = self.tokenizer(request.prompt, add_special_tokens=True).input_ids
         return Row(tuple(int(i) for i in ids), request.max_new_tokens, request.stop, group, request.complete)
 
-    def _result(self, request: GenerationRequest, row: Any, generated: Any) -> GenerationResult:
+    def _result(self, request: GenerationRequest, row: Row, generated: Generated) -> GenerationResult:
         text = cut_at_stop(answer_text(self.tokenizer, generated.tokens), request.stop)
         tokens = len(generated.tokens)
         return GenerationResult(

@@ -12,7 +12,8 @@ import pytest
 from roi.backends import GenerationRequest
 from roi.backends.local.precision import cpu_description
 from roi.backends.local.prefix_batching import PrefixBatcher, Row, _Charges, draft, shared_length
-from roi.backends.local.transformers_backend import TransformersBackend, cut_at_stop
+from roi.backends.local.transformers_backend import TransformersBackend
+from roi.backends.text import cut_at_stop
 from roi.pilot import load_pilot
 from roi.prompts import build_calls
 from tests.conftest import PILOTS, REPO
