@@ -24,10 +24,10 @@ from typing import Any
 
 import torch
 
-from roi import probe
 from roi.backends.local import teacher_forcing
 from roi.backends.local.local_models import resolve_model_dir
 from roi.pilot import load_pilot
+from roi.probe import prompts as probe
 
 PILOT = Path(__file__).resolve().parent.parent / "pilots" / "superposition-probe.yaml"
 

@@ -35,7 +35,7 @@ from roi.formats import percent, points, usd, usd_per_1k
 from roi.history import HistoryRow
 from roi.metrics import CellSummary, ModeSummary, RunSummary
 from roi.planning import Plan
-from roi.probe import Mean, MixtureFigures
+from roi.probe.figures import Mean, MixtureFigures
 from roi.purge import PurgeResult
 from roi.redaction import redact
 from roi.report.wording import decision_line

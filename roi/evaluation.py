@@ -13,12 +13,13 @@ import sqlite3
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from roi import baseline, probe, store
+from roi import baseline, store
 from roi.baseline import BaselineCheck
 from roi.fingerprint import SettingsDiff, settings_diff
 from roi.history import HistoryRow, history, history_row
 from roi.levers import with_levers
-from roi.probe import MixtureFigures
+from roi.probe.figures import MixtureFigures
+from roi.probe.run import stored_figures
 from roi.run_decision import DecidedRun, RunEnding, brief, decide_run
 
 
@@ -58,7 +59,7 @@ def evaluate_run(db: sqlite3.Connection, run_id: str, ending: RunEnding | None =
     evaluation = RunEvaluation(
         **{f.name: getattr(decided, f.name) for f in fields(decided)},
         check=baseline.check(db, run_id, now),
-        probe=probe.stored_figures(db, run_id, decided.pilot),
+        probe=stored_figures(db, run_id, decided.pilot),
     )
     return replace(evaluation, history=_history(db, evaluation, now), settings=_settings(db, evaluation))
 

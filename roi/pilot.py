@@ -281,7 +281,7 @@ class ProbeSpec(Strict):
     beam_width: int = Field(default=0, ge=0, le=16)  # top-K check; 0 = the number of tasks in the mixture
     seed: int | None = None  # None: the pilot's seed
     models: list[str] | None = None  # None: every model of the pilot
-    # API models (roi/probe_api.py, docs/probe.md "API models"): `echo` reads the prompt's own logprobs
+    # API models (roi/backends/openai_logprobs.py, docs/probe.md "API models"): `echo` reads the prompt's own logprobs
     # (exact up to the server's weights); `top_logprobs` walks each answer through the top-N lists of
     # one-token calls (an estimate, or an upper bound when the answer drops out); `auto` tries echo once.
     api_method: Literal["auto", "echo", "top_logprobs"] = "auto"

@@ -17,9 +17,11 @@ from typing import Any
 
 from roi import store
 from roi.backends import Backend, GenerationRequest, GenerationResult, preflight
+from roi.backends.openai_logprobs import planned_calls
 from roi.costs import call_cost_usd, result_cost_usd
 from roi.errors import RoiError
 from roi.pilot import LoadedPilot, ModelSpec
+from roi.probe.prompts import build_prompts, candidate
 from roi.prompts import PromptCall, answer_head, build_calls, task_groups
 from roi.redaction import safe_url
 
@@ -77,11 +79,8 @@ def plan_pilot(pilot: LoadedPilot, limit: int | None = None, history: Path | Non
 
 
 def _probe_row(pilot: LoadedPilot, model: ModelSpec, count: Counter, counted_by: str) -> PlanRow:
-    """Issue 5: the probe's calls. Local: one prompt pass (and a beam search) per prompt. API: echo's
-    one call per candidate, plus the top-logprob beam and top-K check, capped per prompt."""
-    from roi.probe import build_prompts, candidate
-    from roi.probe_api import planned_calls
-
+    """The probe's calls. Local: one prompt pass (and a beam search) per prompt. API: echo's one call
+    per candidate, plus the top-logprob beam and top-K check, capped per prompt."""
     spec = pilot.spec.probe
     assert spec is not None
     prompts = build_prompts(pilot)
@@ -90,7 +89,9 @@ def _probe_row(pilot: LoadedPilot, model: ModelSpec, count: Counter, counted_by:
         note = f"{len(prompts)} prompts, one pass each for all {len(spec.tasks)} answers, plus a beam search"
         return PlanRow(model.name, "probe", len(prompts), len(prompts), tokens, 0, 0, counted_by, None, None, None,
                        "", note)  # fmt: skip
-    least, most = planned_calls(spec, len(prompts), model.endpoint)
+    least, most = planned_calls(
+        len(spec.tasks), spec.api_method, spec.max_calls_per_prompt, len(prompts), model.endpoint == "completions"
+    )
     per_call = max(count(p.text + candidate(a)) for p in prompts for a in p.answers.values())
     cost = call_cost_usd(model, machine_s=None, prompt_tokens=per_call * most, output_tokens=most)
     note = (

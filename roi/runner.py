@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from roi import cache, events, locking, notify, probe, store
+from roi import cache, events, locking, notify, store
 from roi.backends import (
     Backend,
     BatchProgress,
@@ -38,7 +38,8 @@ from roi.grading import AnswerSpaces, failed_call_items, grade_call
 from roi.metrics import RunSummary
 from roi.pilot import LoadedPilot, ModelSpec, Pilot
 from roi.planning import Budget, check_budgetable, generate_within
-from roi.probe import MixtureFigures
+from roi.probe.figures import MixtureFigures
+from roi.probe.run import run as run_probe
 from roi.prompts import PromptCall, build_calls
 from roi.redaction import clip, safe_url
 from roi.report import ReportFiles, check_language, write_report
@@ -192,7 +193,7 @@ def _run_pilot_locked(pilot: LoadedPilot, opts: RunOptions, lock: locking.PilotL
                 environment[model.name] = _run_model(db, run_id, pilot, model, todo, progress, opts, budget, deadline)
         probe_skipped = pilot.spec.probe is not None and deadline.passed()
         if pilot.spec.probe is not None and not probe_skipped:  # issue 5: the probe is its own mode
-            environment["probe"] = probe.run(db, run_id, pilot, lambda m: _probe_backend(m, pilot, opts), opts.status)
+            environment["probe"] = run_probe(db, run_id, pilot, lambda m: _probe_backend(m, pilot, opts), opts.status)
         store.merge_environment(db, run_id, environment)
         stop = _deadline_stop(deadline, progress, probe_skipped) or _budget_stop(budget)
         return _after_run(pilot, finish(db, db_path, pilot, run_id, opts.out_dir, stop), opts)
@@ -476,6 +477,6 @@ def rebuild_report(out_dir: Path, run_id: str, language: str | None = None) -> R
 
 
 def _probe_backend(model: ModelSpec, pilot: LoadedPilot, opts: RunOptions) -> tuple[Backend, bool]:
-    """Issue 5: an injected backend (kept open) or a new one (closed after the probe)."""
+    """An injected backend (kept open) or a new one (closed after the probe)."""
     injected = (opts.backends or {}).get(model.name)
     return (injected, False) if injected else (create_backend(model, pilot.path.parent, opts.status), True)

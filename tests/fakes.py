@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from roi.backends import GenerationRequest, GenerationResult
+from roi.backends import CannotScore, ContinuationQuery, ContinuationScores, GenerationRequest, GenerationResult
 from roi.pilot import LoadedPilot, ModelSpec
 from roi.prompts import PromptCall, Query, answer_head, build_calls
 
@@ -67,6 +67,9 @@ class FakeBackend:
 
     def describe(self) -> dict[str, str]:
         return {"backend": "fake"}
+
+    def score_continuations(self, query: ContinuationQuery) -> ContinuationScores:
+        raise CannotScore("the fake backend reads no probabilities")
 
     def close(self) -> None:
         pass

@@ -1,4 +1,4 @@
-"""The superposition probe (roi/probe.py): pilot section, prompts, figures, and exactness against the
+"""The superposition probe (roi/probe/): pilot section, prompts, figures, and exactness against the
 paper's reference computation on the real embedded model."""
 
 from __future__ import annotations
@@ -6,17 +6,29 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from roi import probe
+from roi import store
+from roi.backends import (
+    TEACHER_FORCING,
+    CandidateScore,
+    ContinuationQuery,
+    ContinuationScores,
+    ScoringFailed,
+)
 from roi.errors import RoiError
 from roi.pilot import load_pilot
+from roi.probe import figures as probe_figures
+from roi.probe import prompts as probe_prompts
+from roi.probe.run import stored_rows
 from roi.runner import RunOptions, run_pilot
 from tests.backends.local.test_teacher_forcing import paper_reference
 from tests.conftest import PILOTS
+from tests.fakes import FakeBackend
 
 EXAMPLE = PILOTS / "superposition-probe.yaml"
 
@@ -78,14 +90,14 @@ def test_bad_probe_section_is_located(tmp_path: Path, label: str, probe_yaml: st
 
 
 def test_example_counts_follow_the_shares() -> None:
-    assert probe.example_counts({"a": 0.5, "b": 0.5}, 5) == {"a": 3, "b": 2}
-    assert probe.example_counts({"a": 0.8, "b": 0.2, "c": 0.0}, 30) == {"a": 24, "b": 6, "c": 0}
-    assert probe.example_counts({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}, 10) == {"a": 4, "b": 3, "c": 3}
+    assert probe_prompts.example_counts({"a": 0.5, "b": 0.5}, 5) == {"a": 3, "b": 2}
+    assert probe_prompts.example_counts({"a": 0.8, "b": 0.2, "c": 0.0}, 30) == {"a": 24, "b": 6, "c": 0}
+    assert probe_prompts.example_counts({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}, 10) == {"a": 4, "b": 3, "c": 3}
 
 
 def test_prompts_are_deterministic_and_mix_as_asked() -> None:
     pilot = load_pilot(EXAMPLE)
-    first, again = probe.build_prompts(pilot), probe.build_prompts(pilot)
+    first, again = probe_prompts.build_prompts(pilot), probe_prompts.build_prompts(pilot)
     assert first == again
     assert len(first) == 5 * 24
     skewed = [p for p in first if p.mixture == "number_en 0.80 + number_fr 0.20"]
@@ -108,14 +120,14 @@ def probe_answer(pilot: Any, task: str, line: str) -> str:
 def test_kl_is_the_papers_unnormalised_one_and_the_renormalised_one() -> None:
     shares = {"a": 0.5, "b": 0.5, "c": 0.0}
     p = {"a": 0.2, "b": 0.1, "c": 0.3}
-    raw, renorm = probe.kl_pair(shares, {t: math.log(v) for t, v in p.items()})
+    raw, renorm = probe_figures.kl_pair(shares, {t: math.log(v) for t, v in p.items()})
     # By hand: 0.5*ln(0.5/0.2) + 0.5*ln(0.5/0.1); renormalised over a, b: p' = (2/3, 1/3).
     assert raw == pytest.approx(0.5 * math.log(2.5) + 0.5 * math.log(5))
     assert renorm == pytest.approx(0.5 * math.log(0.5 / (2 / 3)) + 0.5 * math.log(0.5 / (1 / 3)))
 
 
-def _row(index: int, task: str, share: float, p: float, in_beam: bool) -> probe.ProbeRow:
-    return probe.ProbeRow("m", "a 0.50 + b 0.50", index, task, share, "q", "x", math.log(p), p, 1, in_beam, 10)
+def _row(index: int, task: str, share: float, p: float, in_beam: bool) -> probe_figures.ProbeRow:
+    return probe_figures.ProbeRow("m", "a 0.50 + b 0.50", index, task, share, "q", "x", math.log(p), p, 1, in_beam, 10)
 
 
 def test_figures_by_hand() -> None:
@@ -123,7 +135,7 @@ def test_figures_by_hand() -> None:
         _row(0, "a", 0.5, 0.4, True), _row(0, "b", 0.5, 0.4, True),
         _row(1, "a", 0.5, 0.6, True), _row(1, "b", 0.5, 0.2, False),
     ]  # fmt: skip
-    (fig,) = probe.figures(rows, beam_width=0)
+    (fig,) = probe_figures.figures(rows, beam_width=0)
     a, b = fig.tasks
     assert (a.probability.value, b.probability.value) == (pytest.approx(0.5), pytest.approx(0.3))
     assert a.probability.n == 2 and a.probability.low is not None and a.probability.low <= 0.5
@@ -154,7 +166,7 @@ def test_run_stores_probe_rows_and_figures(tmp_path: Path, embedded_model_dir: P
     assert {r[0] for r in rows} == {"number_en 0.50 + number_fr 0.50"}
     assert all(0 < r[4] <= 1 and r[4] == pytest.approx(math.exp(r[5])) for r in rows)
     # The stored probabilities are the model's: recompute one prompt with the reference.
-    prompt = probe.build_prompts(pilot)[0]
+    prompt = probe_prompts.build_prompts(pilot)[0]
     stored = {r[2]: r[4] for r in rows if r[0] == prompt.mixture and r[1] == 0}
     expected = paper_reference(backend.model, backend.tokenizer, prompt.text, " " + prompt.answers["number_en"])
     assert stored["number_en"] == pytest.approx(expected, rel=1e-5)
@@ -180,17 +192,69 @@ def test_console_table_shows_every_mixture() -> None:
     rows = [_row(0, "a", 0.5, 0.4, True), _row(0, "b", 0.5, 0.4, True), _row(1, "a", 0.5, 0.6, True),
             _row(1, "b", 0.5, 0.2, False)]  # fmt: skip
     recorder = Console(record=True, width=200)
-    recorder.print(console.probe_table(probe.figures(rows, beam_width=0)))
+    recorder.print(console.probe_table(probe_figures.figures(rows, beam_width=0)))
     text = recorder.export_text()
     assert "a 0.50 + b 0.50" in text and "a [0.50]: 0.500" in text and "K=2: 50%" in text
+
+
+# ---------------------------------------------------------------- the probe asks the backend
+
+
+@dataclass
+class Scoring(FakeBackend):
+    """The fake generator with a scoring capability: candidate k gets probability 0.5 ** (k + 1); it fails
+    (as a server call would, after its retries) from query `fail_at` on."""
+
+    fail_at: int | None = None
+    queries: list[ContinuationQuery] = field(default_factory=list)
+
+    def score_continuations(self, query: ContinuationQuery) -> ContinuationScores:
+        if self.fail_at is not None and len(self.queries) >= self.fail_at:
+            raise ScoringFailed("HTTP 500 after 2 retries")
+        self.queries.append(query)
+        scores = [CandidateScore(math.log(0.5 ** (k + 1)), 2) for k in range(len(query.candidates))]
+        return ContinuationScores("echo", 12, scores, [query.candidates[0].strip()])
+
+
+def small_probe(tmp_path: Path) -> Any:
+    probe_yaml = "probe:\n  tasks: [number_en, number_fr]\n  mixtures:\n    - [0.5, 0.5]\n  prompts_per_mixture: 3\n"
+    return load_pilot(_with_probe(tmp_path, probe_yaml))
+
+
+def test_the_probe_stores_what_the_backend_scores(tmp_path: Path) -> None:
+    pilot = small_probe(tmp_path)
+    backend = Scoring(pilot.spec.models[0], pilot)
+    result = run_pilot(pilot, RunOptions(out_dir=tmp_path / "out", limit=1, backends={"gemma-270m": backend}))
+    prompts = probe_prompts.build_prompts(pilot)
+    assert [q.prompt for q in backend.queries] == [p.text for p in prompts]
+    assert backend.queries[0].candidates == tuple(" " + a for a in prompts[0].answers.values())
+    assert backend.queries[0].top_k == 2  # two tasks with examples in the prompt
+    rows = stored_rows(store.connect(result.db_path), result.run_id)
+    assert [(r.task, r.probability, r.in_beam, r.method) for r in rows[:2]] == [
+        ("number_en", 0.5, True, "echo"), ("number_fr", 0.25, False, "echo")]  # fmt: skip
+    assert result.probe[0].method == "echo" and result.probe[0].tasks[0].probability.value == pytest.approx(0.5)
+
+
+def test_a_backend_that_cannot_score_is_skipped_and_a_failure_stops_the_model(tmp_path: Path) -> None:
+    pilot = small_probe(tmp_path)
+    cannot = FakeBackend(pilot.spec.models[0], pilot)
+    statuses: list[str] = []
+    options = RunOptions(out_dir=tmp_path / "a", limit=1, backends={"gemma-270m": cannot}, status=statuses.append)
+    result = run_pilot(pilot, options)
+    environment = json.loads(store.get_run(store.connect(result.db_path), result.run_id)["environment_json"])
+    assert environment["probe"]["gemma-270m"] == "probe skipped: the fake backend reads no probabilities"
+    assert any("probe skipped" in s for s in statuses) and result.probe == [] and result.summary.cells
+    failing = Scoring(pilot.spec.models[0], pilot, fail_at=2)
+    result = run_pilot(pilot, RunOptions(out_dir=tmp_path / "b", limit=1, backends={"gemma-270m": failing}))
+    environment = json.loads(store.get_run(store.connect(result.db_path), result.run_id)["environment_json"])
+    assert environment["probe"]["gemma-270m"] == "probe stopped after 2 of 3 prompts: HTTP 500 after 2 retries"
+    assert len(stored_rows(store.connect(result.db_path), result.run_id)) == 2 * 2  # what was read is kept
 
 
 # ---------------------------------------------------------------- an old store keeps its probe rows
 
 
 def test_store_from_before_the_method_column_opens_and_reads(tmp_path: Path) -> None:
-    from roi import store
-
     path = tmp_path / "roi.db"
     old = sqlite3.connect(path)
     old.execute("CREATE TABLE _roi_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
@@ -203,6 +267,6 @@ def test_store_from_before_the_method_column_opens_and_reads(tmp_path: Path) -> 
     old.commit()
     old.close()
     db = store.connect(path)
-    (row,) = probe.stored_rows(db, "r")
-    assert row.method == probe.TEACHER_FORCING and row.upper_bound is False and row.in_beam is True
-    assert not probe.figures([row], beam_width=0)[0].estimate
+    (row,) = stored_rows(db, "r")
+    assert row.method == TEACHER_FORCING and row.upper_bound is False and row.in_beam is True
+    assert not probe_figures.figures([row], beam_width=0)[0].estimate

@@ -1,4 +1,4 @@
-"""The superposition probe on API models (roi/probe_api.py) against the real llama.cpp server serving the
+"""The superposition probe on API models (roi/backends/openai_logprobs.py) against the real llama.cpp server serving the
 embedded GGUF: echo logprobs compared with the local probe on the same weights, the top-logprob beam
 compared with echo, a whole run by each method, and a server stripped of logprobs by the fault proxy.
 
@@ -16,8 +16,11 @@ from typing import Any
 
 import pytest
 
-from roi import probe, probe_api
-from roi.backends.openai_backend import OpenAIBackend, TokenLogprobs
+from roi.backends import CandidateScore
+from roi.backends import openai_logprobs as logprobs
+from roi.backends.local.teacher_forcing import score_candidates
+from roi.backends.openai_backend import OpenAIBackend
+from roi.backends.openai_logprobs import TokenLogprobs
 from roi.pilot import LoadedPilot, ModelSpec, ProbeSpec, load_pilot
 from roi.planning import plan_pilot
 from roi.runner import RunOptions, RunResult, run_pilot
@@ -49,13 +52,13 @@ def test_echo_span_scores_the_seam_token_and_not_the_generated_one() -> None:
     # "Italy ->" + "Rome" echoed as [..., " ->", " Rome", "\n"]: no merge; then "Italy -> " + "Rome",
     # where the prompt's trailing space merged into " Rome" (the token starts before the prompt ends).
     lp = TokenLogprobs(["Italy", " ->", " Rome", "\n"], [0, 5, 8, 13], [None, -1.0, -0.5, -2.0], [{}, {}, {}, {}])
-    assert probe_api.echo_span(lp, len("Italy ->"), len("Italy -> Rome")) == [2]
-    assert probe_api.echo_span(lp, len("Italy -> "), len("Italy -> Rome")) == [2]
-    score = probe_api.echo_score(lp, "Italy ->", " Rome")
-    assert score == probe_api.ApiScore(-0.5, 1)
+    assert logprobs.echo_span(lp, len("Italy ->"), len("Italy -> Rome")) == [2]
+    assert logprobs.echo_span(lp, len("Italy -> "), len("Italy -> Rome")) == [2]
+    score = logprobs.echo_score(lp, "Italy ->", " Rome")
+    assert score == CandidateScore(-0.5, 1)
     # A server that ignored echo returns only the generated token, whose offset is past the prompt.
     generated = TokenLogprobs(["\n"], [13], [-2.0], [{}])
-    assert probe_api.echo_score(generated, "Italy ->", " Rome") is None
+    assert logprobs.echo_score(generated, "Italy ->", " Rome") is None
 
 
 def test_offsets_index_the_returned_text() -> None:
@@ -76,7 +79,7 @@ def test_top_continuations_are_distinct_answers() -> None:
             tree = {"": {" Rome": -0.1, " Rome ": -0.2, " Milan": -3.0}, " Rome": {"\n": -0.1}, " Rome ": {"\n": -0.1}}
             return [tree.get(t, {"\n": 0.0}) for t in texts]
 
-    assert probe_api.top_continuations(Lists(), "", width=2, max_steps=3) == ["Rome", "Milan"]  # type: ignore[arg-type]
+    assert logprobs.top_continuations(Lists(), "", width=2, max_steps=3) == ["Rome", "Milan"]  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------- against the real server
@@ -93,16 +96,16 @@ def lm(embedded_model_dir: Path) -> Iterator[tuple[Any, Any]]:
 
 
 @pytest.fixture(scope="module")
-def echoed(llama_server: LlamaServer) -> list[probe_api.ApiScore]:
+def echoed(llama_server: LlamaServer) -> list[CandidateScore]:
     backend = OpenAIBackend(api_model(llama_server.base_url), PILOTS, lambda s: None)
-    scores, prompt_tokens = probe_api.score_by_echo(backend, CAPITALS, CANDIDATES)
+    scores, prompt_tokens = logprobs.score_by_echo(backend.logprobs, CAPITALS, CANDIDATES)
     assert prompt_tokens >= 10  # BOS + the prompt's tokens, by the server's count
     return scores
 
 
 @pytest.mark.server
-def test_echo_agrees_with_the_local_probe(echoed: list[probe_api.ApiScore], lm: tuple[Any, Any]) -> None:
-    local = probe.score_candidates(*lm, CAPITALS, CANDIDATES)
+def test_echo_agrees_with_the_local_probe(echoed: list[CandidateScore], lm: tuple[Any, Any]) -> None:
+    local = score_candidates(*lm, CAPITALS, CANDIDATES)
     assert [e.tokens for e in echoed] == [s.tokens for s in local]  # the same tokens, the same span
     for cand, api, here in zip(CANDIDATES, echoed, local, strict=True):
         assert api.logprob == pytest.approx(here.logprob, abs=LOGPROB_ABS), cand
@@ -111,22 +114,18 @@ def test_echo_agrees_with_the_local_probe(echoed: list[probe_api.ApiScore], lm: 
 
 
 @pytest.mark.server
-def test_echo_scores_a_token_merged_across_the_seam(
-    llama_server: LlamaServer, echoed: list[probe_api.ApiScore]
-) -> None:
+def test_echo_scores_a_token_merged_across_the_seam(llama_server: LlamaServer, echoed: list[CandidateScore]) -> None:
     backend = OpenAIBackend(api_model(llama_server.base_url), PILOTS, lambda s: None)
-    (merged,), _ = probe_api.score_by_echo(backend, CAPITALS + " ", ["Rome"])
+    (merged,), _ = logprobs.score_by_echo(backend.logprobs, CAPITALS + " ", ["Rome"])
     # "Italy -> " + "Rome" is tokenised "... ->", " Rome": the same token and probability as " Rome".
     assert merged.tokens == 1 and merged.logprob == pytest.approx(echoed[0].logprob, abs=1e-3)
 
 
 @pytest.mark.server
-def test_top_logprob_walk_matches_echo_or_bounds_it(
-    llama_server: LlamaServer, echoed: list[probe_api.ApiScore]
-) -> None:
+def test_top_logprob_walk_matches_echo_or_bounds_it(llama_server: LlamaServer, echoed: list[CandidateScore]) -> None:
     backend = OpenAIBackend(api_model(llama_server.base_url), PILOTS, lambda s: None)
-    lists = probe_api.TopLists(backend, top_n=20, cap=40)
-    walked = [probe_api.walk(lists, CAPITALS, c) for c in CANDIDATES]
+    lists = logprobs.TopLists(backend.logprobs, continuable=True, top_n=20, cap=40)
+    walked = [logprobs.walk(lists, CAPITALS, c) for c in CANDIDATES]
     for cand, w, e in zip(CANDIDATES, walked, echoed, strict=True):
         if w.upper_bound:  # a bound must hold: the true value is at most it
             assert e.logprob <= w.logprob + 1e-3, cand
@@ -134,17 +133,17 @@ def test_top_logprob_walk_matches_echo_or_bounds_it(
             assert w.logprob == pytest.approx(e.logprob, abs=1e-2) and w.tokens == e.tokens, cand
     assert not walked[0].upper_bound  # " Rome" is the likeliest answer: always listed
     assert walked[3].upper_bound  # " Romeo and Juliet" leaves the top 20 at " and"
-    assert lists.calls <= 40
-    beams = probe_api.top_continuations(lists, CAPITALS, width=3, max_steps=3)
+    assert lists.calls_made <= 40
+    beams = logprobs.top_continuations(lists, CAPITALS, width=3, max_steps=3)
     assert len(beams) == len(set(beams)) == 3 and beams[0] == "Rome"
 
 
 @pytest.mark.server
 def test_chat_endpoint_reads_the_first_token_only(llama_server: LlamaServer) -> None:
     backend = OpenAIBackend(api_model(llama_server.base_url, endpoint="chat"), PILOTS, lambda s: None)
-    lists = probe_api.TopLists(backend, top_n=5, cap=3)
-    scores = [probe_api.walk(lists, CAPITALS, c) for c in (" Rome", " Romeo and Juliet")]
-    assert lists.calls == 1  # one reply's first-token list serves every candidate
+    lists = logprobs.TopLists(backend.logprobs, continuable=False, top_n=5, cap=3)
+    scores = [logprobs.walk(lists, CAPITALS, c) for c in (" Rome", " Romeo and Juliet")]
+    assert lists.calls_made == 1  # one reply's first-token list serves every candidate
     assert scores[1].upper_bound and all(s.logprob <= 0 for s in scores)
 
 

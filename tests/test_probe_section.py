@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from roi import probe
+import roi
+from roi.probe import figures as probe_figures
 from roi.report import probe_section
 from tests.test_probe import _row
 
 
-def clustered_figures() -> list[probe.MixtureFigures]:
+def clustered_figures() -> list[probe_figures.MixtureFigures]:
     """Five mixtures of three tasks whose minority and absent tasks all sit near the origin, where the
     first version's labels were drawn over one another."""
     rows = []
@@ -22,7 +23,7 @@ def clustered_figures() -> list[probe.MixtureFigures]:
             for task, share, p in (("a", 0.5, pa), ("b", 0.5, pb), ("c", 0.0, 0.0005 + 0.0001 * m)):
                 row = _row(i, task, share, p * (1 + 0.1 * i), True)
                 rows.append(dataclasses.replace(row, mixture=f"mix {m}"))
-    return probe.figures(rows, beam_width=0)
+    return probe_figures.figures(rows, beam_width=0)
 
 
 def test_chart_numbers_every_point_without_overlap() -> None:
@@ -45,7 +46,7 @@ def test_chart_labels_do_not_overlap_in_chromium(tmp_path: Path) -> None:
     chromium = Path("/usr/bin/chromium")
     if not chromium.exists():
         pytest.skip("Debian's chromium is not installed")
-    css = (Path(probe.__file__).parent / "report" / "templates" / "style.css").read_text()
+    css = (Path(roi.__file__).parent / "report" / "templates" / "style.css").read_text()
     page_html = f"<html><head><style>{css}</style></head><body style='width:600px'>"
     page_html += (
         str(svg(probe_section.calibration_chart(clustered_figures(), probe_section._WORDS["en"]))) + "</body></html>"

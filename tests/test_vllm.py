@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from roi import probe, probe_api
+from roi.backends import openai_logprobs as logprobs
+from roi.backends.local.teacher_forcing import score_candidates
 from roi.backends.openai_backend import OpenAIBackend
 from roi.pilot import LoadedPilot, ModelSpec, load_pilot
 from roi.runner import RunOptions, RunResult, run_pilot
@@ -113,9 +114,9 @@ def test_vllm_echo_probe_agrees_with_the_local_probe(vllm_server: VllmServer, em
 
     tokenizer = AutoTokenizer.from_pretrained(str(embedded_model_dir), local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(str(embedded_model_dir), dtype=torch.float32, local_files_only=True)
-    local = probe.score_candidates(model.eval(), tokenizer, CAPITALS, CANDIDATES)
+    local = score_candidates(model.eval(), tokenizer, CAPITALS, CANDIDATES)
     backend = OpenAIBackend(vllm_model("vllm", vllm_server.base_url), PILOTS, lambda s: None)
-    echoed, prompt_tokens = probe_api.score_by_echo(backend, CAPITALS, CANDIDATES)
+    echoed, prompt_tokens = logprobs.score_by_echo(backend.logprobs, CAPITALS, CANDIDATES)
     assert prompt_tokens >= 10
     assert [e.tokens for e in echoed] == [s.tokens for s in local]
     for cand, api, here in zip(CANDIDATES, echoed, local, strict=True):

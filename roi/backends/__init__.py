@@ -54,6 +54,48 @@ class GenerationResult:
     machine_s: float | None = None
 
 
+# How a backend read a candidate's probability (stored with every probe row).
+TEACHER_FORCING = "teacher_forcing"  # a local model, teacher-forced: exact
+ECHO = "echo"  # a server's logprobs of the prompt's own tokens: exact up to the served weights
+TOP_LOGPROBS = "top_logprobs"  # a server's top-N lists walked token by token: an estimate
+
+
+@dataclass(frozen=True)
+class ContinuationQuery:
+    """Score `candidates` as continuations of `prompt`, and list the model's own `top_k` best answers."""
+
+    prompt: str
+    candidates: tuple[str, ...]
+    top_k: int
+    # How a server's logprobs are read (docs/probe.md, "API models"); local models ignore these.
+    api_method: str = "auto"  # auto | echo | top_logprobs
+    top_logprobs: int = 20  # alternatives listed per one-token call
+    max_calls: int = 40  # one-token calls per query, at most (top_logprobs)
+
+
+@dataclass(frozen=True)
+class CandidateScore:
+    logprob: float  # natural log of P(candidate | prompt), or of an upper bound on it
+    tokens: int  # the candidate's tokens, by the model's own tokenizer
+    upper_bound: bool = False  # only bounded: the candidate left a server's listed alternatives
+
+
+@dataclass(frozen=True)
+class ContinuationScores:
+    method: str  # TEACHER_FORCING, ECHO or TOP_LOGPROBS
+    prompt_tokens: int
+    candidates: list[CandidateScore]  # in the query's order
+    top: list[str]  # the model's best distinct continuations, each ended at a newline and stripped
+
+
+class CannotScore(Exception):
+    """This backend cannot read candidate probabilities (why, in words): the probe skips the model."""
+
+
+class ScoringFailed(Exception):
+    """A call for candidate probabilities failed after its retries (the redacted error)."""
+
+
 class Backend(Protocol):
     spec: ModelSpec
 
@@ -67,6 +109,12 @@ class Backend(Protocol):
 
     def describe(self) -> dict[str, str]:
         """Facts for reproducibility: library versions, device, dtype, model file."""
+        ...
+
+    def score_continuations(self, query: ContinuationQuery) -> ContinuationScores:
+        """The probability the model gives each candidate after the prompt, teacher-forced where the
+        backend can, and its own top continuations (the superposition probe's measurement). Raises
+        `CannotScore` when this backend cannot read them, `ScoringFailed` when a call fails."""
         ...
 
     def close(self) -> None: ...

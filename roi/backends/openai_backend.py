@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from roi.backends import GenerationRequest, GenerationResult, Status
+from roi.backends import ContinuationQuery, ContinuationScores, GenerationRequest, GenerationResult, Status
+from roi.backends.openai_logprobs import LogprobReader, LogprobReply, LogprobRequest, TokenLogprobs
 from roi.backends.text import cut_at_stop
 from roi.endpoints import effective_base_url, key_transport_problem, url_problem
 from roi.errors import RoiError
@@ -75,37 +76,6 @@ class Attempts:
     backoff_s: float = 0.0
 
 
-@dataclass(frozen=True)
-class LogprobRequest:
-    """Issue 5 (the probe): a one-token completion read for its logprobs rather than its text."""
-
-    key: str
-    prompt: str
-    echo: bool  # completions only: also return the logprobs of the prompt's own tokens
-    top_logprobs: int  # alternatives listed per position (0: only the chosen or echoed token)
-
-
-@dataclass(frozen=True)
-class TokenLogprobs:
-    """Per position, as the completions API gives them (chat replies are converted to this shape)."""
-
-    tokens: list[str]
-    text_offsets: list[int]  # character offset of each token in the prompt (echo) or the reply
-    token_logprobs: list[float | None]  # None where the server gives none (the first echoed token)
-    top_logprobs: list[dict[str, float]]
-
-
-@dataclass(frozen=True)
-class LogprobReply:
-    key: str
-    logprobs: TokenLogprobs | None  # None: the server answered without logprobs
-    prompt_tokens: int | None
-    latency_s: float
-    retries: int = 0
-    backoff_s: float = 0.0
-    error: str | None = None  # the call failed after its retries
-
-
 class OpenAIBackend:
     # Class attributes so tests can shorten the waits; Retry-After from a server wins (up to the cap).
     backoff_base_s = 0.5
@@ -120,6 +90,7 @@ class OpenAIBackend:
         self._status = status
         self._stopped: str | None = None  # why no more calls are sent to this model
         self._deadline: float | None = None  # time.monotonic() at which waiting ends
+        self._logprob_reader = LogprobReader(self.logprobs, continuable=spec.endpoint == "completions")
         status(f"Using {spec.name}: {spec.endpoint} endpoint at {safe_url(self.base_url)}")
 
     # ------------------------------------------------------------ Backend protocol
@@ -141,6 +112,11 @@ class OpenAIBackend:
             "max_retry_after_s": str(self.spec.max_retry_after_s),
         }
 
+    def score_continuations(self, query: ContinuationQuery) -> ContinuationScores:
+        """From the server's logprobs: echo (exact) or the top-logprob beam (an estimate), per
+        roi/backends/openai_logprobs.py; `CannotScore` when the server gives neither."""
+        return self._logprob_reader.score(query)
+
     def close(self) -> None:
         pass
 
@@ -154,7 +130,7 @@ class OpenAIBackend:
         return self._as_finished(requests, self._one, self._not_sent)
 
     def logprobs(self, requests: Sequence[LogprobRequest]) -> Iterator[LogprobReply]:
-        """Issue 5 (the probe): one-token completions read for their logprobs, with the same retries,
+        """One-token completions read for their logprobs (the probe's), with the same retries,
         concurrency and timing as `generate`; yielded as they finish."""
         return self._as_finished(requests, self._one_logprobs, self._logprobs_not_sent)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from roi.probe import Mean, MixtureFigures, TaskPoint
+from roi.probe.figures import Mean, MixtureFigures, TaskPoint
 
 _WORDS = {
     "en": {

@@ -12,12 +12,21 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from roi.backends import GenerationRequest, GenerationResult, Status
+from roi.backends import (
+    TEACHER_FORCING,
+    CandidateScore,
+    ContinuationQuery,
+    ContinuationScores,
+    GenerationRequest,
+    GenerationResult,
+    Status,
+)
 from roi.backends.local import precision
 from roi.backends.local.local_models import resolve_model_dir
 from roi.backends.local.memory import pick_threads, return_large_blocks, trim_heap
 from roi.backends.local.precision import Choice
 from roi.backends.local.prefix_batching import Generated, PrefixBatcher, Row
+from roi.backends.local.teacher_forcing import score_candidates, top_answers
 from roi.backends.text import answer_text, cut_at_stop
 from roi.errors import RunFailed
 from roi.pilot import ModelSpec
@@ -71,6 +80,7 @@ class TransformersBackend:
         self._torch = torch
         self.batching = batching
         self.precision: Choice | None = None
+        self._screen_released = False
         # The naive reference path keeps the model as loaded (its `generate` reads the whole output layer).
         output = self._output_layer(status) if batching else None
         if self.device == "cpu":
@@ -94,10 +104,18 @@ class TransformersBackend:
         with self._torch.inference_mode():
             return self.model.get_decoder()(input_ids=ids).last_hidden_state[0]
 
-    def release_output_screen(self) -> None:
-        """Before work that reads the whole output layer (the probe's teacher forcing): see
-        `OutputLayer.unscreen`."""
-        self._batcher.release_screen()
+    def score_continuations(self, query: ContinuationQuery) -> ContinuationScores:
+        """Teacher forcing (roi/backends/local/teacher_forcing.py): each candidate's probability after
+        the prompt, exact, and the model's own top continuations (teacher_forcing.top_answers)."""
+        if self.batching and not self._screen_released:
+            self._batcher.release_screen()  # teacher forcing reads the whole output layer: no half copy beside it
+            self._screen_released = True
+        scored = score_candidates(self.model, self.tokenizer, query.prompt, query.candidates)
+        longest = max(s.tokens for s in scored)
+        top = top_answers(self.model, self.tokenizer, query.prompt, max(query.top_k, 1), longest + 1)
+        prompt_tokens = len(self.tokenizer(query.prompt, add_special_tokens=True).input_ids)
+        candidates = [CandidateScore(s.logprob, s.tokens) for s in scored]
+        return ContinuationScores(TEACHER_FORCING, prompt_tokens, candidates, top)
 
     def count_tokens(self, text: str) -> int | None:
         return len(self.tokenizer(text, add_special_tokens=True).input_ids)

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from roi import probe
 from roi.backends.local import teacher_forcing
 from roi.pilot import load_pilot
+from roi.probe import prompts as probe_prompts
 from tests.conftest import PILOTS
 
 EXAMPLE = PILOTS / "superposition-probe.yaml"
@@ -79,9 +79,9 @@ CAPITALS = "France -> Paris\nJapan -> Tokyo\nGermany -> Berlin\nItaly ->"
 
 
 def test_example_pilot_prompts_match_the_reference(lm: tuple[Any, Any]) -> None:
-    prompts = probe.build_prompts(load_pilot(EXAMPLE))
+    prompts = probe_prompts.build_prompts(load_pilot(EXAMPLE))
     for prompt in prompts[-1:]:  # a three-task prompt
-        candidates = [probe.candidate(a) for a in prompt.answers.values()]
+        candidates = [probe_prompts.candidate(a) for a in prompt.answers.values()]
         scored = assert_matches(lm, prompt.text, candidates)
         assert sum(s.probability for s in scored) <= 1.0 + 1e-6
 

@@ -1,54 +1,80 @@
-"""Issue 5: the superposition probe on API models (`backend: openai`), from the logprobs a server gives.
+"""Reading answer probabilities from an OpenAI-compatible server: what `OpenAIBackend.score_continuations`
+does for the superposition probe.
 
-Two ways to read `P(answer | prompt)`, chosen by the probe's `api_method` (docs/probe.md, "API models"):
+Two ways to read `P(answer | prompt)`, chosen by the query's `api_method` (docs/probe.md, "API models"):
 
 - `echo`: one `/v1/completions` call per candidate with `echo=True`, `logprobs=1`, `max_tokens=1` on
   `prompt + candidate`. The server returns the logprob of every prompt token; the candidate's tokens
   are those whose text ends after the prompt's end (so a token merging across the seam is scored, as
-  `teacher_forcing.joint_split` does locally) and starts before the text's end (the generated token is not).
+  local teacher forcing does) and starts before the text's end (the generated token is not).
   Teacher forcing, exact up to the served weights (a quantised GGUF is not the float32 model).
 - `top_logprobs`, for servers that do not echo (chat-only servers, OpenAI's current models): the
   paper's bounded beam. Each candidate is walked through the top-N lists of one-token calls on
   `prompt + the part matched so far`; when its next piece is not listed, its probability is only
-  bounded above (by the least listed alternative), and the row is marked `upper_bound`. Chat
+  bounded above (by the least listed alternative), and the candidate is marked `upper_bound`. Chat
   replies cannot be continued portably, so on `endpoint: chat` only the reply's first token is read.
-  These figures are estimates and are labelled so in the table, the report and summary.json.
+  These figures are estimates and are labelled so wherever they show.
 
 `auto` tries echo on the first call and falls back to top logprobs; a server that gives no logprobs
-at all skips the probe for that model with a note. Calls go through `OpenAIBackend.logprobs`, with the
+at all cannot score (`CannotScore`). The calls are the backend's (`OpenAIBackend.logprobs`), with the
 generation path's retries, concurrency and key handling.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from roi import store
-from roi.backends.openai_backend import LogprobRequest, OpenAIBackend, TokenLogprobs
-from roi.pilot import ProbeSpec
-from roi.probe import ProbePrompt, ProbeRow, candidate
+from roi.backends import (
+    ECHO,
+    TOP_LOGPROBS,
+    CandidateScore,
+    CannotScore,
+    ContinuationQuery,
+    ContinuationScores,
+    ScoringFailed,
+)
 
-ECHO = "echo"
-TOP_LOGPROBS = "top_logprobs"
 WALK_WIDTH = 2  # tokenisations followed per candidate: the canonical one and a runner-up
 
 
-class NoLogprobs(Exception):
-    """The server answers without the logprobs a method needs."""
+@dataclass(frozen=True)
+class LogprobRequest:
+    """A one-token completion read for its logprobs rather than its text."""
 
-
-class CallFailed(Exception):
-    """A probe call failed after its retries (the message is the redacted error)."""
+    key: str
+    prompt: str
+    echo: bool  # completions only: also return the logprobs of the prompt's own tokens
+    top_logprobs: int  # alternatives listed per position (0: only the chosen or echoed token)
 
 
 @dataclass(frozen=True)
-class ApiScore:
-    logprob: float  # natural log of P(candidate | prompt), or of an upper bound on it
-    tokens: int  # tokens scored (the server's tokenizer)
-    upper_bound: bool = False  # top-logprob walk: the candidate left the listed alternatives
+class TokenLogprobs:
+    """Per position, as the completions API gives them (chat replies are converted to this shape)."""
+
+    tokens: list[str]
+    text_offsets: list[int]  # character offset of each token in the prompt (echo) or the reply
+    token_logprobs: list[float | None]  # None where the server gives none (the first echoed token)
+    top_logprobs: list[dict[str, float]]
+
+
+@dataclass(frozen=True)
+class LogprobReply:
+    key: str
+    logprobs: TokenLogprobs | None  # None: the server answered without logprobs
+    prompt_tokens: int | None
+    latency_s: float
+    retries: int = 0
+    backoff_s: float = 0.0
+    error: str | None = None  # the call failed after its retries
+
+
+LogprobCalls = Callable[[Sequence[LogprobRequest]], Iterator[LogprobReply]]
+
+
+class NoLogprobs(CannotScore):
+    """The server answers without the logprobs a method needs."""
 
 
 # ---------------------------------------------------------------- echo
@@ -61,23 +87,23 @@ def echo_span(lp: TokenLogprobs, prompt_chars: int, text_chars: int) -> list[int
     return [i for i, (s, e) in enumerate(zip(starts, ends, strict=True)) if e > prompt_chars and s < text_chars]
 
 
-def echo_score(lp: TokenLogprobs, prompt: str, cand: str) -> ApiScore | None:
+def echo_score(lp: TokenLogprobs, prompt: str, cand: str) -> CandidateScore | None:
     """The candidate's teacher-forced logprob from an echo reply; None when the reply did not echo."""
     picked = echo_span(lp, len(prompt), len(prompt + cand))
     values = [lp.token_logprobs[i] for i in picked]
     if not picked or lp.text_offsets[0] != 0 or any(v is None for v in values):
         return None  # the server ignored echo, or gave no logprob where one is needed
-    return ApiScore(sum(v for v in values if v is not None), len(picked))
+    return CandidateScore(sum(v for v in values if v is not None), len(picked))
 
 
-def score_by_echo(backend: OpenAIBackend, prompt: str, candidates: Sequence[str]) -> tuple[list[ApiScore], int]:
+def score_by_echo(calls: LogprobCalls, prompt: str, candidates: Sequence[str]) -> tuple[list[CandidateScore], int]:
     """(one score per candidate, the prompt's tokens by the server's count): K calls, run concurrently."""
     requests = [LogprobRequest(str(i), prompt + c, echo=True, top_logprobs=1) for i, c in enumerate(candidates)]
-    scores: dict[int, ApiScore] = {}
+    scores: dict[int, CandidateScore] = {}
     prompt_tokens = 0
-    for reply in backend.logprobs(requests):
+    for reply in calls(requests):
         if reply.error is not None:
-            raise CallFailed(reply.error)
+            raise ScoringFailed(reply.error)
         i = int(reply.key)
         score = echo_score(reply.logprobs, prompt, candidates[i]) if reply.logprobs else None
         if score is None:
@@ -92,24 +118,23 @@ def score_by_echo(backend: OpenAIBackend, prompt: str, candidates: Sequence[str]
 
 class TopLists:
     """One prompt's one-token top-logprob calls: memoised by text (the walks and the top-K check share
-    nodes) and capped at `cap` calls; past the cap a list reads as None."""
+    nodes) and capped at `cap` calls; past the cap a list reads as None. `continuable`: the endpoint
+    continues a text (completions), rather than answering it afresh (chat)."""
 
-    def __init__(self, backend: OpenAIBackend, top_n: int, cap: int) -> None:
-        self.backend = backend
-        self.top_n = top_n
-        self.cap = cap
-        self.calls = 0
+    def __init__(self, calls: LogprobCalls, continuable: bool, top_n: int, cap: int) -> None:
+        self.calls_made = 0
         self.prompt_tokens = 0
-        self.continuable = backend.spec.endpoint == "completions"
+        self.continuable = continuable
+        self._calls, self._top_n, self._cap = calls, top_n, cap
         self._memo: dict[str, dict[str, float]] = {}
 
     def get(self, texts: Sequence[str]) -> list[dict[str, float] | None]:
-        new = [t for t in dict.fromkeys(texts) if t not in self._memo][: max(0, self.cap - self.calls)]
-        self.calls += len(new)
-        requests = [LogprobRequest(str(i), t, echo=False, top_logprobs=self.top_n) for i, t in enumerate(new)]
-        for reply in self.backend.logprobs(requests) if requests else ():
+        new = [t for t in dict.fromkeys(texts) if t not in self._memo][: max(0, self._cap - self.calls_made)]
+        self.calls_made += len(new)
+        requests = [LogprobRequest(str(i), t, echo=False, top_logprobs=self._top_n) for i, t in enumerate(new)]
+        for reply in self._calls(requests) if requests else ():
             if reply.error is not None:
-                raise CallFailed(reply.error)
+                raise ScoringFailed(reply.error)
             lp = reply.logprobs
             if lp is None or not lp.top_logprobs[0]:
                 raise NoLogprobs("the server returns no top logprobs")
@@ -119,7 +144,7 @@ class TopLists:
         return [self._memo.get(t) for t in texts]
 
 
-def walk(lists: TopLists, prompt: str, cand: str) -> ApiScore:
+def walk(lists: TopLists, prompt: str, cand: str) -> CandidateScore:
     """The candidate's logprob along the listed tokens, best of the `WALK_WIDTH` likeliest
     tokenisations; an upper bound when no tokenisation reaches its end within the lists and the cap."""
     target = cand if lists.continuable else cand.lstrip()  # a chat reply starts afresh, without the space
@@ -146,9 +171,9 @@ def walk(lists: TopLists, prompt: str, cand: str) -> ApiScore:
         paths = sorted(grown, key=lambda p: -p[1])[:WALK_WIDTH]
     if complete:
         lp, n = max(complete)  # one tokenisation, as teacher forcing scores one
-        return ApiScore(lp, n)
+        return CandidateScore(lp, n)
     lp, n = max(bounds)
-    return ApiScore(lp, n, upper_bound=True)
+    return CandidateScore(lp, n, upper_bound=True)
 
 
 def top_continuations(lists: TopLists, prompt: str, width: int, max_steps: int) -> list[str]:
@@ -181,70 +206,53 @@ def _end(ended: dict[str, float], text: str, lp: float) -> None:
         ended[answer] = max(lp, ended.get(answer, -math.inf))  # duplicates after strip count once
 
 
-# ---------------------------------------------------------------- one prompt, one model
+# ---------------------------------------------------------------- one server
 
 
-def probe_prompt(
-    model_name: str, backend: OpenAIBackend, prompt: ProbePrompt, spec: ProbeSpec, method: str
-) -> list[ProbeRow]:
-    tasks = list(prompt.answers)
-    cands = [candidate(prompt.answers[t]) for t in tasks]
-    lists = TopLists(backend, spec.top_logprobs, spec.max_calls_per_prompt)
-    echoed_tokens = 0
-    if method == ECHO:
-        scores, echoed_tokens = score_by_echo(backend, prompt.text, cands)
-    else:
-        scores = [walk(lists, prompt.text, c) for c in cands]
-    width = spec.beam_width or sum(1 for s in prompt.shares.values() if s > 0)
-    beams = set(top_continuations(lists, prompt.text, max(width, 1), max(s.tokens for s in scores) + 1))
-    prompt_tokens = echoed_tokens if method == ECHO else lists.prompt_tokens
-    return [
-        ProbeRow(
-            model_name, prompt.mixture, prompt.index, t, prompt.shares[t], prompt.query, prompt.answers[t],
-            s.logprob, math.exp(s.logprob), s.tokens, prompt.answers[t].strip() in beams, prompt_tokens,
-            method, s.upper_bound,
-        )
-        for t, s in zip(tasks, scores, strict=True)
-    ]  # fmt: skip
+class LogprobReader:
+    """One model's scoring by its server's logprobs; the method is chosen on the first query and kept."""
 
+    def __init__(self, calls: LogprobCalls, continuable: bool) -> None:
+        self._calls, self._continuable = calls, continuable
+        self.method: str | None = None
 
-def choose_method(backend: OpenAIBackend, prompt: ProbePrompt, spec: ProbeSpec) -> str:
-    """`auto`: echo when one echo call on the first prompt gives the candidate's logprobs, else top
-    logprobs when a one-token call lists them; NoLogprobs when neither does."""
-    if spec.api_method != "auto":
-        return spec.api_method
-    if backend.spec.endpoint == "completions":
+    def score(self, query: ContinuationQuery) -> ContinuationScores:
         try:
-            score_by_echo(backend, prompt.text, [candidate(next(iter(prompt.answers.values())))])
-            return ECHO
-        except (NoLogprobs, CallFailed):  # e.g. HTTP 400 "echo is not supported": try the other way
-            pass
-    TopLists(backend, spec.top_logprobs, 1).get([prompt.text])
-    return TOP_LOGPROBS
+            method = self.method or self._choose(query)
+            self.method = method
+            return self._score(query, method)
+        except NoLogprobs as err:
+            raise NoLogprobs(f"{err} (api_method: {query.api_method})") from None
+
+    def _choose(self, query: ContinuationQuery) -> str:
+        """`auto`: echo when one echo call on the first query gives the candidate's logprobs, else top
+        logprobs when a one-token call lists them; NoLogprobs when neither does."""
+        if query.api_method != "auto":
+            return query.api_method
+        if self._continuable:
+            try:
+                score_by_echo(self._calls, query.prompt, query.candidates[:1])
+                return ECHO
+            except (NoLogprobs, ScoringFailed):  # e.g. HTTP 400 "echo is not supported": try the other way
+                pass
+        TopLists(self._calls, self._continuable, query.top_logprobs, 1).get([query.prompt])
+        return TOP_LOGPROBS
+
+    def _score(self, query: ContinuationQuery, method: str) -> ContinuationScores:
+        lists = TopLists(self._calls, self._continuable, query.top_logprobs, query.max_calls)
+        echoed_tokens = 0
+        if method == ECHO:
+            scores, echoed_tokens = score_by_echo(self._calls, query.prompt, query.candidates)
+        else:
+            scores = [walk(lists, query.prompt, c) for c in query.candidates]
+        top = top_continuations(lists, query.prompt, max(query.top_k, 1), max(s.tokens for s in scores) + 1)
+        prompt_tokens = echoed_tokens if method == ECHO else lists.prompt_tokens
+        return ContinuationScores(method, prompt_tokens, scores, top)
 
 
-def probe_model(
-    db: Any, run_id: str, name: str, backend: OpenAIBackend, todo: list[ProbePrompt], spec: ProbeSpec, status: Any
-) -> str:
-    """Probe `todo` on one API model, storing each prompt's rows; returns the model's note."""
-    done = 0
-    try:
-        method = choose_method(backend, todo[0], spec)
-        label = "echo logprobs" if method == ECHO else f"top-{spec.top_logprobs} logprob beam (estimates)"
-        status(f"Probing {name} by {label}: {len(todo)} prompts")
-        for prompt in todo:
-            store.record_probe(db, run_id, probe_prompt(name, backend, prompt, spec, method))
-            done += 1
-    except NoLogprobs as err:
-        return f"probe skipped: {err} (api_method: {spec.api_method})"
-    except CallFailed as err:
-        return f"probe stopped after {done} of {len(todo)} prompts: {err}"
-    return f"probed {len(todo)} prompts by {label}"
-
-
-def planned_calls(spec: ProbeSpec, prompts: int, endpoint: str) -> tuple[int, int]:
-    """(calls at least, calls at most) for `prompts` prompts: echo needs one call per candidate, the
-    top-logprob beam and the top-K check at most `max_calls_per_prompt` more per prompt."""
-    echo = len(spec.tasks) if endpoint == "completions" and spec.api_method != TOP_LOGPROBS else 0
-    trial = 2 if spec.api_method == "auto" else 0  # auto's first echo call and first top-list call
-    return prompts * max(echo, 1), prompts * (echo + spec.max_calls_per_prompt) + trial
+def planned_calls(tasks: int, api_method: str, max_calls: int, prompts: int, continuable: bool) -> tuple[int, int]:
+    """(calls at least, calls at most) for `prompts` queries of `tasks` candidates each: echo needs one
+    call per candidate, the top-logprob beam and the top-K check at most `max_calls` more per query."""
+    echo = tasks if continuable and api_method != TOP_LOGPROBS else 0
+    trial = 2 if api_method == "auto" else 0  # auto's first echo call and first top-list call
+    return prompts * max(echo, 1), prompts * (echo + max_calls) + trial

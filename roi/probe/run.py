@@ -1,0 +1,110 @@
+"""A run's probe: every chosen model's backend scores every prompt's candidates, and each prompt's rows
+are stored as soon as they are read (a resumed run skips stored prompts)."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Callable
+
+from roi import store
+from roi.backends import Backend, CannotScore, ContinuationQuery, ContinuationScores, ScoringFailed
+from roi.pilot import LoadedPilot, ModelSpec, Pilot, ProbeSpec
+from roi.probe.figures import MixtureFigures, ProbeRow, figures
+from roi.probe.prompts import ProbePrompt, build_prompts, candidate, probe_spec
+
+# A model's backend for the probe, and whether the probe closes it afterwards (an injected one stays open).
+BackendFor = Callable[[ModelSpec], tuple[Backend, bool]]
+Status = Callable[[str], None]
+
+
+def run(
+    db: sqlite3.Connection, run_id: str, pilot: LoadedPilot, backend_for: BackendFor, status: Status = lambda s: None
+) -> dict[str, str]:
+    """Probe every chosen model, storing each prompt's rows as it finishes. Returns a note per model."""
+    spec = probe_spec(pilot)
+    prompts = build_prompts(pilot)
+    notes: dict[str, str] = {}
+    for model in pilot.spec.models:
+        if spec.models is not None and model.name not in spec.models:
+            continue
+        done = store.probed_prompts(db, run_id, model.name)
+        todo = [p for p in prompts if (p.mixture, p.index) not in done]
+        if not todo:
+            continue
+        backend, close_after = backend_for(model)
+        try:
+            notes[model.name] = probe_model(db, run_id, model.name, backend, todo, spec, status)
+        finally:
+            if close_after:
+                backend.close()
+        if not notes[model.name].startswith("probed"):
+            status(f"Probe for {model.name}: {notes[model.name]}")
+    return notes
+
+
+def probe_model(
+    db: sqlite3.Connection,
+    run_id: str,
+    name: str,
+    backend: Backend,
+    todo: list[ProbePrompt],
+    spec: ProbeSpec,
+    status: Status,
+) -> str:
+    """Probe `todo` on one model, storing each prompt's rows; returns the model's note."""
+    status(f"Probing {name}: {len(todo)} prompts")
+    methods: set[str] = set()
+    done = 0
+    try:
+        for prompt in todo:
+            scores = backend.score_continuations(query_for(prompt, spec))
+            store.record_probe(db, run_id, rows_of(name, prompt, scores))
+            methods.add(scores.method)
+            done += 1
+    except CannotScore as err:
+        return f"probe skipped: {err}"
+    except ScoringFailed as err:
+        return f"probe stopped after {done} of {len(todo)} prompts: {err}"
+    return f"probed {len(todo)} prompts by {' + '.join(sorted(methods))}"
+
+
+def query_for(prompt: ProbePrompt, spec: ProbeSpec) -> ContinuationQuery:
+    """Every task's answer as a candidate; the top-K check's K is `beam_width`, else the number of tasks
+    with examples in the prompt."""
+    return ContinuationQuery(
+        prompt.text,
+        tuple(candidate(answer) for answer in prompt.answers.values()),
+        spec.beam_width or sum(1 for s in prompt.shares.values() if s > 0),
+        api_method=spec.api_method,
+        top_logprobs=spec.top_logprobs,
+        max_calls=spec.max_calls_per_prompt,
+    )
+
+
+def rows_of(model: str, prompt: ProbePrompt, scores: ContinuationScores) -> list[ProbeRow]:
+    top = set(scores.top)
+    return [
+        ProbeRow(
+            model, prompt.mixture, prompt.index, task, prompt.shares[task], prompt.query, answer, s.logprob,
+            math.exp(s.logprob), s.tokens, answer.strip() in top, scores.prompt_tokens, scores.method, s.upper_bound,
+        )
+        for (task, answer), s in zip(prompt.answers.items(), scores.candidates, strict=True)
+    ]  # fmt: skip
+
+
+def stored_rows(db: sqlite3.Connection, run_id: str) -> list[ProbeRow]:
+    """The probe rows of a run, in the order they were planned (empty when the run had no probe)."""
+    names = list(ProbeRow.__dataclass_fields__)
+    return [
+        ProbeRow(**{**r, "in_beam": bool(r["in_beam"]), "upper_bound": bool(r["upper_bound"])})
+        for r in store.probe_rows(db, run_id, names)
+    ]
+
+
+def stored_figures(db: sqlite3.Connection, run_id: str, pilot: Pilot) -> list[MixtureFigures]:
+    """The probe figures of a run (empty when it had no probe)."""
+    rows = stored_rows(db, run_id)
+    if not rows or pilot.probe is None:
+        return []
+    return figures(rows, pilot.probe.beam_width, seed=pilot.seed)
