@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from roi.pilot import ChoiceScorer, LoadedPilot
+from roi.pilot import LoadedPilot
 from roi.prompts import PromptCall, parse_answers
 from roi.scoring import normalize, score
 from roi.store import ItemRow
@@ -21,12 +21,7 @@ class AnswerSpaces:
     def of(cls, pilot: LoadedPilot) -> AnswerSpaces:
         spaces = {}
         for task in pilot.tasks:
-            scorer = task.spec.scorer
-            outputs = (
-                scorer.choices
-                if isinstance(scorer, ChoiceScorer)
-                else [e.output for e in task.examples + task.eval_items]
-            )
+            outputs = task.spec.scorer.answer_space([e.output for e in task.examples + task.eval_items])
             spaces[task.spec.name] = frozenset(normalize(o, strip_punctuation=True) for o in outputs)
         return cls(spaces)
 

@@ -20,6 +20,7 @@ from roi.datasets import Example, load_examples
 from roi.endpoints import key_transport_problem, url_problem
 from roi.errors import Problem, RoiError
 from roi.pilot_checks import check_pilot, check_structure, did_you_mean
+from roi.scoring import SCORERS, ScorerSpec
 from roi.yaml_document import YamlDocument, read_yaml
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -118,55 +119,6 @@ class ModelSpec(Strict):
                 "vLLM's batch runner serves only the chat endpoint: set endpoint: chat "
                 "(for a base model, pass a chat template that keeps the prompt as it is; see docs/scaling.md)"
             )
-
-
-# ---------------------------------------------------------------- scorers
-
-
-class ExactScorer(Strict):
-    type: Literal["exact"]
-    case_sensitive: bool = False
-    strip_punctuation: bool = False
-    collapse_whitespace: bool = True
-
-
-class ChoiceScorer(Strict):
-    type: Literal["choice"]
-    choices: list[str] = Field(min_length=2)
-    case_sensitive: bool = False
-
-    @field_validator("choices")
-    @classmethod
-    def _distinct(cls, choices: list[str]) -> list[str]:
-        lowered = [c.strip().lower() for c in choices]
-        if any(not c for c in lowered):
-            raise ValueError("choices must not be empty strings")
-        if len(set(lowered)) != len(lowered):
-            raise ValueError("choices must be distinct (ignoring case)")
-        return choices
-
-
-class NumericScorer(Strict):
-    type: Literal["numeric"]
-    tolerance: NonNegative = 0.0
-    relative_tolerance: NonNegative = 0.0
-
-
-class RegexScorer(Strict):
-    """The item's expected output is a regular expression the whole answer must match."""
-
-    type: Literal["regex"]
-    ignore_case: bool = True
-
-
-class ContainsScorer(Strict):
-    type: Literal["contains"]
-    case_sensitive: bool = False
-
-
-ScorerSpec = Annotated[
-    ExactScorer | ChoiceScorer | NumericScorer | RegexScorer | ContainsScorer, Field(discriminator="type")
-]
 
 
 class ExampleRow(Strict):
@@ -394,7 +346,7 @@ def load_pilot(path: str | Path) -> LoadedPilot:
     if structure:
         raise RoiError(structure)
     tasks = [_load_task(spec, i, doc) for i in range(len(spec.tasks))]
-    _check_regex_golds(tasks, doc.path)
+    _check_golds(tasks, doc.path)
     _check_probe_inputs(spec, tasks, doc)
     _check_key_transport(spec, doc)
     loaded = LoadedPilot(spec, doc.path, hashlib.sha256(doc.text.encode()).hexdigest(), tasks, doc=doc)
@@ -430,20 +382,14 @@ def _validate(raw: dict[str, Any], doc: YamlDocument) -> Pilot:
         raise RoiError(problems) from None
 
 
+# Tags pydantic puts in an error's path for the member of a union it tried (a scorer's type, or the
+# alternatives of the schema's few other unions): not keys of the pilot file.
+_UNION_TAGS = {*SCORERS, "str", "list[ExampleRow]", "int", "literal['all']"}
+
+
 def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
     # pydantic adds the union member's tag (e.g. 'choice') and validator names to the path; drop them.
-    tags = {
-        "exact",
-        "choice",
-        "numeric",
-        "regex",
-        "contains",
-        "str",
-        "list[ExampleRow]",
-        "int",
-        "literal['all']",
-    }
-    return tuple(p for p in loc if not (isinstance(p, str) and (p in tags or p.startswith("function-"))))
+    return tuple(p for p in loc if not (isinstance(p, str) and (p in _UNION_TAGS or p.startswith("function-"))))
 
 
 def _message(error: Any, loc: tuple[str | int, ...]) -> str:
@@ -530,24 +476,16 @@ def _load_field(value: str | list[ExampleRow], doc: YamlDocument, loc: tuple[str
     ]
 
 
-def _check_regex_golds(tasks: list[TaskData], path: Path) -> None:
-    for i, task in enumerate(tasks):
-        if not isinstance(task.spec.scorer, RegexScorer):
-            continue
-        for item in task.eval_items:
-            try:
-                re.compile(item.output)
-            except re.error as err:
-                raise RoiError(
-                    [
-                        Problem(
-                            f"item {item.id}: expected output {item.output!r} is not a valid regex ({err})",
-                            str(path),
-                            None,
-                            f"tasks[{i}].eval",
-                        )
-                    ]
-                ) from None
+def _check_golds(tasks: list[TaskData], path: Path) -> None:
+    """Every eval item's expected output can be scored by its task's scorer (e.g. a regex compiles)."""
+    problems = [
+        Problem(f"item {item.id}: {problem}", str(path), None, f"tasks[{i}].eval")
+        for i, task in enumerate(tasks)
+        for item in task.eval_items
+        if (problem := task.spec.scorer.gold_problem(item.output)) is not None
+    ]
+    if problems:
+        raise RoiError(problems)
 
 
 def shots_for(task: TaskData, count: int) -> list[Example]:

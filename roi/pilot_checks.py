@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from roi.datasets import Example
 from roi.errors import Problem
+from roi.scoring import ChoiceScorer
 
 if TYPE_CHECKING:
     from roi.pilot import Pilot, TaskData
@@ -58,8 +59,6 @@ def _at(locate: Locate, loc: Loc, message: str, name: str | None = None) -> Prob
 
 def _labels_outside_choices(task: TaskData, index: int, locate: Locate) -> list[Problem]:
     """One error per task field and wrong label, with the data file and the lines it is on."""
-    from roi.pilot import ChoiceScorer
-
     scorer = task.spec.scorer
     if not isinstance(scorer, ChoiceScorer):
         return []
