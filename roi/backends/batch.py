@@ -28,16 +28,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Protocol
+from typing import Any
 
 from roi.backends import (
     BatchJournal,
     BatchProgress,
     BatchRecord,
+    CannotScore,
+    ContinuationQuery,
+    ContinuationScores,
     GenerationRequest,
     GenerationResult,
     Status,
 )
+from roi.backends.batch_provider import ProviderBatches
+from roi.backends.batch_service import BatchLost, BatchService, Polled
+from roi.backends.batch_vllm import VllmBatchRunner
 from roi.backends.openai_backend import Attempts, endpoint_path, read_api_key, reply_result, request_body
 from roi.files import write_atomic
 from roi.pilot import ModelSpec
@@ -46,47 +52,10 @@ from roi.redaction import clip
 MAX_ERROR_CHARS = 300
 
 
-class BatchLost(Exception):
-    """The service no longer knows the job (a batch runner here that died with an earlier process)."""
-
-
-@dataclass(frozen=True)
-class Polled:
-    progress: BatchProgress
-    outputs: tuple[str, ...] = ()  # the output and error files to read once the job is finished
-    error: str | None = None  # why calls have no result (the job failed, expired or was cancelled)
-
-
 @dataclass(frozen=True)
 class Finished:
     record: BatchRecord  # as last written (a job created again has a new id and time)
     last: Polled
-
-
-class BatchService(Protocol):
-    """Where batch jobs run."""
-
-    def upload(self, path: Path) -> str:
-        """Make the input file available to the service; returns its reference."""
-        ...
-
-    def find(self, input_ref: str) -> str | None:
-        """The id of a live job already made from this input, if any."""
-        ...
-
-    def create(self, input_ref: str, endpoint: str, label: dict[str, str]) -> str:
-        """Start a job on the input; returns its id."""
-        ...
-
-    def poll(self, batch_id: str) -> Polled: ...
-
-    def read(self, output_ref: str) -> str:
-        """The text of an output or error file (JSONL)."""
-        ...
-
-    def describe(self) -> dict[str, str]: ...
-
-    def close(self) -> None: ...
 
 
 class BatchBackend:
@@ -119,6 +88,9 @@ class BatchBackend:
 
     def count_tokens(self, text: str) -> int | None:
         return None  # the served model's tokenizer is not at hand; usage from the replies counts
+
+    def score_continuations(self, query: ContinuationQuery) -> ContinuationScores:
+        raise CannotScore("calls go as batch jobs, whose replies are read for their text only")
 
     def describe(self) -> dict[str, str]:
         return {"batch": "true", "endpoint": self.spec.endpoint, "model": self.spec.model, **self._service.describe()}
@@ -221,11 +193,7 @@ class BatchBackend:
 
 def make_service(spec: ModelSpec, base_dir: Path, status: Status, key: str | None) -> BatchService:
     if spec.batch_runner is not None:
-        from roi.backends.batch_vllm import VllmBatchRunner
-
         return VllmBatchRunner(spec, base_dir, status)
-    from roi.backends.batch_provider import ProviderBatches
-
     return ProviderBatches(spec, key)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from roi.backends import BatchProgress
-from roi.backends.batch import Polled
+from roi.backends.batch_service import Polled
 from roi.backends.openai_backend import NO_KEY, checked_base_url
 from roi.endpoints import key_transport_problem
 from roi.errors import RoiError

@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 
 from roi.backends import BatchProgress, Status
-from roi.backends.batch import BatchLost, Polled
+from roi.backends.batch_service import BatchLost, Polled
 from roi.errors import RoiError
 from roi.files import PRIVATE_FILE
 from roi.pilot import ModelSpec
