@@ -136,7 +136,7 @@ def run(
 def _show_run(result: RunResult, pilot: LoadedPilot, wide: bool) -> None:
     tasks, models = [t.spec.name for t in pilot.tasks], [m.name for m in pilot.spec.models]
     console.show_summary(result.summary, str(result.run_dir), tasks, models, wide)
-    if result.probe:  # issue 5
+    if result.probe:
         console.show_probe(result.probe)
     if result.stopped is not None:
         console.show_stop(result.stopped, result.run_id)

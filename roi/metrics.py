@@ -75,7 +75,7 @@ class RunSummary:
 
 
 def live_latencies(items: pd.DataFrame) -> np.ndarray:
-    """Latencies measured in this run: a cached call's latency is an earlier run's (issue 7)."""
+    """Latencies measured in this run: a cached call's latency is an earlier run's."""
     live = items[items["cached"] == 0] if "cached" in items else items
     return live["latency_s"].to_numpy()
 

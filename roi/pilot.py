@@ -194,7 +194,7 @@ class ReportSettings(Strict):
 
 
 class Notify(Strict):
-    """Where a scheduled re-run reports a decision change or a regression (issue 7; roi/notify.py).
+    """Where a scheduled re-run reports a decision change or a regression (roi/notify.py).
     The URL itself lives in an environment variable: webhook URLs often carry a secret token."""
 
     webhook_url_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -222,7 +222,7 @@ class Operations(Strict):
 
 
 class ProbeSpec(Strict):
-    """Issue 5: the paper's calibration probe (roi/probe.py, docs/probe.md). `tasks` name tasks of the
+    """The paper's calibration probe (roi/probe/, docs/probe.md). `tasks` name tasks of the
     pilot that share one input space; each mixture gives the share of in-context examples per task:
     a list aligned with `tasks`, a mapping task -> share, or "uniform". Shares are normalised."""
 
@@ -294,7 +294,7 @@ class Pilot(Strict):
     operations: Operations = Operations()
     notify: Notify = Notify()
     limits: Limits = Limits()
-    probe: ProbeSpec | None = None  # issue 5
+    probe: ProbeSpec | None = None
     seed: int = 0
 
     @model_validator(mode="after")
@@ -494,7 +494,7 @@ def shots_for(task: TaskData, count: int) -> list[Example]:
 
 
 def probe_inputs(tasks: list[TaskData], names: list[str]) -> list[tuple[str, dict[str, str]]]:
-    """Issue 5: inputs every probe task has an answer for (examples and eval rows, first answer wins),
+    """Inputs every probe task has an answer for (examples and eval rows, first answer wins),
     in the first task's file order, with each task's answer."""
     answers: dict[str, dict[str, str]] = {}
     for name in names:

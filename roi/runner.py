@@ -68,9 +68,9 @@ class RunOptions:
     # Tests inject backends by model name here; a pilot file can only name the registered ones.
     backends: Mapping[str, Backend] | None = None
     max_cost_usd: float | None = None  # the run's whole spend may not pass this (roi run --max-cost)
-    wait: bool = False  # issue 7: queue behind a running run of the same pilot instead of failing
-    fresh: bool = False  # issue 7: send every call to the model (no cache lookups)
-    emit: events.Emit = events.ignore  # issue 7: structured events (roi run --log-json)
+    wait: bool = False  # queue behind a running run of the same pilot instead of failing
+    fresh: bool = False  # send every call to the model (no cache lookups)
+    emit: events.Emit = events.ignore  # structured events (roi run --log-json)
     max_minutes: float | None = None  # overall run deadline (roi run --max-minutes); None: the pilot's limits
 
 
@@ -192,7 +192,7 @@ def _run_pilot_locked(pilot: LoadedPilot, opts: RunOptions, lock: locking.PilotL
             if todo and not deadline.passed():
                 environment[model.name] = _run_model(db, run_id, pilot, model, todo, progress, opts, budget, deadline)
         probe_skipped = pilot.spec.probe is not None and deadline.passed()
-        if pilot.spec.probe is not None and not probe_skipped:  # issue 5: the probe is its own mode
+        if pilot.spec.probe is not None and not probe_skipped:  # the probe is its own mode
             environment["probe"] = run_probe(db, run_id, pilot, lambda m: _probe_backend(m, pilot, opts), opts.status)
         store.merge_environment(db, run_id, environment)
         stop = _deadline_stop(deadline, progress, probe_skipped) or _budget_stop(budget)

@@ -11,6 +11,7 @@ import pytest
 import roi
 from roi.probe import figures as probe_figures
 from roi.report import probe_section
+from roi.report.i18n import words as section_words
 from tests.test_probe import _row
 
 
@@ -28,7 +29,7 @@ def clustered_figures() -> list[probe_figures.MixtureFigures]:
 
 def test_chart_numbers_every_point_without_overlap() -> None:
     figs = clustered_figures()
-    chart = probe_section.calibration_chart(figs, probe_section._WORDS["en"])
+    chart = probe_section.calibration_chart(figs, section_words("en", "probe"))
     labels = [s for s in chart.shapes if s["kind"] == "text" and "probe-label" in s["cls"]]
     assert [s["text"] for s in labels] == [str(n) for n in range(1, 16)]
     for i, a in enumerate(labels):
@@ -49,7 +50,7 @@ def test_chart_labels_do_not_overlap_in_chromium(tmp_path: Path) -> None:
     css = (Path(roi.__file__).parent / "report" / "templates" / "style.css").read_text()
     page_html = f"<html><head><style>{css}</style></head><body style='width:600px'>"
     page_html += (
-        str(svg(probe_section.calibration_chart(clustered_figures(), probe_section._WORDS["en"]))) + "</body></html>"
+        str(svg(probe_section.calibration_chart(clustered_figures(), section_words("en", "probe")))) + "</body></html>"
     )
     (tmp_path / "chart.html").write_text(page_html)
     with sync_playwright() as p:

@@ -1,57 +1,22 @@
-"""The probe's report section (issue 5): the calibration chart, the table and the plain-language
-reading for managers, from the run's stored probe rows (roi/probe.py computes the figures)."""
+"""The probe's report section: the calibration chart, the table and the plain-language reading for
+managers, from the run's probe figures (roi/probe/figures.py computes them)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 from roi.probe.figures import Mean, MixtureFigures, TaskPoint
-
-_WORDS = {
-    "en": {
-        "intro": "The probe asks whether the model keeps several tasks alive at once, in proportion to their "
-        "examples: prompts mix the examples of tasks that share one input, and the chart shows the probability "
-        "the model gave each task's answer (mean over prompts, 95% interval) against that task's share of the "
-        "examples. On the diagonal the model follows the mix exactly; below it, probability goes elsewhere.",
-        "point": "With {mixture}: {answers}. All in-context answers were among its top {k} continuations in "
-        "{all_in} of {n} prompts; {leftover} of the probability went to other answers.",
-        "answer": "{task} {p} (share {share})",
-        "note": "Teacher-forced probability of each answer, as in Xiong et al. (2024). KL(pi||p) is computed with "
-        "p as measured (not renormalised, as the paper's code does) and renormalised over the mixture's tasks.",
-        "title": "Share of examples vs probability of the task's answer (numbers: see the table)",
-        "x": "share of examples", "y": "P(answer)",
-        "method_teacher_forcing": "teacher forcing", "method_echo": "echo logprobs (API)",
-        "method_top_logprobs": "top-logprob beam (API): estimate", "bounds": ", {n} upper bounds",
-        "estimate": "Estimate: ",
-        "estimate_note": "Figures read by the top-logprob beam are estimates: the API lists only the likeliest "
-        "next tokens, so an answer that drops out of the list gets an upper bound instead of its probability.",
-    },
-    "ja": {
-        "intro": "このプローブは、モデルが複数のタスクを同時に、例の比率どおりに保てるかを確かめます。同じ入力を持つ"
-        "タスクの例を混ぜたプロンプトに対し、各タスクの答えにモデルが与えた確率（プロンプト平均と95%区間）を、"
-        "そのタスクの例の比率に対して示します。対角線上なら比率どおり、下にあれば確率が他の答えへ流れています。",
-        "point": "{mixture} のとき: {answers}。文脈内の全タスクの答えが上位{k}候補に入ったのは {n} 件中 {all_in} 件、"
-        "確率の {leftover} は他の答えに向かいました。",
-        "answer": "{task} {p}（比率 {share}）",
-        "note": "各答えの確率は Xiong ら (2024) と同じ教師強制で求めています。KL(pi||p) は論文のコードと同じく p を"
-        "正規化せずに計算し、混合内のタスクで正規化した値も示します。",
-        "title": "例の比率とタスクの答えの確率（番号は下の表を参照）",
-        "x": "例の比率", "y": "P(答え)",
-        "method_teacher_forcing": "教師強制", "method_echo": "echo の対数確率（API）",
-        "method_top_logprobs": "上位対数確率のビーム（API）：推定値", "bounds": "、上限値 {n} 件",
-        "estimate": "推定値: ",
-        "estimate_note": "上位対数確率のビームで求めた値は推定値です。API は確率の高い次トークンしか返さないため、"
-        "一覧から外れた答えには確率そのものではなく上限値を記録しています。",
-    },
-}  # fmt: skip
+from roi.report.charts import Canvas
+from roi.report.i18n import words as section_words
 
 
 def report_section(figs: Sequence[MixtureFigures], lang: str) -> dict[str, Any] | None:
     """Plain data for templates/sections/probe.html.j2 (None when the run has no probe figures)."""
     if not figs:
         return None
-    words = _WORDS.get(lang, _WORDS["en"])
+    words = section_words(lang, "probe")
     sentences = [_sentence(f, words) for f in figs if sum(t.share > 0 for t in f.tasks) >= 2]
     numbers = {(i, t.task): n for n, (i, t) in enumerate(chart_points(figs), 1)}
     table = [
@@ -81,8 +46,6 @@ def _fmt(m: Mean) -> str:
 
 
 def _plain(f: MixtureFigures) -> dict[str, Any]:
-    from dataclasses import asdict
-
     return asdict(f)
 
 
@@ -103,8 +66,6 @@ def calibration_chart(figs: Sequence[MixtureFigures], words: dict[str, str]) -> 
     """Share (x) vs mean probability (y) on 0..1, one numbered marker per task and mixture (the numbers
     are keyed in the table under the chart: names would pile up near the origin, where minority and
     absent tasks sit), interval whiskers, the diagonal drawn."""
-    from roi.report.charts import Canvas
-
     size, left, top = 420, 60, 30
     c = Canvas(words["title"], width=left + size + 40, height=top + size + 50)
 

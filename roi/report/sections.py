@@ -153,7 +153,4 @@ def _build_probe(inputs: ReportInputs) -> dict[str, Any] | None:
     return report_section(inputs.evaluation.probe, inputs.lang)
 
 
-register(
-    Section("probe", "sections/probe.html.j2", _build_probe, {"en": "Superposition probe", "ja": "重ね合わせプローブ"}),
-    after="interference",
-)
+register(Section("probe", "sections/probe.html.j2", _build_probe), after="interference")
