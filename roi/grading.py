@@ -45,19 +45,19 @@ def grade_call(
         foreign = None if correct or answer is None else spaces.foreign_task(answer, query.task)
         rows.append(
             ItemRow(
-                call_id,
-                model,
-                call.mode,
-                query.task,
-                query.item.id,
-                position,
-                query.item.input,
-                query.item.output,
-                answer,
-                answer is not None,
-                correct,
-                swap,
-                foreign,
+                call_id=call_id,
+                model=model,
+                mode=call.mode,
+                task=query.task,
+                item_id=query.item.id,
+                position=position,
+                input=query.item.input,
+                gold=query.item.output,
+                answer=answer,
+                parsed=answer is not None,
+                correct=correct,
+                swap_with=swap,
+                other_task_space=foreign,
             )
         )
     return rows

@@ -31,7 +31,7 @@ TEMPLATE_TOKENS = 32  # chat-template markup and special tokens a server adds ar
 Counter = Callable[[str], int]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PlanRow:
     model: str
     mode: str
@@ -87,8 +87,11 @@ def _probe_row(pilot: LoadedPilot, model: ModelSpec, count: Counter, counted_by:
     if model.backend != "openai":
         tokens = sum(count(p.text) for p in prompts)
         note = f"{len(prompts)} prompts, one pass each for all {len(spec.tasks)} answers, plus a beam search"
-        return PlanRow(model.name, "probe", len(prompts), len(prompts), tokens, 0, 0, counted_by, None, None, None,
-                       "", note)  # fmt: skip
+        return PlanRow(
+            model=model.name, mode="probe", calls=len(prompts), items=len(prompts), prompt_tokens=tokens,
+            output_tokens=0, max_output_tokens=0, counted_by=counted_by, cost_usd=None, max_cost_usd=None,
+            time_s=None, time_basis="", note=note,
+        )  # fmt: skip
     least, most = planned_calls(
         len(spec.tasks), spec.api_method, spec.max_calls_per_prompt, len(prompts), model.endpoint == "completions"
     )
@@ -99,8 +102,11 @@ def _probe_row(pilot: LoadedPilot, model: ModelSpec, count: Counter, counted_by:
         f"{spec.max_calls_per_prompt} top-logprob calls per prompt (max_calls_per_prompt), tokens counted by "
         f"{counted_by}, USD is the ceiling"
     )
-    return PlanRow(model.name, "probe", most, len(prompts), per_call * most, most, most, counted_by, cost, cost,
-                   None, "", note)  # fmt: skip
+    return PlanRow(
+        model=model.name, mode="probe", calls=most, items=len(prompts), prompt_tokens=per_call * most,
+        output_tokens=most, max_output_tokens=most, counted_by=counted_by, cost_usd=cost, max_cost_usd=cost,
+        time_s=None, time_basis="", note=note,
+    )  # fmt: skip
 
 
 def _row(
@@ -132,8 +138,9 @@ def _row(
 
     items = sum(len(c.queries) for c in calls)
     return PlanRow(
-        model.name, mode, len(calls), items, prompt, output, ceiling, counted_by, cost(output), cost(ceiling),
-        time_s, basis,
+        model=model.name, mode=mode, calls=len(calls), items=items, prompt_tokens=prompt, output_tokens=output,
+        max_output_tokens=ceiling, counted_by=counted_by, cost_usd=cost(output), max_cost_usd=cost(ceiling),
+        time_s=time_s, time_basis=basis,
     )  # fmt: skip
 
 

@@ -223,7 +223,7 @@ def run_script(db: sqlite3.Connection, script: str) -> None:
         raise ValueError(f"incomplete SQL statement: {statement.strip()[:60]}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CallRow:
     call_id: str
     model: str
@@ -245,7 +245,7 @@ class CallRow:
     machine_s: float | None = None  # local engines: the call's machine time in its batch
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ItemRow:
     call_id: str
     model: str

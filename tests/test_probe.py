@@ -127,7 +127,20 @@ def test_kl_is_the_papers_unnormalised_one_and_the_renormalised_one() -> None:
 
 
 def _row(index: int, task: str, share: float, p: float, in_beam: bool) -> probe_figures.ProbeRow:
-    return probe_figures.ProbeRow("m", "a 0.50 + b 0.50", index, task, share, "q", "x", math.log(p), p, 1, in_beam, 10)
+    return probe_figures.ProbeRow(
+        model="m",
+        mixture="a 0.50 + b 0.50",
+        prompt_index=index,
+        task=task,
+        share=share,
+        query="q",
+        answer="x",
+        logprob=math.log(p),
+        probability=p,
+        answer_tokens=1,
+        in_beam=in_beam,
+        prompt_tokens=10,
+    )
 
 
 def test_figures_by_hand() -> None:

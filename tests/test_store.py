@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from pathlib import Path
@@ -16,11 +17,18 @@ DATA = Path(__file__).parent / "data"
 
 
 def call_row(call_id: str = "m/single:t:1") -> store.CallRow:
-    return store.CallRow(call_id, "m", "single", "prompt", " out", 10, None, 2, 0.5, 0.0, 0, None, 1, None, "now")
+    return store.CallRow(
+        call_id=call_id, model="m", mode="single", prompt="prompt", raw_output=" out", prompt_tokens=10,
+        cached_prompt_tokens=None, output_tokens=2, latency_s=0.5, backoff_s=0.0, retries=0, cost_usd=None,
+        n_items=1, error=None, finished_at="now",
+    )  # fmt: skip
 
 
 def item_row(call_id: str = "m/single:t:1", item_id: str = "1") -> store.ItemRow:
-    return store.ItemRow(call_id, "m", "single", "t", item_id, 1, "in", "gold", "out", True, False, None, None)
+    return store.ItemRow(
+        call_id=call_id, model="m", mode="single", task="t", item_id=item_id, position=1, input="in", gold="gold",
+        answer="out", parsed=True, correct=False, swap_with=None, other_task_space=None,
+    )  # fmt: skip
 
 
 def new_run(db: sqlite3.Connection, run_id: str = "r1") -> None:
@@ -93,7 +101,16 @@ def test_finished_calls_exclude_errors(tmp_path: Path) -> None:
     db = store.connect(tmp_path / "roi.db")
     new_run(db)
     store.record_call(db, "r1", call_row("a"), [])
-    failed = store.CallRow("b", "m", "single", "p", None, None, None, None, 1.0, 2.0, 3, None, 1, "timeout", "now")
+    failed = dataclasses.replace(
+        call_row("b"),
+        raw_output=None,
+        prompt_tokens=None,
+        output_tokens=None,
+        latency_s=1.0,
+        backoff_s=2.0,
+        retries=3,
+        error="timeout",
+    )
     store.record_call(db, "r1", failed, [])
     assert store.finished_call_ids(db, "r1") == {"a"}
     frame = store.calls_frame(db, "r1")

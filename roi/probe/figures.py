@@ -15,7 +15,7 @@ from roi.stats import Rate, bootstrap_mean_interval, wilson
 ESTIMATED = TOP_LOGPROBS  # the one method whose figures are estimates (labelled wherever they show)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ProbeRow:
     """One task's answer on one prompt (a row of the store's `probe` table)."""
 
@@ -63,7 +63,7 @@ class TaskPoint:
     in_beam: Rate
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MixtureFigures:
     model: str
     mixture: str
@@ -127,7 +127,15 @@ def _mixture(
     width = beam_width or sum(1 for s in shares.values() if s > 0)
     every = [r for rows in prompts.values() for r in rows]
     return MixtureFigures(
-        model, mixture, len(prompts), points, mean_of(kls, seed), mean_of(renorm, seed),
-        wilson(all_in, len(prompts)), mean_of(leftover, seed), width,
-        "+".join(sorted({r.method for r in every})), sum(r.upper_bound for r in every),
-    )  # fmt: skip
+        model=model,
+        mixture=mixture,
+        prompts=len(prompts),
+        tasks=points,
+        kl=mean_of(kls, seed),
+        kl_renormalised=mean_of(renorm, seed),
+        all_in_beam=wilson(all_in, len(prompts)),
+        leftover=mean_of(leftover, seed),
+        beam_width=width,
+        method="+".join(sorted({r.method for r in every})),
+        upper_bounds=sum(r.upper_bound for r in every),
+    )

@@ -86,11 +86,23 @@ def rows_of(model: str, prompt: ProbePrompt, scores: ContinuationScores) -> list
     top = set(scores.top)
     return [
         ProbeRow(
-            model, prompt.mixture, prompt.index, task, prompt.shares[task], prompt.query, answer, s.logprob,
-            math.exp(s.logprob), s.tokens, answer.strip() in top, scores.prompt_tokens, scores.method, s.upper_bound,
+            model=model,
+            mixture=prompt.mixture,
+            prompt_index=prompt.index,
+            task=task,
+            share=prompt.shares[task],
+            query=prompt.query,
+            answer=answer,
+            logprob=s.logprob,
+            probability=math.exp(s.logprob),
+            answer_tokens=s.tokens,
+            in_beam=answer.strip() in top,
+            prompt_tokens=scores.prompt_tokens,
+            method=scores.method,
+            upper_bound=s.upper_bound,
         )
         for (task, answer), s in zip(prompt.answers.items(), scores.candidates, strict=True)
-    ]  # fmt: skip
+    ]
 
 
 def stored_rows(db: sqlite3.Connection, run_id: str) -> list[ProbeRow]:
