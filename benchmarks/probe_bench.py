@@ -86,7 +86,8 @@ def main() -> None:
 
 
 def probe_as_run(model: Any, tokenizer: Any, prompts: list[probe.ProbePrompt], total: int) -> None:
-    """Teacher forcing and the top-K search per prompt, as roi/probe.py runs them, timed apart."""
+    """Teacher forcing and the top-K search per prompt, as the local backend scores a probe prompt, timed
+    apart (TransformersBackend.score_continuations)."""
     expanded = [0]
     expand = teacher_forcing._expand
 

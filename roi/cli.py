@@ -341,20 +341,20 @@ def main() -> None:
             raise SystemExit(code)
     except RoiError as error:
         console.user_error(error)
-        raise SystemExit(ExitCode.BAD_INPUT) from None
+        raise SystemExit(error.exit_code) from None
     except RunFailed as error:
         console.run_failed(str(error))
-        raise SystemExit(ExitCode.FAILED_TO_RUN) from None
+        raise SystemExit(error.exit_code) from None
     except KeyboardInterrupt:
         console.err.print("Interrupted: finished calls are stored; the same roi run command resumes the run.")
         raise SystemExit(ExitCode.INTERRUPTED) from None
     except typer.Exit as done:
         raise SystemExit(done.exit_code) from None
     except typer.Abort:
-        raise SystemExit(1) from None
+        raise SystemExit(ExitCode.FAILED_TO_RUN) from None
     except typer.TyperException as error:  # usage errors (typer vendors click's exceptions)
         show = getattr(error, "show", None)
         if show is None:
             raise
         show()
-        raise SystemExit(2) from None
+        raise SystemExit(ExitCode.BAD_INPUT) from None

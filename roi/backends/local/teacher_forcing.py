@@ -1,4 +1,4 @@
-"""Teacher forcing for the superposition probe (roi/probe.py): the probability a local model gives
+"""Teacher forcing for the superposition probe (roi/probe/): the probability a local model gives
 each candidate answer after a prompt, the paper's reference computation it must equal, and the model's
 own top continuations by beam search.
 
