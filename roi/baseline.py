@@ -22,6 +22,7 @@ from roi import store
 from roi.compare import compare_runs
 from roi.decision import Status
 from roi.errors import Problem, RoiError
+from roi.formats import p_value
 from roi.run_decision import decision_brief
 
 
@@ -123,7 +124,7 @@ def check(db: sqlite3.Connection, run_id: str, now: dict[str, Any] | None) -> Ba
                     f"accuracy {cell.task}/{cell.mode}",
                     f"{cell.accuracy_a.value:.0%}",
                     f"{cell.accuracy_b.value:.0%} (paired diff {cell.diff.diff:+.0%}, n={cell.shared},"
-                    f" McNemar p={cell.diff.mcnemar_p:.3g})",
+                    f" McNemar p={p_value(cell.diff.mcnemar_p)})",
                 )
             )
     return BaselineCheck(run_id, reference, baseline is not None, before, now, found)

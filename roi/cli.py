@@ -140,7 +140,7 @@ def _show_run(result: RunResult, pilot: LoadedPilot, wide: bool) -> None:
         console.show_probe(result.probe)
     if result.stopped is not None:
         console.show_stop(result.stopped, result.run_id)
-    console.show_decision(result.decision, str(result.run_dir / "report.html"))
+    console.show_decision(result.decision, str(result.run_dir / "report.html"), result.evaluation.briefing)
     console.show_check(result.check, result.evaluation.settings)
     if result.incomplete:
         console.show_incomplete(result.incomplete)
@@ -193,10 +193,21 @@ def plan(
 @app.command(cls=Command)
 def report(
     run_id: Annotated[str, typer.Argument(help="The run id (the name of its run folder).")],
-    out: Annotated[Path, typer.Option(help="Folder holding roi.db (as given to roi run --out).")] = Path("reports"),
-    language: Annotated[str | None, typer.Option(help="en or ja (default: the pilot's report.language).")] = None,
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="The folder given to roi run --out: it holds roi.db, and the report goes to OUT/PILOT/RUN_ID/."
+        ),
+    ] = Path("reports"),
+    language: Annotated[
+        str | None,
+        typer.Option(
+            help="en or ja (default: the pilot's report.language). Another language than the pilot's is "
+            "written beside it, as report.ja.html and report.ja.json."
+        ),
+    ] = None,
 ) -> None:
-    """Rebuild a run's report.html and report.json from the store."""
+    """Rebuild a run's report.html and report.json from the store (the run's folder is recreated if gone)."""
     files = rebuild_report(out, run_id, language)
     console.show_decision(files.decision, str(files.html))
 

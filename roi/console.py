@@ -27,17 +27,19 @@ from rich.table import Table
 from rich.text import Text
 
 from roi.baseline import BaselineCheck
+from roi.briefing import Briefing
 from roi.compare import Comparison
-from roi.decision import Decision
+from roi.decision import STAGES, Decision
 from roi.errors import RoiError
 from roi.fingerprint import SettingsDiff
-from roi.formats import percent, points, usd, usd_per_1k
+from roi.formats import p_value, percent, points, usd, usd_per_1k
 from roi.history import HistoryRow
 from roi.metrics import CellSummary, ModeSummary, RunSummary
 from roi.planning import Plan
 from roi.probe.figures import Mean, MixtureFigures
 from roi.purge import PurgeResult
 from roi.redaction import redact
+from roi.report.brief import brief_page, headline_sentences
 from roi.report.wording import decision_line
 from roi.runner import Progress as RunProgress
 from roi.stats import PairedDiff, Rate
@@ -145,10 +147,6 @@ def change(d: PairedDiff | None) -> str:
     if d is None or d.diff is None:
         return "n/a"
     return f"{points(d.diff)} {interval(d.low, d.high, points)}"
-
-
-def p_value(p: float | None) -> str:
-    return "n/a" if p is None else f"{p:.2g}" if p >= 0.001 else "<0.001"
 
 
 def seconds(value: float | None) -> str:
@@ -271,11 +269,33 @@ def show_incomplete(reasons: list[str]) -> None:
         out.print(Text(f"  {reason}", style="red"))
 
 
-def show_decision(decision: Decision, report_html: str | None = None) -> None:
-    """The decision in one line (English), and where the full report is."""
-    out.print(Text(decision_line(decision), style="bold"), soft_wrap=True)
+def show_decision(decision: Decision, report_html: str | None = None, briefing: Briefing | None = None) -> None:
+    """The decision (English): its headline, why and what next as the report's briefing says them, and
+    where the full report is. Without a briefing, the decision in one line."""
+    page = brief_page(briefing, None, "en")
+    if page is None:
+        out.print(Text(decision_line(decision), style="bold"), soft_wrap=True)
+    else:
+        first, *more = headline_sentences(decision.chosen, "en")
+        out.print(Text(f"Stage {decision.stage} ({STAGES[decision.stage]}): {first}", style="bold"))
+        for sentence in more:
+            note(sentence)
+        for title, lines in ((page["why_title"], page["why"]), (page["next_title"], page["next"])):
+            if lines:
+                note(f"{title}:")
+                out.print(bullets(lines))
     if report_html:
         path_line(f"Report: {report_html}")
+
+
+def bullets(lines: Sequence[str]) -> Table:
+    """Lines as an indented list whose wrapped lines hang under their first word."""
+    grid = Table.grid(padding=(0, 1, 0, 0))
+    grid.add_column(no_wrap=True)
+    grid.add_column()
+    for line in lines:
+        grid.add_row("  -", line)
+    return grid
 
 
 def quiet_line(line: str) -> None:

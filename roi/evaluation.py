@@ -15,6 +15,7 @@ from typing import Any
 
 from roi import baseline, store
 from roi.baseline import BaselineCheck
+from roi.briefing import Briefing, manager_briefing
 from roi.fingerprint import SettingsDiff, settings_diff
 from roi.history import HistoryRow, history, history_row
 from roi.levers import with_levers
@@ -32,6 +33,7 @@ class RunEvaluation(DecidedRun):
     probe: list[MixtureFigures] = field(default_factory=list)
     history: list[HistoryRow] = field(default_factory=list)
     settings: SettingsDiff | None = None  # against the run `check` compares with (None: no such run)
+    briefing: Briefing | None = None  # the manager's summary at the top of the report
 
     @property
     def environment(self) -> dict[str, Any]:
@@ -61,7 +63,12 @@ def evaluate_run(db: sqlite3.Connection, run_id: str, ending: RunEnding | None =
         check=baseline.check(db, run_id, now),
         probe=stored_figures(db, run_id, decided.pilot),
     )
-    return replace(evaluation, history=_history(db, evaluation, now), settings=_settings(db, evaluation))
+    return replace(
+        evaluation,
+        history=_history(db, evaluation, now),
+        settings=_settings(db, evaluation),
+        briefing=manager_briefing(decided.pilot, decided.summary, decided.decision),
+    )
 
 
 def _settings(db: sqlite3.Connection, evaluation: RunEvaluation) -> SettingsDiff | None:

@@ -44,3 +44,10 @@ def percent(rate: float | None, unknown: str = "n/a") -> str:
     if rate is None or not math.isfinite(rate):
         return unknown
     return f"{round(rate * 100):d}%"
+
+
+def p_value(p: float | None, unknown: str = "n/a") -> str:
+    """A p-value as people read one: `0.031`, `<0.001` (never `1.8e-12`)."""
+    if p is None or not math.isfinite(p):
+        return unknown
+    return "<0.001" if p < 0.001 else f"{p:.2g}"

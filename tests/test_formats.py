@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from roi.formats import percent, points, usd, usd_per_1k
+from roi.formats import p_value, percent, points, usd, usd_per_1k
 
 
 @pytest.mark.parametrize(
@@ -40,3 +40,8 @@ def test_per_thousand_items() -> None:
 def test_points_carry_one_sign_convention() -> None:
     assert points(-0.38) == "−38" and points(0.04) == "+4" and points(0.001) == "0" and points(None) == "n/a"
     assert percent(0.794) == "79%" and percent(None) == "n/a"
+
+
+def test_p_values_are_never_scientific() -> None:
+    assert p_value(1.82e-12) == "<0.001" and p_value(0.031) == "0.031" and p_value(1.0) == "1"
+    assert p_value(None) == "n/a"

@@ -143,7 +143,8 @@ def test_roi_report_rebuilds_the_same_page(hostile_run: RunResult) -> None:
     assert (hostile_run.run_dir / "report.html").read_text(encoding="utf-8") == before
     result = CliRunner().invoke(app, ["report", hostile_run.run_id, "--out", str(out), "--language", "ja"])
     assert result.exit_code == 0
-    assert '<html lang="ja">' in (hostile_run.run_dir / "report.html").read_text(encoding="utf-8")
+    assert '<html lang="ja">' in (hostile_run.run_dir / "report.ja.html").read_text(encoding="utf-8")
+    assert (hostile_run.run_dir / "report.html").read_text(encoding="utf-8") == before  # beside, not over it
 
 
 def test_roi_report_errors_exit_2_and_write_nothing(tmp_path: Path, hostile_run: RunResult) -> None:

@@ -19,7 +19,7 @@ from roi.report import write_report
 from roi.runner import RunOptions, run_pilot
 
 from .conftest import PILOTS, REPO
-from .test_decision import run_fake
+from .test_decision import gamma_takes_alphas_answer, make_pilot, run_fake
 from .test_report import STANDARD, hostile, hostile_pilot
 
 pytestmark = pytest.mark.browser
@@ -94,6 +94,17 @@ def fonts_used(page: Any, selector: str) -> dict[str, int]:
     return {f["familyName"]: f["glyphCount"] for f in fonts}
 
 
+def shoot_summary(page: Any, name: str) -> None:
+    """The briefing at the top of the page, as a manager first sees it (tests/artifacts/)."""
+    brief = page.locator("#decision .brief")
+    assert brief.is_visible()
+    assert page.locator("#decision .brief ul.next li").count() >= 1
+    box = page.locator("#decision").bounding_box()
+    assert box is not None and box["y"] + box["height"] < 1400  # the decision and its reasons fit one screen
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#decision").screenshot(path=str(ARTIFACTS / name))
+
+
 def assert_clean(page: Any, log: PageLog, path: Path) -> None:
     assert log.requests == [path.as_uri()], log.requests  # the page itself, nothing else
     assert log.console_errors == [] and log.page_errors == [] and log.dialogs == []
@@ -113,6 +124,8 @@ def test_english_report_renders_cleanly(browser: Any, real_reports: dict[str, Pa
     page, log = open_page(browser, path)
     assert_clean(page, log, path)
     assert "gemma-270m" in page.locator("#decision").inner_text()
+    assert "What was measured: 4 tasks (capital, upper, number_en, en_fr)" in page.locator(".brief").inner_text()
+    shoot_summary(page, "report-summary-en.png")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "report-en.png"), full_page=True)
     page.emulate_media(media="print")
@@ -133,6 +146,10 @@ def test_japanese_report_draws_japanese_glyphs(browser: Any, real_reports: dict[
         fonts = fonts_used(page, selector)
         assert any("CJK" in family and count > 0 for family, count in fonts.items()), (selector, fonts)
     assert page.locator("section#accuracy svg text.legend").first.text_content() == "単一"
+    assert "測定内容" in page.locator(".brief").inner_text()
+    fonts = fonts_used(page, "#decision .brief ul.next li")
+    assert any("CJK" in family and count > 0 for family, count in fonts.items()), fonts
+    shoot_summary(page, "report-summary-ja.png")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "report-ja.png"), full_page=True)
     page.close()
@@ -151,4 +168,17 @@ def test_markup_in_model_output_does_not_run(browser: Any, tmp_path: Path) -> No
     assert "<b>bold</b> & <i>pilot</i> text" in page.locator("header").inner_text()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.locator("section#failures").screenshot(path=str(ARTIFACTS / "report-hostile-failures.png"))
+    page.close()
+
+
+def test_summary_of_a_go_decision(browser: Any, tmp_path: Path) -> None:
+    """A pilot whose mixed calls hold up: the briefing says what held and which stage to start."""
+    result = run_fake(make_pilot(tmp_path, ("alpha", "beta", "gamma")), tmp_path, gamma_takes_alphas_answer)
+    path = result.run_dir / "report.html"
+    page, log = open_page(browser, path)
+    assert_clean(page, log, path)
+    text = page.locator(".brief").inner_text()
+    assert "Accuracy holds on alpha, beta" in text and "Start stage 2 (Limited)" in text
+    assert "Keep gamma on single prompts." in page.locator("#decision").inner_text()
+    shoot_summary(page, "report-summary-go.png")
     page.close()

@@ -13,6 +13,7 @@ from roi.errors import Problem, RoiError
 from roi.evaluation import RunEvaluation
 from roi.files import write_atomic
 from roi.report import sections as sections_module
+from roi.report.brief import brief_page, headline_sentences
 from roi.report.i18n import LANGUAGES, text
 from roi.report.render import render_page
 from roi.report.sections import ReportInputs
@@ -59,6 +60,7 @@ def build_report(inputs: ReportInputs) -> dict[str, Any]:
             when=run["finished_at"] or run["started_at"],
         ),
         "description": pilot.description,
+        "brief": brief_page(inputs.evaluation.briefing, run["item_limit"], lang),
         "decision": {
             "model": d.model,
             "stage": d.stage,
@@ -67,6 +69,7 @@ def build_report(inputs: ReportInputs) -> dict[str, Any]:
             "outcome": d.outcome,
             "outcome_text": text(lang, f"outcome.{d.outcome}"),
             "sentences": model_headline(chosen, lang),
+            "headline": headline_sentences(chosen, lang),  # what the page shows beside the briefing
             "items_needed": chosen.items_needed,
             "mixed_tasks": chosen.grouping.mixed_tasks,
             "single_tasks": chosen.grouping.single_tasks,
@@ -109,13 +112,23 @@ def check_language(language: str | None) -> None:
         )
 
 
+def report_names(language: str, default: str) -> tuple[str, str]:
+    """`report.html`/`report.json` in the pilot's own language; `report.ja.html`/`report.ja.json` for
+    another, so a second language never replaces the first."""
+    stem = "report" if language == default else f"report.{language}"
+    return f"{stem}.html", f"{stem}.json"
+
+
 def write_report(evaluation: RunEvaluation, run_dir: Path, language: str | None = None) -> ReportFiles:
     """Write report.html and report.json of an evaluated run into `run_dir` (owner-only and atomically,
-    roi/files.py), in `language` (default: the pilot's report.language)."""
+    roi/files.py), in `language` (default: the pilot's report.language; another language is written
+    beside it as report.<language>.html and .json)."""
     check_language(language)
-    inputs = ReportInputs(evaluation, language or evaluation.pilot.report.language)
+    default = evaluation.pilot.report.language
+    inputs = ReportInputs(evaluation, language or default)
     data = build_report(inputs)
-    html_path, json_path = run_dir / "report.html", run_dir / "report.json"
+    html_name, json_name = report_names(inputs.lang, default)
+    html_path, json_path = run_dir / html_name, run_dir / json_name
     write_atomic(html_path, render_page(data))
     page = {k: v for k, v in data.items() if k != "t"}  # `t`: the page's own labels, not figures
     page["sections"] = [{k: v for k, v in s.items() if k != "template"} for s in data["sections"]]

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from roi.decision import GateResult
+from roi.formats import p_value
 from roi.grouping import interference_matrix
 from roi.report import charts
 from roi.report.i18n import text
@@ -98,7 +99,7 @@ def build_accuracy(inputs: ReportInputs) -> dict[str, Any]:
                 "diff": text(lang, "na")
                 if d is None or d.diff is None
                 else f"{pct(d.diff, lang, True)} [{pct(d.low, lang, True)}, {pct(d.high, lang, True)}] n={d.n}",
-                "mcnemar": "" if d is None or d.mcnemar_p is None else f"{d.mcnemar_p:.3g}",
+                "mcnemar": "" if d is None or d.mcnemar_p is None else p_value(d.mcnemar_p),
                 "discordant": "" if d is None else f"{d.a_only} / {d.b_only}",
                 "figures": {"single": asdict(single) if single else None, "mixed": asdict(mixed) if mixed else None},
             }
@@ -207,9 +208,12 @@ def build_latency(inputs: ReportInputs) -> dict[str, Any]:
             )
     limit = inputs.pilot.gates.max_p95_latency_s
     title = text(lang, "latency.chart", limit=f"{limit:g}")
-    note = text(lang, "latency.note")
+    note = text(lang, "latency.note") + " " + text(lang, "latency.level_note")
     if "machine_s" in inputs.calls and inputs.calls["machine_s"].notna().any():
         note += " " + text(lang, "latency.modelled_note")
+    cached = int(inputs.calls["cached"].sum()) if "cached" in inputs.calls else 0
+    if cached:
+        note += " " + text(lang, "latency.cached_note", cached=cached, calls=len(inputs.calls))
     return {"rows": rows, "note": note, "charts": {"latency": charts.boxes(title, rows, limit)}}
 
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from roi.economics import RESAMPLES, PlanEconomics, SavingSources, saving_sources, task_economics, task_pairs
+from roi.economics import (
+    RESAMPLES,
+    Estimate,
+    PlanEconomics,
+    SavingSources,
+    saving_sources,
+    task_economics,
+    task_pairs,
+)
+from roi.formats import PER
 from roi.grouping import UNDECIDED, TaskPlacement
 from roi.report import charts
 from roi.report.i18n import join, text
@@ -14,13 +23,22 @@ from roi.report.wording import estimate, pct, usd
 
 
 def _plan_rows(plan: PlanEconomics, lang: str) -> dict[str, str]:
+    net = plan.net_monthly_benefit_usd.value
+    loses = net is not None and net <= 0
     return {
         "net": estimate(plan.net_monthly_benefit_usd, "usd", lang),
-        "payback": estimate(plan.payback_months, "months", lang)
-        if plan.net_monthly_benefit_usd.value is not None
-        else text(lang, "unknown"),
-        "roi": estimate(plan.roi, "pct", lang) if plan.investment_usd > 0 else text(lang, "na"),
-        "saving": estimate(plan.cost_saving, "pct", lang),
+        # A plan that loses money every month has no payback and no return: say so, not "never [1.2 months, …]".
+        "payback": text(lang, "unknown")
+        if net is None
+        else text(lang, "roi.payback_never")
+        if loses
+        else estimate(plan.payback_months, "months", lang),
+        "roi": text(lang, "na")
+        if plan.investment_usd <= 0
+        else text(lang, "roi.no_return")
+        if loses
+        else estimate(plan.roi, "pct", lang),
+        "saving": cost_change(plan.cost_saving, lang),
         "compute_single": estimate(plan.monthly_compute_single_usd, "usd", lang),
         "compute_plan": estimate(plan.monthly_compute_plan_usd, "usd", lang),
         "error_single": estimate(plan.monthly_error_single_usd, "usd", lang),
@@ -28,18 +46,46 @@ def _plan_rows(plan: PlanEconomics, lang: str) -> dict[str, str]:
     }
 
 
+def cost_change(saving: Estimate, lang: str) -> str:
+    """A saving (a fraction of single's cost) as `25% less [10% less, 40% less]`; a negative one as more."""
+
+    def one(x: float | None) -> str:
+        if x is None:
+            return text(lang, "unknown")
+        return text(lang, "roi.less" if x >= 0 else "roi.more", pct=pct(abs(x), lang))
+
+    if saving.value is None:
+        return text(lang, "unknown")
+    shown = one(saving.value)
+    if saving.low is None or saving.high is None:
+        return shown
+    ends = (saving.high, saving.low) if saving.value < 0 else (saving.low, saving.high)  # nearer end first
+    return f"{shown} [{one(ends[0])}, {one(ends[1])}]"
+
+
+def per_thousand(e: Estimate) -> Estimate:
+    """A per-item amount for 1,000 items: small amounts read as money, not as 0.000061."""
+    return Estimate(*(None if x is None else x * PER for x in (e.value, e.low, e.high)))
+
+
 def build_roi(inputs: ReportInputs) -> dict[str, Any]:
     lang = inputs.lang
     models: list[dict[str, Any]] = []
     for d in decided_models(inputs):
         g = d.grouping
-        plan = g.economics if g.mixed_tasks else g.all_mixed_economics
+        grouped = bool(g.mixed_tasks)
+        plan = g.economics if grouped else g.all_mixed_economics
         models.append(
             {
                 "model": d.model,
                 "plan_text": text(lang, "roi.plan", mixed=join(lang, g.mixed_tasks))
-                if g.mixed_tasks
+                if grouped
                 else text(lang, "roi.plan_none"),
+                # What the figures price: the recommendation, or (nothing groups) every task mixed.
+                "compared": text(lang, "roi.the_plan", mixed=join(lang, g.mixed_tasks))
+                if grouped
+                else text(lang, "roi.all_mixed_comparison"),
+                "labels": {k: text(lang, f"roi.{k}" + ("" if grouped else "_all_mixed")) for k in ("net", "saving")},
                 "figures": _plan_rows(plan, lang),
                 "economics": asdict(plan),
             }
@@ -101,8 +147,8 @@ def build_cost(inputs: ReportInputs) -> dict[str, Any]:
                     "task": e.task,
                     "volume": f"{e.monthly_volume:,}",
                     "per_error": usd(e.cost_per_error_usd, lang),
-                    "per_item_single": estimate(e.cost_per_item_single_usd, "usd", lang),
-                    "per_item_mixed": estimate(e.cost_per_item_mixed_usd, "usd", lang),
+                    "per_item_single": estimate(per_thousand(e.cost_per_item_single_usd), "usd", lang),
+                    "per_item_mixed": estimate(per_thousand(e.cost_per_item_mixed_usd), "usd", lang),
                     "error_single": estimate(e.error_rate_single, "pct", lang),
                     "error_mixed": estimate(e.error_rate_mixed, "pct", lang),
                     "monthly_single": usd(monthly["single"], lang),
@@ -153,7 +199,7 @@ def _savings(inputs: ReportInputs, model: str) -> dict[str, Any]:
             else f"{s.cached_prompt_tokens_reported:,}",
             "output": _fmt(s.output_tokens_per_item, 1, lang),
             "compute": _fmt(s.compute_s_per_item, 3, lang),
-            "cost": usd(s.cost_per_item_usd, lang),
+            "cost": usd(None if s.cost_per_item_usd is None else s.cost_per_item_usd * PER, lang),
             "figures": asdict(s),
         }
         for mode, s in src.items()
