@@ -65,9 +65,14 @@ def manager_briefing(pilot: Pilot, summary: RunSummary, decision: Decision) -> B
 
 
 def _blocking(d: ModelDecision) -> dict[str, list[GateResult]]:
+    """The gates that hold the model back, by kind. When no two tasks may share a call, the per-task
+    gates that keep them apart are the reason, counted or not."""
+    gates = list(d.blocking)
+    if any(g.gate == "group_exists" for g in d.blocking):
+        gates += [g for g in d.gates if g.task and g.stage == 1 and not g.counted]
     found: dict[str, list[GateResult]] = {}
-    for gate in d.blocking:
-        if gate.status in BLOCKING and gate.counted:
+    for gate in gates:
+        if gate.status in BLOCKING:
             found.setdefault(gate.gate, []).append(gate)
     return found
 
@@ -163,20 +168,29 @@ def _strengths(d: ModelDecision, cells: dict[tuple[str, str], CellSummary]) -> l
     return found
 
 
+def _collect(d: ModelDecision) -> Point:
+    """More labelled items: how many per task, when the decision can tell."""
+    n = min((p.n for p in d.grouping.placements), default=0)  # items answered in both modes
+    if not d.items_needed:
+        return Point("collect_unknown", {"n": n})
+    return Point("collect", {"more": max(d.items_needed - n, 1), "needed": d.items_needed, "n": n})
+
+
 def _next_steps(d: ModelDecision, pilot: Pilot) -> list[Point]:
     blocking = _blocking(d)
-    statuses = {g.status for gates in blocking.values() for g in gates}
     steps = []
     if d.stage >= 1:
         step = {"stage": d.stage, "review_share": pilot.operations.review_share}
         steps.append(Point("start_stage", step))
-    if Status.MORE_DATA in statuses and d.items_needed:
-        n = min((g.n for gates in blocking.values() for g in gates if g.status is Status.MORE_DATA), default=0)
-        steps.append(Point("collect", {"more": max(d.items_needed - n, 1), "needed": d.items_needed, "n": n}))
-    interfering = sorted({g.task for k in ("accuracy_drop", "unparseable_rate", "swap_rate") for g in
-                          blocking.get(k, []) if g.status is Status.FAIL and g.task})  # fmt: skip
+    failed = {g.task for k in ("accuracy_drop", "unparseable_rate", "swap_rate") for g in blocking.get(k, [])
+              if g.status is Status.FAIL}  # fmt: skip
+    interfering = [t.name for t in pilot.tasks if t.name in failed]
     if interfering:
         steps.append(Point("keep_single", {"tasks": interfering, "model": d.model}))
+    # More items help when the evidence is merely thin: the decision asks for more data, or the pilot's
+    # minimum number of items is not reached even though some gate failed already.
+    if d.outcome == "more_data" or "items" in blocking:
+        steps.append(_collect(d))
     if "cost_saving" in blocking and any(g.status is Status.UNKNOWN for g in blocking["cost_saving"]):
         steps.append(Point("set_price", {"model": d.model}))
     if "operations" in blocking:

@@ -143,10 +143,19 @@ def rate(r: Rate, with_n: bool = False) -> str:
 
 
 def change(d: PairedDiff | None) -> str:
-    """`−38 [−56,−24]`: a paired change in percentage points with its 95% interval."""
+    """`−38 [−56,−24]`: a paired change (b − a) in percentage points with its 95% interval."""
     if d is None or d.diff is None:
         return "n/a"
     return f"{points(d.diff)} {interval(d.low, d.high, points)}"
+
+
+def drop(d: PairedDiff | None) -> str:
+    """`+38 [+24,+56]`: the accuracy drop, single − mixed, in points (the gates' convention: positive
+    when mixed is worse), from a mixed − single paired change."""
+    if d is None or d.diff is None:
+        return "n/a"
+    low, high = (None if x is None else -x for x in (d.high, d.low))
+    return f"{points(-d.diff)} {interval(low, high, points)}"
 
 
 def seconds(value: float | None) -> str:
@@ -177,7 +186,7 @@ def summary_table(
     )
     columns = [("model", NAME)] if several else []
     columns += [("task", NAME), ("mode", NAME), ("n", NUMBER), ("accuracy [95% CI]", FIGURE)]
-    columns += [("mixed − single\npoints [95% CI]", FIGURE)] + ([("McNemar\np", NUMBER)] if wide else [])
+    columns += [("accuracy drop\npoints [95% CI]", FIGURE)] + ([("McNemar\np", NUMBER)] if wide else [])
     columns += [("un-\nparsed", NUMBER), ("swaps", NUMBER), ("p95 s", NUMBER)]
     columns += [("p50 s", NUMBER), ("tokens/item\nin+out", NUMBER)] if wide else []
     columns += [("$ per 1k\nitems", NUMBER)]
@@ -192,7 +201,7 @@ def summary_table(
 def _summary_row(c: CellSummary, several: bool, wide: bool) -> list[str]:
     row = [c.model] if several else []
     mixed = c.mode != "single"
-    row += [c.task, c.mode, str(c.accuracy.n), rate(c.accuracy), change(c.vs_single) if mixed else ""]
+    row += [c.task, c.mode, str(c.accuracy.n), rate(c.accuracy), drop(c.vs_single) if mixed else ""]
     if wide:
         row.append(p_value(c.vs_single.mcnemar_p) if mixed and c.vs_single else "")
     row += [str(c.unparseable.k), str(c.swaps.k), seconds(c.latency_p95_s)]
@@ -235,7 +244,9 @@ def _failed(m: ModeSummary) -> str:
 
 def latency_notes(summary: RunSummary) -> list[str]:
     """Why a latency is n/a, which level each p95 is measured at, and what the failed column holds."""
-    notes = ["p95 s: per item, over the task's items in the first table; over all the model's items per mode "
+    notes = ["accuracy drop: single − mixed on the same items, in points; positive when mixed is worse, "
+             "as the accuracy gate judges it.",
+             "p95 s: per item, over the task's items in the first table; over all the model's items per mode "
              "in the second, which is the figure the latency gate judges.",
              "failed (≤x%): failed calls, and the upper end of the 95% interval of their rate, which the "
              "failed-calls gate judges; a failed call's items count as wrong."]  # fmt: skip

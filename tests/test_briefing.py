@@ -22,14 +22,14 @@ def briefing(result: object) -> Briefing:
 
 
 def test_a_clear_go_says_what_held_and_starts_the_stage(tmp_path: Path) -> None:
-    result = run_fake(make_pilot(tmp_path), tmp_path)
+    result = run_fake(make_pilot(tmp_path, items=150), tmp_path)
     b = briefing(result)
-    assert (b.stage, b.items_per_task, b.answers, b.tasks) == (3, 40, 160, ["alpha", "beta"])
+    assert (b.stage, b.items_per_task, b.answers, b.tasks) == (3, 150, 600, ["alpha", "beta"])
     assert [p.key for p in b.reasons] == ["accuracy_holds", "saves"]
     assert [p.key for p in b.next_steps] == ["start_stage"]
     page = brief_page(b, None, "en")
     assert page is not None
-    assert page["measured"].startswith("What was measured: 2 tasks (alpha, beta) with fake; 40 items per task")
+    assert page["measured"].startswith("What was measured: 2 tasks (alpha, beta) with fake; 150 items per task")
     assert page["why"][1] == "Mixed calls save 50% of the compute cost."
     assert page["next"][0].startswith("Start stage 3 (Expand): more units, or more tasks per call.")
 
@@ -52,10 +52,10 @@ def test_too_few_items_asks_for_how_many_more(tmp_path: Path) -> None:
     result = run_fake(make_pilot(tmp_path), tmp_path, limit=5)
     b = briefing(result)
     collect = next(p for p in b.next_steps if p.key == "collect")
-    assert collect.values == {"more": 30, "needed": 35, "n": 5}
+    assert collect.values == {"more": 91, "needed": 96, "n": 5}  # the accuracy gate settles at 96 items
     page = brief_page(b, 5, "en")
     assert page is not None
-    assert "Collect about 30 more labelled items per task (about 35 in all)" in page["next"][0]
+    assert "Collect about 91 more labelled items per task (about 96 in all)" in page["next"][0]
     assert page["measured"].endswith("This was a trial on the first 5 items of each task.")
     assert page["why"][0] == "Only 5 items per task were compared; the pilot asks for 30 before deciding."
     assert len(page["why"]) == 1  # what is merely unsettled with 5 items is said by that already
@@ -81,10 +81,10 @@ def test_page_money_and_roi_labels(tmp_path: Path) -> None:
 
 
 def test_a_grouped_plan_names_what_it_prices(tmp_path: Path) -> None:
-    pilot = make_pilot(tmp_path, ("alpha", "beta", "gamma"))
+    pilot = make_pilot(tmp_path, ("alpha", "beta", "gamma"), items=160)
     result = run_fake(pilot, tmp_path, gamma_takes_alphas_answer)
     html = (result.run_dir / "report.html").read_text()
-    assert "the plan: alpha, beta mixed" in html and "Keep gamma on single prompts." in html
+    assert "the plan: alpha, beta mixed" in html and "Keep gamma on single prompts" in html
     assert "44.4% less" in html  # a saving of 4/9, told as less cost
 
 

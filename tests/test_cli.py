@@ -49,7 +49,7 @@ def test_help_lists_commands_and_exit_codes() -> None:
 def test_run_demo_end_to_end_on_the_embedded_model(tmp_path: Path) -> None:
     result = roi("run", str(PILOTS / "superposition-demo.yaml"), "--limit", "2", "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "mixed − single" in result.stdout and "capital" in result.stdout
+    assert "accuracy drop" in result.stdout and "capital" in result.stdout
     db = sqlite3.connect(tmp_path / "out" / "roi.db")
     ((run_id, status, env),) = db.execute("SELECT run_id, status, environment_json FROM runs").fetchall()
     assert status == "complete"

@@ -121,8 +121,8 @@ def test_run_summary_fits_and_keeps_pilot_order(runs: Any, screen: Console) -> N
     assert_fits(output, screen.width, words)
     assert table_rows(output, TASKS) == [t for t in TASKS for _ in ("single", "mixed")]
     assert MODEL in output and result.run_id in output
-    # mixed lost half of 12 items: negative, in points; Newcombe's paired interval is -74.6 to -15.4
-    assert "−50" in output.split() and "[−75,−15]" in output.split()
+    # mixed lost half of 12 items: a drop of 50 points; Newcombe's paired interval is 15.4 to 74.6
+    assert "+50" in output.split() and "[+15,+75]" in output.split()
 
 
 def test_cached_run_explains_its_missing_latency(runs: Any, screen: Console) -> None:

@@ -173,12 +173,13 @@ def test_markup_in_model_output_does_not_run(browser: Any, tmp_path: Path) -> No
 
 def test_summary_of_a_go_decision(browser: Any, tmp_path: Path) -> None:
     """A pilot whose mixed calls hold up: the briefing says what held and which stage to start."""
-    result = run_fake(make_pilot(tmp_path, ("alpha", "beta", "gamma")), tmp_path, gamma_takes_alphas_answer)
+    pilot = make_pilot(tmp_path, ("alpha", "beta", "gamma"), items=160)
+    result = run_fake(pilot, tmp_path, gamma_takes_alphas_answer)
     path = result.run_dir / "report.html"
     page, log = open_page(browser, path)
     assert_clean(page, log, path)
     text = page.locator(".brief").inner_text()
     assert "Accuracy holds on alpha, beta" in text and "Start stage 2 (Limited)" in text
-    assert "Keep gamma on single prompts." in page.locator("#decision").inner_text()
+    assert "Keep gamma on single prompts" in page.locator("#decision").inner_text()
     shoot_summary(page, "report-summary-go.png")
     page.close()

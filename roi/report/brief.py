@@ -11,7 +11,7 @@ from typing import Any
 from roi.briefing import Briefing, Point
 from roi.decision import ModelDecision
 from roi.report.i18n import join, text
-from roi.report.wording import lever_headline, model_headline, pct, seconds, stage_name
+from roi.report.wording import model_headline, next_stage_sentence, pct, seconds, stage_name
 
 
 def brief_page(briefing: Briefing | None, item_limit: int | None, lang: str) -> dict[str, Any] | None:
@@ -41,14 +41,12 @@ def brief_page(briefing: Briefing | None, item_limit: int | None, lang: str) -> 
 
 
 def headline_sentences(d: ModelDecision, lang: str) -> list[str]:
-    """The decision's headline and the sentences that stay beside the briefing: the stage, which tasks
-    stay single, and the cheapest option (first when it is not the mixing the stage advances). The
-    gate-by-gate reasons of the headline are the briefing's to tell."""
-    sentences, lever = model_headline(d, lang), lever_headline(d, lang)
-    keep = text(lang, "headline.keep_single", single=join(lang, d.grouping.single_tasks))
-    first = sentences[:2] if sentences[0] == lever else sentences[:1]
-    rest = [s for s in sentences[len(first) :] if s in (keep, lever)]
-    return first + rest
+    """The decision's headline without what the briefing says in plainer words: the gate-by-gate
+    reason the next stage is not reached, and the cost-unknown note. The stage, the tasks that stay
+    single or undecided and the cheapest option stay (the cheapest first when it is not the mixing the
+    stage advances)."""
+    told = {text(lang, "cost_unknown", model=d.model)} | ({next_stage_sentence(d, lang)} if d.stage < 3 else set())
+    return [s for s in model_headline(d, lang) if s not in told] or model_headline(d, lang)[:1]
 
 
 def plural(n: int) -> dict[str, str]:

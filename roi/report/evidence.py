@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from roi.decision import GateResult
+from roi.economics import Estimate
 from roi.formats import p_value
 from roi.grouping import interference_matrix
 from roi.report import charts
@@ -23,7 +24,7 @@ from roi.report.wording import (
     seconds,
     stage_name,
 )
-from roi.stats import LEVEL, simultaneous_level
+from roi.stats import LEVEL, PairedDiff, simultaneous_level
 
 FAILURE_SAMPLES = 12
 
@@ -92,28 +93,19 @@ def build_accuracy(inputs: ReportInputs) -> dict[str, Any]:
         for task in [t.name for t in inputs.pilot.tasks]:
             single, mixed = cells.get((task, "single")), cells.get((task, "mixed"))
             d = mixed.vs_single if mixed else None
+            fall = accuracy_drop(d)  # single − mixed, as the gates judge it: positive when mixed is worse
             row = {
                 "task": task,
                 "single": _rate_text(single.accuracy if single else None, lang),
                 "mixed": _rate_text(mixed.accuracy if mixed else None, lang),
-                "diff": text(lang, "na")
-                if d is None or d.diff is None
-                else f"{pct(d.diff, lang, True)} [{pct(d.low, lang, True)}, {pct(d.high, lang, True)}] n={d.n}",
+                "diff": text(lang, "na") if d is None or fall.value is None else _drop_text(fall, d.n, lang),
                 "mcnemar": "" if d is None or d.mcnemar_p is None else p_value(d.mcnemar_p),
                 "discordant": "" if d is None else f"{d.a_only} / {d.b_only}",
                 "figures": {"single": asdict(single) if single else None, "mixed": asdict(mixed) if mixed else None},
             }
             rows.append(row)
             bars.append({"label": task, "bars": [_bar(single, lang), _bar(mixed, lang)]})
-            diffs.append(
-                {
-                    "label": task,
-                    "value": None if d is None else d.diff,
-                    "low": None if d is None else d.low,
-                    "high": None if d is None else d.high,
-                    "text": row["diff"],
-                }
-            )
+            diffs.append({"label": task, "value": fall.value, "low": fall.low, "high": fall.high, "text": row["diff"]})
         series = [text(lang, "mode.single"), text(lang, "mode.mixed")]
         margin = inputs.pilot.gates.max_accuracy_drop
         models.append(
@@ -125,12 +117,23 @@ def build_accuracy(inputs: ReportInputs) -> dict[str, Any]:
                     "diff": charts.forest(
                         f"{model} · {text(lang, 'accuracy.diff_chart', limit=pct(margin))}",
                         diffs,
-                        inputs.pilot.gates.max_accuracy_drop,
+                        -margin,  # the dashed line at +limit: a drop beyond it fails the gate
                     ),
                 },
             }
         )
     return {"models": models}
+
+
+def accuracy_drop(d: PairedDiff | None) -> Estimate:
+    """Single − mixed accuracy with its interval, from the mixed − single paired change."""
+    if d is None or d.diff is None:
+        return Estimate(None, None, None)
+    return Estimate(-d.diff, None if d.high is None else -d.high, None if d.low is None else -d.low)
+
+
+def _drop_text(fall: Estimate, n: int, lang: str) -> str:
+    return f"{pct(fall.value, lang, True)} [{pct(fall.low, lang, True)}, {pct(fall.high, lang, True)}] n={n}"
 
 
 def _rate_text(rate: Any, lang: str) -> str:

@@ -204,7 +204,7 @@ def _stage_headline(d: ModelDecision, lang: str) -> list[str]:
     else:
         parts.append(text(lang, f"headline.{d.outcome}", model=d.model))
     if d.stage < 3:
-        parts.append(_next_stage(d, lang))
+        parts.append(next_stage_sentence(d, lang))
     if any(x.gate == "cost_saving" and x.status is Status.UNKNOWN for x in d.gates):
         parts.append(text(lang, "cost_unknown", model=d.model))
     return [p for p in parts if p]
@@ -222,7 +222,8 @@ def _outside_the_group(g: Grouping, lang: str) -> list[str]:
     return out
 
 
-def _next_stage(d: ModelDecision, lang: str) -> str:
+def next_stage_sentence(d: ModelDecision, lang: str) -> str:
+    """Why the next stage is not reached, gate by gate (the report's briefing tells it in plain words)."""
     nxt = d.stage + 1
     name = stage_name(nxt, lang)
     if d.outcome == "hold":
