@@ -97,10 +97,9 @@ def _tasks_per_call(spec: Pilot, locate: Locate) -> list[Problem]:
     size = spec.modes.mixed.tasks_per_call
     if not spec.modes.mixed.enabled or size == "all" or size <= len(spec.tasks):
         return []
-    message = (
-        f"{size} tasks per mixed call, but the pilot has {len(spec.tasks)} tasks; "
-        f"use 'all' or a number from 2 to {len(spec.tasks)}"
-    )
+    tasks = len(spec.tasks)
+    choices = "'all'" + (f" or a number from 2 to {tasks}" if tasks > 2 else "")
+    message = f"{size} tasks per mixed call, but the pilot has {tasks} tasks; use {choices}"
     return [_at(locate, ("modes", "mixed", "tasks_per_call"), message)]
 
 
