@@ -168,10 +168,13 @@ def _strengths(d: ModelDecision, cells: dict[tuple[str, str], CellSummary]) -> l
     return found
 
 
-def _collect(d: ModelDecision) -> Point:
-    """More labelled items: how many per task, when the decision can tell."""
+def _collect(d: ModelDecision, minimum: int) -> Point:
+    """More labelled items: how many per task, when the decision can tell; else at least the pilot's
+    minimum (`gates.min_items_per_task`)."""
     n = min((p.n for p in d.grouping.placements), default=0)  # items answered in both modes
     if not d.items_needed:
+        if n < minimum:
+            return Point("collect_minimum", {"more": minimum - n, "needed": minimum, "n": n})
         return Point("collect_unknown", {"n": n})
     return Point("collect", {"more": max(d.items_needed - n, 1), "needed": d.items_needed, "n": n})
 
@@ -190,7 +193,7 @@ def _next_steps(d: ModelDecision, pilot: Pilot) -> list[Point]:
     # More items help when the evidence is merely thin: the decision asks for more data, or the pilot's
     # minimum number of items is not reached even though some gate failed already.
     if d.outcome == "more_data" or "items" in blocking:
-        steps.append(_collect(d))
+        steps.append(_collect(d, pilot.gates.min_items_per_task))
     if "cost_saving" in blocking and any(g.status is Status.UNKNOWN for g in blocking["cost_saving"]):
         steps.append(Point("set_price", {"model": d.model}))
     if "operations" in blocking:

@@ -97,3 +97,13 @@ def test_second_language_is_written_beside_the_first(tmp_path: Path) -> None:
     assert 'lang="ja"' in files.html.read_text() and "概要" not in english
     again = write_report(result.evaluation, result.run_dir, "en")
     assert again.html.name == "report.html"
+
+
+def test_too_few_items_without_a_projection_asks_for_the_minimum(tmp_path: Path) -> None:
+    result = run_fake(make_pilot(tmp_path), tmp_path, wrong_in_mixed, limit=4)
+    b = briefing(result)
+    # every mixed answer wrong with 4 items: no count can be projected, so the pilot's minimum is the floor
+    assert result.decision.chosen.items_needed is None
+    assert [(p.key, p.values) for p in b.next_steps] == [("collect_minimum", {"more": 26, "needed": 30, "n": 4})]
+    page = brief_page(b, 4, "en")
+    assert page is not None and page["next"][0].startswith("Collect at least 26 more labelled items per task")
