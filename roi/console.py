@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from rich import box
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -127,6 +128,19 @@ def table(title: str, columns: Sequence[tuple[str, str]]) -> Table:
     for header, kind in columns:
         grid.add_column(header, no_wrap=kind != FIGURE, justify="right" if kind == NUMBER else "left")
     return grid
+
+
+def show(grid: Table, wide: bool = False) -> None:
+    """A table at the terminal's width; with `wide`, at its own full width, however wide the terminal
+    (cells whole, for a wide window or a file), never squeezed into ellipses."""
+    if not wide:
+        out.print(grid)
+        return
+    natural = Measurement.get(out, out.options.update_width(1000), grid).maximum
+    # Console.print clamps a width to the terminal's: a console of the table's own width prints it whole.
+    width = max(natural, out.width)
+    full = Console(file=out.file, width=width, force_terminal=out.is_terminal, no_color=out.no_color, highlight=False)
+    full.print(grid, crop=False)
 
 
 def interval(low: float | None, high: float | None, fmt: Callable[[float | None], str]) -> str:
@@ -261,8 +275,8 @@ def latency_notes(summary: RunSummary) -> list[str]:
 def show_summary(
     summary: RunSummary, run_dir: str, tasks: Sequence[str] = (), models: Sequence[str] = (), wide: bool = False
 ) -> None:
-    out.print(summary_table(summary, tasks, models, wide))
-    out.print(modes_table(summary, models, wide))
+    show(summary_table(summary, tasks, models, wide), wide)
+    show(modes_table(summary, models, wide), wide)
     for line in latency_notes(summary):
         note(line)
     path_line(f"Run {summary.run_id} stored; files in {run_dir}")
@@ -416,7 +430,7 @@ def _decision_cell(r: HistoryRow, status: str, wide: bool) -> str:
 
 
 def show_history(rows: list[HistoryRow], wide: bool = False) -> None:
-    out.print(history_table(rows, wide))
+    show(history_table(rows, wide), wide)
     if any(r.cached_calls for r in rows):
         note("spent: what the run's own calls cost; calls answered from the response cache cost nothing again.")
 
@@ -447,7 +461,7 @@ def comparison_table(comparison: Comparison, wide: bool = False) -> Table:
 
 
 def show_comparison(comparison: Comparison, wide: bool = False) -> None:
-    out.print(comparison_table(comparison, wide))
+    show(comparison_table(comparison, wide), wide)
     if not wide:
         note("B − A: negative means B is worse. --wide adds McNemar p, latency, cost and the items one run lacks.")
     for missing in comparison.missing:

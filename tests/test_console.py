@@ -166,6 +166,20 @@ def test_plan_fits(runs: Any, screen: Console) -> None:
     assert_fits(printed(screen), screen.width, cell_words(console.plan_table(planned)))
 
 
+def test_wide_tables_print_whole_at_any_width(runs: Any, screen: Console) -> None:
+    pilot, first, _ = runs
+    db = store.connect(first.db_path)
+    try:
+        rows = history.history(db, pilot.name)
+    finally:
+        db.close()
+    console.show_history(rows, wide=True)
+    output = printed(screen)
+    assert "…" not in output
+    for word in cell_words(console.history_table(rows, wide=True)):
+        assert re.search(rf"(?<!\S){re.escape(word)}(?!\S)", output), word
+
+
 def test_wide_adds_columns(runs: Any) -> None:
     _, result, _ = runs
     narrow = [c.header for c in console.summary_table(result.summary).columns]
