@@ -338,6 +338,9 @@ def plan_table(plan: Plan) -> Table:
     for r in plan.rows:
         cost = "unknown" if r.cost_usd is None else f"{usd(r.cost_usd)} ({usd(r.max_cost_usd)})"
         time = "unknown" if r.time_s is None else f"{r.time_s:.0f} s"
+        if r.at_most:  # a ceiling: the calls may not be made at all
+            cost = "unknown" if r.max_cost_usd is None else f"≤ {usd(r.max_cost_usd)}"
+            time = time if r.time_s is None else f"≤ {time}"
         tokens_out = f"{r.output_tokens:,} ({r.max_output_tokens:,})"
         grid.add_row(r.model, r.mode, str(r.calls), str(r.items), f"{r.prompt_tokens:,}", tokens_out, cost, time)
     return grid

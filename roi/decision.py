@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from roi.economics import task_pairs
-from roi.grouping import KEEP_SINGLE, UNDECIDED, Grouping, interference_matrix, recommend_grouping
+from roi.grouping import KEEP_SINGLE, UNDECIDED, Grouping, interference_matrix, recommend_grouping, with_measured_plan
 from roi.metrics import CellSummary, RunSummary, answered
 from roi.pilot import Gates, Pilot
 from roi.sample_size import normal_items_needed, quantile_calls_needed, rate_items_needed
@@ -333,6 +333,7 @@ def decide_model(pilot: Pilot, summary: RunSummary, items: pd.DataFrame, model: 
     grouping = recommend_grouping(
         pilot, model, pairs, per_task, interference_matrix(items, model, tasks), seed=pilot.seed
     )
+    grouping = with_measured_plan(grouping, pilot, items, seed=pilot.seed)
     grouped = set(grouping.mixed_tasks)
     compared = any(m == "mixed" for _, m in cells) and any(m == "single" for _, m in cells)
     ops = pilot.operations

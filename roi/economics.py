@@ -104,14 +104,15 @@ class PlanEconomics:
     clusters: int = 0  # independent units resampled: mixed calls with the single calls of their items
 
 
-def task_pairs(items: pd.DataFrame, model: str, tasks: Sequence[str]) -> dict[str, TaskPairs]:
-    """Items of `model` answered in both single and mixed mode, per task, aligned by item id."""
+def task_pairs(items: pd.DataFrame, model: str, tasks: Sequence[str], mode: str = "mixed") -> dict[str, TaskPairs]:
+    """Items of `model` answered in both single and `mode` (mixed, or the measured plan's calls), per
+    task, aligned by item id; the second mode's figures are the `*_mixed` arrays."""
     own = items[items["model"] == model].copy()
     own["cost_item"] = own["cost_usd"] / own["n_items"]
     own["failed"] = own["error"].notna() if "error" in own else False
     keep = ["task", "item_id", "correct", "cost_item", "failed", "call_id"]
     single = own[own["mode"] == "single"][keep]
-    mixed = own[own["mode"] == "mixed"][keep]
+    mixed = own[own["mode"] == mode][keep]
     both = single.merge(mixed, on=["task", "item_id"], suffixes=("_single", "_mixed")).sort_values(["task", "item_id"])
     pairs = {}
     for task in tasks:
@@ -128,6 +129,18 @@ def task_pairs(items: pd.DataFrame, model: str, tasks: Sequence[str]) -> dict[st
             failed_mixed=rows["failed_mixed"].to_numpy(dtype=bool),
         )
     return pairs
+
+
+def plan_pairs(
+    items: pd.DataFrame, model: str, tasks: Sequence[str], group: Sequence[str]
+) -> dict[str, TaskPairs] | None:
+    """The pairs a plan grouping `group` is priced from when its measured plan ran (roi/measured_plan.py):
+    the group's tasks against their `plan` calls, the others as in `task_pairs`. None when the plan was
+    not measured for every task of the group."""
+    measured = task_pairs(items, model, group, mode="plan")
+    if len(group) < 2 or any(measured[t].n == 0 for t in group):
+        return None
+    return task_pairs(items, model, tasks) | measured
 
 
 # ---------------------------------------------------------------- cluster bootstrap

@@ -17,13 +17,13 @@ group; the report says so. The group's saving is priced like any plan (roi/econo
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
-from roi.economics import PlanEconomics, TaskPairs, plan_economics
+from roi.economics import PlanEconomics, TaskPairs, plan_economics, plan_pairs
 from roi.pilot import Pilot
 
 PLACEMENT_GATES = ("items", "accuracy_drop", "unparseable_rate")
@@ -73,6 +73,7 @@ class Grouping:
     placements: list[TaskPlacement]
     economics: PlanEconomics  # the recommendation against all single
     all_mixed_economics: PlanEconomics  # every task mixed, as measured, for comparison
+    measured_plan: bool = False  # `economics` comes from the group's own calls (mode plan), not mixed ones
 
     def tasks_placed(self, placement: str) -> list[str]:
         return [p.task for p in self.placements if p.placement == placement]
@@ -159,3 +160,13 @@ def recommend_grouping(
         economics=plan_economics(pilot, model, pairs, mixed, seed=seed),
         all_mixed_economics=plan_economics(pilot, model, pairs, tasks, seed=seed),
     )
+
+
+def with_measured_plan(grouping: Grouping, pilot: Pilot, items: pd.DataFrame, *, seed: int) -> Grouping:
+    """The grouping priced from its measured plan's calls, when they ran (roi/measured_plan.py)."""
+    tasks = [t.name for t in pilot.tasks]
+    pairs = plan_pairs(items, grouping.model, tasks, grouping.mixed_tasks)
+    if pairs is None:
+        return grouping
+    economics = plan_economics(pilot, grouping.model, pairs, grouping.mixed_tasks, seed=seed)
+    return replace(grouping, economics=economics, measured_plan=True)

@@ -34,6 +34,7 @@ from roi.economics import (
     PlanEconomics,
     TaskPairs,
     TaskServing,
+    plan_pairs,
     serving_economics,
     shared_prefix_chars,
     task_pairs,
@@ -261,7 +262,8 @@ def with_levers(pilot: Pilot, items: pd.DataFrame, calls: pd.DataFrame, decision
     tasks = [t.name for t in pilot.tasks]
 
     def compared(m: ModelDecision) -> ModelLevers:
-        pairs = task_pairs(items, m.model, tasks)
+        measured = plan_pairs(items, m.model, tasks, m.grouping.mixed_tasks) if m.grouping.measured_plan else None
+        pairs = measured or task_pairs(items, m.model, tasks)
         return compare_levers(pilot, m.model, pairs, calls, items, m.grouping.mixed_tasks, mixing_passes(m))
 
     return replace(decision, models=[replace(m, levers=compared(m)) for m in decision.models])

@@ -106,7 +106,7 @@ def _cell(items: pd.DataFrame, single: pd.DataFrame | None, model: str, task: st
     n = len(ok)
     lat = live_latencies(ok)
     vs_single = None
-    if mode == "mixed" and single is not None:
+    if mode != "single" and single is not None:
         paired = single.merge(items, on="item_id", suffixes=("_single", "_mixed"))
         vs_single = paired_difference(paired["correct_single"].to_numpy(), paired["correct_mixed"].to_numpy())
     return CellSummary(

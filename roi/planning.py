@@ -9,6 +9,7 @@ in the store; without one it is unknown, never guessed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ class PlanRow:
     time_s: float | None
     time_basis: str
     note: str = ""  # replaces the token and time note (the probe's call count and cap)
+    at_most: bool = False  # the figures are a ceiling: the calls may not be made at all (the measured plan)
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,23 @@ def plan_pilot(pilot: LoadedPilot, limit: int | None = None, history: Path | Non
             chosen = [c for c in calls if c.mode == mode]
             if chosen:
                 rows.append(_row(model, mode, chosen, counter, counted_by, latencies.get((model.name, mode))))
+        if rows and rows[-1].mode == "mixed" and pilot.spec.modes.single.enabled and len(pilot.tasks) >= 3:
+            rows.append(_plan_row(rows[-1]))
         if pilot.spec.probe is not None and (pilot.spec.probe.models is None or model.name in pilot.spec.probe.models):
             rows.append(_probe_row(pilot, model, counter, counted_by))
     groups = [[t.spec.name for t in g] for g in task_groups(pilot)] if pilot.spec.modes.mixed.enabled else []
     return Plan(pilot.name, limit, rows, groups)
+
+
+def _plan_row(mixed: PlanRow) -> PlanRow:
+    """The measured plan's calls (roi/measured_plan.py): made only when the grouping the run recommends
+    drops a task, so unknown before the run; a group of fewer tasks needs at most the mixed calls, with
+    shorter prompts."""
+    note = (
+        "only if the run's recommended grouping drops a task: its group then runs in calls of its own, "
+        "at most as many as the mixed calls, with shorter prompts"
+    )
+    return dataclasses.replace(mixed, mode="plan", at_most=True, note=note)
 
 
 def _probe_row(pilot: LoadedPilot, model: ModelSpec, count: Counter, counted_by: str) -> PlanRow:

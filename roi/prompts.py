@@ -20,7 +20,9 @@ from roi.backends import GenerationRequest
 from roi.datasets import Example
 from roi.pilot import LoadedPilot, TaskData, shots_for
 
-Mode = Literal["single", "mixed"]
+# `plan`: the recommended grouping run as its own mixed calls on the same items, when it differs from the
+# mixed calls the pilot asked for (roi/runner.py), so the plan is measured rather than extrapolated.
+Mode = Literal["single", "mixed", "plan"]
 MODES: tuple[Mode, ...] = ("single", "mixed")
 
 _ANSWER_LINE = re.compile(r"^\s*A\[(\d+)\][^\n]*?->[ \t]*(.*?)\s*$")
@@ -51,7 +53,7 @@ class PromptCall:
     def request(self, key: str) -> GenerationRequest:
         """What a backend is sent for this call (under `key`, the call's id for one model). Only mixed
         calls carry the completeness check: a single call's stop string ends it at its first line."""
-        check = self.complete if self.mode == "mixed" else None
+        check = None if self.mode == "single" else self.complete
         return GenerationRequest(key, self.prefix, self.suffix, self.max_new_tokens, self.stop, check)
 
     def complete(self, text: str) -> bool:
@@ -59,7 +61,7 @@ class PromptCall:
         non-empty answer on finished lines: parse_mixed keeps the first non-empty answer per query, so
         nothing the model writes after can change what is scored. Gemma 3 270M sometimes restarts the
         list after its last answer and runs to its token budget; a local model stops here instead."""
-        if self.mode != "mixed" or "\n" not in text:
+        if self.mode == "single" or "\n" not in text:
             return False
         return all(a is not None for a in parse_mixed(text[: text.rfind("\n")], self.queries))
 
@@ -98,10 +100,11 @@ def parse_single(text: str) -> str | None:
     return answer or None
 
 
-def task_groups(pilot: LoadedPilot) -> list[list[TaskData]]:
-    """Tasks that share mixed calls: chunks of `tasks_per_call` in pilot order (the last may be smaller)."""
+def task_groups(pilot: LoadedPilot, names: Sequence[str] | None = None) -> list[list[TaskData]]:
+    """Tasks that share mixed calls: chunks of `tasks_per_call` in pilot order (the last may be smaller),
+    of every task or of the tasks `names`."""
     size = pilot.spec.modes.mixed.tasks_per_call
-    tasks = pilot.tasks
+    tasks = pilot.tasks if names is None else [t for t in pilot.tasks if t.spec.name in names]
     width = len(tasks) if size == "all" else size
     groups = [tasks[i : i + width] for i in range(0, len(tasks), width)]
     if len(groups) > 1 and len(groups[-1]) == 1:
@@ -136,9 +139,17 @@ def mixed_prefix(group: list[TaskData], shots_per_task: int, rng: random.Random)
 
 
 def mixed_calls(
-    group: list[TaskData], group_index: int, shots_per_task: int, seed: int, items: dict[str, list[Example]]
+    group: list[TaskData],
+    group_index: int,
+    shots_per_task: int,
+    seed: int,
+    items: dict[str, list[Example]],
+    mode: Mode = "mixed",
 ) -> list[PromptCall]:
-    rng = random.Random(f"{seed}:mixed:{group_index}")
+    """One call per item index of the group's tasks. `plan` calls are keyed by their tasks' names (the
+    recommended group is not one of the pilot's groups), mixed calls by the group's index."""
+    group_key = f"g{group_index}" if mode == "mixed" else "+".join(t.spec.name for t in group)
+    rng = random.Random(f"{seed}:{mode}:{group_key}")
     prefix = mixed_prefix(group, shots_per_task, rng)
     longest = max(len(items[t.spec.name]) for t in group)
     calls = []
@@ -150,8 +161,8 @@ def mixed_calls(
         budget = sum(pilot_task(group, q.task).spec.max_answer_tokens + 8 + len(q.item.input) // 2 for q in queries)
         calls.append(
             PromptCall(
-                call_key=f"mixed:g{group_index}:{i}",
-                mode="mixed",
+                call_key=f"{mode}:{group_key}:{i}",
+                mode=mode,
                 prefix=prefix,
                 suffix=_block(pairs) + "\n" + answer_head(1, queries[0].task, queries[0].item.input),
                 queries=tuple(queries),
@@ -205,6 +216,23 @@ def build_calls(pilot: LoadedPilot, limit: int | None = None) -> list[PromptCall
         for g, group in enumerate(task_groups(pilot)):
             calls += mixed_calls(group, g, modes.mixed.shots_per_task, pilot.spec.seed, items)
     return calls
+
+
+def plan_calls(pilot: LoadedPilot, group: list[str], limit: int | None = None) -> list[PromptCall]:
+    """The recommended group's tasks in mixed calls of their own, on the items both modes scored:
+    chunks of `tasks_per_call` in pilot order, as the pilot's own mixed calls are formed. None when
+    the pilot's mixed calls already hold exactly this grouping, or there is no group."""
+    if len(group) < 2 or [[t.spec.name for t in g] for g in task_groups(pilot, group)] == run_groups(pilot):
+        return []  # no group, or the pilot's own mixed calls measured this grouping
+    items = eval_items(pilot, limit)
+    shots = pilot.spec.modes.mixed.shots_per_task
+    chunks = task_groups(pilot, group)
+    return [c for i, chunk in enumerate(chunks) for c in mixed_calls(chunk, i, shots, pilot.spec.seed, items, "plan")]
+
+
+def run_groups(pilot: LoadedPilot) -> list[list[str]]:
+    """The task names of each group the pilot's own mixed calls hold (none when mixed mode is off)."""
+    return [[t.spec.name for t in g] for g in task_groups(pilot)] if pilot.spec.modes.mixed.enabled else []
 
 
 def parse_answers(call: PromptCall, text: str) -> list[str | None]:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from roi import cache, events, locking, notify, store
+from roi import cache, events, locking, measured_plan, notify, store
 from roi.backends import (
     Backend,
     BatchProgress,
@@ -189,8 +189,9 @@ def _run_pilot_locked(pilot: LoadedPilot, opts: RunOptions, lock: locking.PilotL
         }
         for model in pilot.spec.models:
             todo = [c for c in calls if call_id(model.name, c) not in done]
-            if todo and not deadline.passed():
-                environment[model.name] = _run_model(db, run_id, pilot, model, todo, progress, opts, budget, deadline)
+            if not deadline.passed():
+                described = _run_model(db, run_id, pilot, model, todo, progress, opts, budget, deadline)
+                environment |= {model.name: described} if described else {}
         probe_skipped = pilot.spec.probe is not None and deadline.passed()
         if pilot.spec.probe is not None and not probe_skipped:  # the probe is its own mode
             environment["probe"] = run_probe(db, run_id, pilot, lambda m: _probe_backend(m, pilot, opts), opts.status)
@@ -285,47 +286,106 @@ def _run_model(
     opts: RunOptions,
     budget: Budget | None = None,
     deadline: Deadline = Deadline(),
-) -> dict[str, str]:
-    spaces = AnswerSpaces.of(pilot)
-    by_key = {call_id(model.name, c): c for c in todo}
-    requests = [c.request(k) for k, c in by_key.items()]
-    identity = cache.model_identity(model, pilot.path.parent)
-    keys = {r.key: cache.cache_key(identity, r) for r in requests}
-    progress.model = model.name
-    hits, requests = cache.split(db, identity, requests, fresh=opts.fresh)  # before any backend is built
-    for hit in hits:
-        key = hit.request.key
-        _store_result(db, run_id, pilot, model, by_key[key], hit.result, spaces, keys[key], cached=True)
-        progress.done += 1
-        opts.on_progress(progress)
-    opts.emit("model_calls", model=model.name, cached=len(hits), to_send=len(requests))
-    if not requests:
-        return {"cache": "every call answered from the response cache"}
-    backend = (opts.backends or {}).get(model.name) or _load_backend(model, pilot, opts)
-    if isinstance(backend, StopsAtDeadline):
-        backend.stop_at(deadline.at)
-    if isinstance(backend, SubmitsBatches):
-        jobs = store.BatchJobs(db, run_id, model.name, store.batch_folder(opts.out_dir, run_id))
-        backend.attach(jobs, lambda job: _batch_progress(job, progress, opts))
+) -> dict[str, str] | None:
+    """Send `model`'s calls not yet finished, then its measured plan's (roi/measured_plan.py), on one
+    backend built only when a call must go to the model. Returns what the backend says of itself (None
+    when nothing was sent or answered from the cache)."""
+    sender = _Sender(db, run_id, pilot, model, progress, opts, budget, deadline)
     try:
+        sender.send(todo)
+        if not deadline.passed() and not (budget is not None and budget.skipped):
+            planned = measured_plan.calls_for(db, run_id, pilot, model, opts.limit)
+            done = store.finished_call_ids(db, run_id)
+            progress.total += len(planned)
+            progress.done += sum(1 for c in planned if call_id(model.name, c) in done)
+            sender.send([c for c in planned if call_id(model.name, c) not in done], "plan_calls")
+        return sender.described()
+    finally:
+        sender.close()
+
+
+@dataclass
+class _Sender:
+    """One model's calls: answered from the response cache where possible, else sent to its backend
+    (each mode as a batch of its own), each stored as it finishes."""
+
+    db: sqlite3.Connection
+    run_id: str
+    pilot: LoadedPilot
+    model: ModelSpec
+    progress: Progress
+    opts: RunOptions
+    budget: Budget | None
+    deadline: Deadline
+    backend: Backend | None = None
+    answered_from_cache: bool = False
+
+    def send(self, todo: list[PromptCall], event: str = "model_calls") -> None:
+        db, pilot, model, progress, opts = self.db, self.pilot, self.model, self.progress, self.opts
+        if not todo or self.deadline.passed():
+            return
+        spaces = AnswerSpaces.of(pilot)
+        by_key = {call_id(model.name, c): c for c in todo}
+        requests = [c.request(k) for k, c in by_key.items()]
+        identity = cache.model_identity(model, pilot.path.parent)
+        keys = {r.key: cache.cache_key(identity, r) for r in requests}
+        progress.model = model.name
+        hits, requests = cache.split(db, identity, requests, fresh=opts.fresh)  # before any backend is built
+        for hit in hits:
+            key = hit.request.key
+            _store_result(db, self.run_id, pilot, model, by_key[key], hit.result, spaces, keys[key], cached=True)
+            progress.done += 1
+            opts.on_progress(progress)
+        self.answered_from_cache |= bool(hits)
+        opts.emit(event, model=model.name, cached=len(hits), to_send=len(requests))
+        if requests:
+            self._generate(self._backend(), requests, by_key, keys, spaces)
+
+    def _backend(self) -> Backend:
+        if self.backend is None:
+            injected = (self.opts.backends or {}).get(self.model.name)
+            self.backend = injected or _load_backend(self.model, self.pilot, self.opts)
+            if isinstance(self.backend, StopsAtDeadline):
+                self.backend.stop_at(self.deadline.at)
+            if isinstance(self.backend, SubmitsBatches):
+                jobs = store.BatchJobs(
+                    self.db, self.run_id, self.model.name, store.batch_folder(self.opts.out_dir, self.run_id)
+                )
+                self.backend.attach(jobs, lambda job: _batch_progress(job, self.progress, self.opts))
+        return self.backend
+
+    def _generate(
+        self,
+        backend: Backend,
+        requests: list[GenerationRequest],
+        by_key: dict[str, PromptCall],
+        keys: dict[str, str | None],
+        spaces: AnswerSpaces,
+    ) -> None:
+        budget, deadline, progress = self.budget, self.deadline, self.progress
         # One batch job holds every call: split by mode, the second job would wait for the first.
         batches = [requests] if isinstance(backend, SubmitsBatches) else _by_mode(requests, by_key)
         for batch in batches:
             results = backend.generate(batch) if budget is None else generate_within(backend, batch, budget)
             for result in results:
                 call = by_key[result.key]
-                _store_result(db, run_id, pilot, model, call, result, spaces, keys[result.key])
+                _store_result(self.db, self.run_id, self.pilot, self.model, call, result, spaces, keys[result.key])
                 progress.done += 1
                 progress.failed += result.error is not None
-                opts.on_progress(progress)
+                self.opts.on_progress(progress)
                 if deadline.passed():
                     break  # dropping the generator lets the backend drop what is in flight
             if deadline.passed():
                 break
-        return backend.describe()
-    finally:
-        if opts.backends is None or model.name not in opts.backends:
-            backend.close()
+
+    def described(self) -> dict[str, str] | None:
+        if self.backend is not None:
+            return self.backend.describe()
+        return {"cache": "every call answered from the response cache"} if self.answered_from_cache else None
+
+    def close(self) -> None:
+        if self.backend is not None and self.model.name not in (self.opts.backends or {}):
+            self.backend.close()
 
 
 def _by_mode(requests: list[GenerationRequest], calls: dict[str, PromptCall]) -> list[list[GenerationRequest]]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from roi.backends import CannotScore, ContinuationQuery, ContinuationScores, GenerationRequest, GenerationResult
 from roi.pilot import LoadedPilot, ModelSpec
-from roi.prompts import PromptCall, Query, answer_head, build_calls
+from roi.prompts import PromptCall, Query, answer_head, build_calls, plan_calls
 
 # Given a query and its call, the answer the fake model gives (None: leave the line out).
 Policy = Callable[[Query, PromptCall], str | None]
@@ -30,11 +30,15 @@ class FakeBackend:
     interrupt_after: int | None = None
     seen: list[str] = field(default_factory=list)
 
-    def _calls(self) -> dict[str, PromptCall]:
-        return {f"{self.spec.name}/{c.call_key}": c for c in build_calls(self.pilot)}
+    def _calls(self, requests: Sequence[GenerationRequest]) -> dict[str, PromptCall]:
+        """The pilot's calls, and the measured plan's that were asked for (keyed `plan:<a>+<b>:<i>`)."""
+        calls = build_calls(self.pilot)
+        for group in {r.key.split(":")[1] for r in requests if "/plan:" in r.key}:
+            calls += plan_calls(self.pilot, group.split("+"))
+        return {f"{self.spec.name}/{c.call_key}": c for c in calls}
 
     def generate(self, requests: Sequence[GenerationRequest]) -> Iterator[GenerationResult]:
-        calls = self._calls()
+        calls = self._calls(requests)
         for request in requests:
             if self.interrupt_after is not None and len(self.seen) >= self.interrupt_after:
                 raise KeyboardInterrupt

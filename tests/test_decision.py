@@ -241,8 +241,9 @@ def test_one_interfering_task_stays_single_and_the_rest_go_ahead(tmp_path: Path)
     # stage 2 holds for alpha + beta; stage 3 fails because gamma stays single
     assert d.stage == 2 and d.outcome == "hold"
     assert [x.gate for x in d.chosen.blocking] == ["all_tasks_mixed"]
-    # plan: alpha, beta at $0.001 / 3 (the measured 3-task call), gamma single at $0.001 -> 5/9 of all single
-    assert g.economics.cost_saving.value == pytest.approx(4 / 9)
+    # the plan measured in calls of its own: alpha, beta at $0.001 / 2, gamma single at $0.001 -> 2/3 of
+    # all single (the 3-task calls would have claimed $0.001 / 3 each, a saving of 4/9)
+    assert g.measured_plan and g.economics.cost_saving.value == pytest.approx(1 / 3)
     # gamma's errors stay out of the plan, so the plan's error cost equals all-single's (zero)
     assert g.economics.monthly_error_plan_usd.value == pytest.approx(0.0)
     assert g.all_mixed_economics.monthly_error_plan_usd.value == pytest.approx(10000 * 1.0)

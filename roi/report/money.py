@@ -87,6 +87,7 @@ def build_roi(inputs: ReportInputs) -> dict[str, Any]:
                 else text(lang, "roi.all_mixed_comparison"),
                 "labels": {k: text(lang, f"roi.{k}" + ("" if grouped else "_all_mixed")) for k in ("net", "saving")},
                 "figures": _plan_rows(plan, lang),
+                "measured": _measured_note(inputs, d.model) if g.measured_plan else "",
                 "economics": asdict(plan),
             }
         )
@@ -110,6 +111,12 @@ def build_roi(inputs: ReportInputs) -> dict[str, Any]:
         "roi_label": text(lang, "roi.roi", months=e.horizon_months),
         "charts": {"net": _net_chart(rows, text(lang, "roi.chart"))},
     }
+
+
+def _measured_note(inputs: ReportInputs, model: str) -> str:
+    calls = inputs.calls
+    plan_calls = int(((calls["model"] == model) & (calls["mode"] == "plan")).sum())
+    return text(inputs.lang, "roi.plan_measured", calls=plan_calls)
 
 
 def _net_chart(rows: list[dict[str, Any]], title: str) -> charts.Canvas:
@@ -306,7 +313,9 @@ def build_grouping(inputs: ReportInputs) -> dict[str, Any]:
                     saving=estimate(a.monthly_compute_saving_usd, "usd", lang),
                     net=estimate(a.net_monthly_benefit_usd, "usd", lang),
                 ),
-                "caveat": text(lang, "grouping.caveat") if g.single_tasks and g.mixed_tasks else "",
+                "caveat": text(lang, "grouping.caveat_measured" if g.measured_plan else "grouping.caveat")
+                if g.single_tasks and g.mixed_tasks
+                else "",
             }
         )
     return {"models": models}
