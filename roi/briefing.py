@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from roi.decision import Decision, GateResult, ModelDecision, Status
+from roi.decision import Decision, ModelDecision, Status
+from roi.gates import GateResult
 from roi.metrics import CellSummary, RunSummary
 from roi.pilot import Pilot
 

@@ -16,7 +16,7 @@ group; the report says so. The group's saving is priced like any plan (roi/econo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -26,12 +26,11 @@ import pandas as pd
 from roi.economics import PlanEconomics, TaskPairs, plan_economics, plan_pairs
 from roi.pilot import Pilot
 
-PLACEMENT_GATES = ("items", "accuracy_drop", "unparseable_rate")
 MAY_SHARE, KEEP_SINGLE, UNDECIDED = "may_share", "keep_single", "undecided"
 
 
 class Judged(Protocol):
-    """What grouping reads of a judged gate (roi.decision.GateResult)."""
+    """What grouping reads of a judged gate (roi.gates.GateResult)."""
 
     @property
     def gate(self) -> str: ...
@@ -127,12 +126,13 @@ def recommend_grouping(
     gates: Mapping[str, Sequence[Judged]],
     matrix: InterferenceMatrix,
     *,
+    placing: Collection[str],
     seed: int,
 ) -> Grouping:
-    """Place every task from its judged gates (`gates[task]`; only PLACEMENT_GATES are read) and group
-    the tasks that may share."""
+    """Place every task from its judged gates (`gates[task]`; only those named in `placing`, the
+    gates that place a task (roi.gates.PLACING), are read) and group the tasks that may share."""
     tasks = [t.name for t in pilot.tasks]
-    own = {t: [g for g in gates.get(t, ()) if g.gate in PLACEMENT_GATES] for t in tasks}
+    own = {t: [g for g in gates.get(t, ()) if g.gate in placing] for t in tasks}
     placed = np.array([placements(np.array([str(g.status) for g in own[t]] or ["more_data"])) for t in tasks])
     grouped = group_mask(placed)
     mixed = [t for t, g in zip(tasks, grouped, strict=True) if g]

@@ -39,6 +39,7 @@ from roi.economics import (
     shared_prefix_chars,
     task_pairs,
 )
+from roi.gates import PLACING
 from roi.pilot import ModelSpec, Pilot, Price
 
 OPTIONS = ("single", "single_cached", "single_batch", "mixed", "mixed_batch")
@@ -247,13 +248,13 @@ def _cheapest(levers: list[Lever]) -> str | None:
 
 # ---------------------------------------------------------------- attached to the decision
 
-ACCURACY_GATES = ("items", "accuracy_drop", "unparseable_rate")  # what "passes the accuracy gates" means
-
 
 def mixing_passes(decision: ModelDecision) -> bool:
     """Whether the recommended group's tasks pass every accuracy gate (on the interval's worst end)."""
     grouped = set(decision.grouping.mixed_tasks)
-    gates = [g for g in decision.gates if g.task in grouped and g.gate in ACCURACY_GATES]
+    gates = [
+        g for g in decision.gates if g.task in grouped and g.gate in PLACING
+    ]  # what passes the accuracy gates means
     return len(grouped) >= 2 and bool(gates) and all(g.status is Status.PASS for g in gates)
 
 

@@ -21,12 +21,13 @@ import pytest
 import yaml
 
 from roi.backends import GenerationRequest, GenerationResult
-from roi.decision import Status, judge
+from roi.decision import Status
 from roi.pilot import LoadedPilot, load_pilot
 from roi.prompts import PromptCall, Query
 from roi.report.wording import decision_line, gate_reason, headline
 from roi.runner import RunOptions, RunResult, run_pilot
 from roi.stats import wilson, z_for
+from roi.verdicts import judge
 
 from .fakes import FakeBackend, Policy, gold
 

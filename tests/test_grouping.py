@@ -11,6 +11,7 @@ import pandas as pd
 
 from roi import store
 from roi.economics import task_pairs
+from roi.gates import PLACING
 from roi.grouping import group_mask, interference_matrix, placements, recommend_grouping
 
 from .test_decision import gamma_takes_alphas_answer, make_pilot, run_fake
@@ -82,17 +83,17 @@ def test_failing_task_stays_single_and_two_are_needed(tmp_path: Path) -> None:
     matrix = interference_matrix(frame, "fake", names)
     assert matrix.swaps[2] == [40, 0, 0]
     gates = {"alpha": judged("pass"), "beta": judged("pass"), "gamma": judged("fail")}
-    one_out = recommend_grouping(pilot.spec, "fake", pairs, gates, matrix, seed=0)
+    one_out = recommend_grouping(pilot.spec, "fake", pairs, gates, matrix, placing=PLACING, seed=0)
     assert one_out.mixed_tasks == ["alpha", "beta"] and one_out.single_tasks == ["gamma"]
     assert one_out.economics.mixed_tasks == ["alpha", "beta"]
     gamma = one_out.placements[2]
     assert (gamma.placement, gamma.failing_gates, gamma.swaps_from) == ("keep_single", ["accuracy_drop"], {"alpha": 40})
     # a stage-2 gate (swaps) never removes a task from the stage-1 plan
     swapping = {**gates, "gamma": judged("pass", swaps="fail")}
-    assert recommend_grouping(pilot.spec, "fake", pairs, swapping, matrix, seed=0).mixed_tasks == names
+    assert recommend_grouping(pilot.spec, "fake", pairs, swapping, matrix, placing=PLACING, seed=0).mixed_tasks == names
     # undecided tasks are not grouped, and say what would settle them
     thin = {**gates, "beta": judged("more_data", unparseable="more_data", needed=120)}
-    two_out = recommend_grouping(pilot.spec, "fake", pairs, thin, matrix, seed=0)
+    two_out = recommend_grouping(pilot.spec, "fake", pairs, thin, matrix, placing=PLACING, seed=0)
     assert two_out.mixed_tasks == [] and two_out.single_tasks == names  # a group of one is no group
     beta = two_out.placements[1]
     assert (beta.placement, beta.pending_gates, beta.items_needed) == (

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from roi.decision import GateResult
 from roi.economics import Estimate
 from roi.formats import p_value
+from roi.gates import GateResult
 from roi.grouping import interference_matrix
 from roi.report import charts
 from roi.report.i18n import text

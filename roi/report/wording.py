@@ -4,13 +4,12 @@ report's language. Used by the report and by the console's decision line."""
 from __future__ import annotations
 
 from roi import formats
-from roi.decision import STAGES, Decision, GateResult, ModelDecision, Status
+from roi.decision import STAGES, Decision, ModelDecision, Status
 from roi.economics import Estimate
+from roi.gates import GATES, GateResult
 from roi.grouping import KEEP_SINGLE, UNDECIDED, Grouping
 from roi.levers import MIXED_OPTIONS
-from roi.report.i18n import join, text
-
-PERCENT_GATES = {"accuracy_drop", "unparseable_rate", "swap_rate", "cost_saving", "failed_calls"}
+from roi.report.i18n import MESSAGES, join, text
 
 
 def pct(value: float | None, lang: str = "en", signed: bool = False) -> str:
@@ -54,9 +53,10 @@ def estimate(e: Estimate, fmt: str, lang: str) -> str:
 def gate_figure(gate: GateResult, x: float | None, lang: str) -> str:
     if x is None:
         return text(lang, "na")
-    if gate.gate in PERCENT_GATES:
+    shown = GATES[gate.gate].shown
+    if shown == "percent":
         return pct(x, lang)
-    if gate.gate == "p95_latency":
+    if shown == "seconds":
         return seconds(x, lang)
     return f"{x:.0f}"
 
@@ -78,9 +78,6 @@ def gate_n(gate: GateResult, lang: str) -> str:
     return text(lang, "gates.calls", n=gate.n) if gate.unit == "calls" else str(gate.n)
 
 
-_FLAG_GATES = {"modes_compared", "operations"}
-
-
 def _grouping_reason(gate: GateResult, lang: str, grouping: Grouping | None) -> str:
     kept = grouping.tasks_placed(KEEP_SINGLE) if grouping else []
     undecided = grouping.tasks_placed(UNDECIDED) if grouping else []
@@ -99,14 +96,16 @@ def _grouping_reason(gate: GateResult, lang: str, grouping: Grouping | None) -> 
 
 def gate_reason(gate: GateResult, lang: str, grouping: Grouping | None = None) -> str:
     """Why a gate passed, failed or could not be judged, in one clause."""
-    if gate.gate in _FLAG_GATES:
+    reason = GATES[gate.gate].reason
+    if reason == "flag":
         return text(lang, f"reason.{gate.gate}.{gate.status.value}")
-    if gate.gate in ("group_exists", "all_tasks_mixed"):
+    if reason == "grouping":
         return _grouping_reason(gate, lang, grouping)
-    if gate.gate == "items":
-        return text(lang, f"reason.items.{gate.status.value}", n=gate.n, limit=f"{gate.limit or 0:.0f}")
+    if reason == "count":
+        return text(lang, f"reason.{gate.gate}.{gate.status.value}", n=gate.n, limit=f"{gate.limit or 0:.0f}")
     if gate.status is Status.UNKNOWN:
-        return text(lang, "reason.cost_saving.unknown" if gate.gate == "cost_saving" else "reason.unknown")
+        own = f"reason.{gate.gate}.unknown"  # a gate may say why it cannot be judged (cost: no price)
+        return text(lang, own if own in MESSAGES[lang] else "reason.unknown")
     params = {
         "value": gate_figure(gate, gate.value, lang),
         "low": gate_figure(gate, gate.low, lang),
