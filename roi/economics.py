@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from roi.metrics import compute_seconds
+from roi.metrics import ModeSummary
 from roi.pilot import Pilot
 from roi.stats import LEVEL, cluster_resample_counts, percentile_bounds, ratio_bounds
 
@@ -538,30 +538,42 @@ def _known_mean(values: pd.Series) -> float | None:
     return None if values.empty or values.isna().any() else float(values.mean())
 
 
-def saving_sources(calls: pd.DataFrame, model: str, mode: str) -> SavingSources:
+def saving_sources(summary: ModeSummary | None, calls: pd.DataFrame, model: str, mode: str) -> SavingSources:
+    """A mode's cost per item, part by part. The counts, tokens, machine time and cost are the run's
+    summary of the model and mode (roi/metrics.py; None: the mode has no call); read from the calls is
+    only what the summary does not hold: the prompts' shared prefixes, the tokens a backend served from
+    its own prompt cache, and the latency."""
     ok = calls[(calls["model"] == model) & (calls["mode"] == mode) & calls["error"].isna()]
-    items = int(ok["n_items"].sum())
+    if summary is None:
+        return SavingSources(
+            model=model, mode=mode, calls_per_item=None, prompt_tokens_per_item=None, cacheable_prompt_share=None,
+            uncached_prompt_tokens_per_item=None, cached_prompt_tokens_reported=None, output_tokens_per_item=None,
+            compute_s_per_item=None, cost_per_item_usd=None,
+        )  # fmt: skip
+    items = summary.items
     share = _cacheable_share(ok) if len(ok) else None
-    prompt_per_item = (
-        None if not items or ok["prompt_tokens"].isna().any() else float(ok["prompt_tokens"].sum() / items)
-    )
+    prompt_per_item = _per_item(summary.prompt_tokens, items)
     cached = ok["cached_prompt_tokens"]
-    compute_s, machine = compute_seconds(ok)
     return SavingSources(
         model=model,
         mode=mode,
-        calls_per_item=len(ok) / items if items else None,
+        calls_per_item=(summary.calls - summary.failed_calls) / items if items else None,
         prompt_tokens_per_item=prompt_per_item,
         cacheable_prompt_share=share,
         uncached_prompt_tokens_per_item=None
         if share is None or prompt_per_item is None
         else prompt_per_item * (1 - share),
         cached_prompt_tokens_reported=None if cached.isna().all() else int(cached.fillna(0).sum()),
-        output_tokens_per_item=None
-        if not items or ok["output_tokens"].isna().any()
-        else float(ok["output_tokens"].sum() / items),
-        compute_s_per_item=compute_s / items if items else None,
-        cost_per_item_usd=None if not items or ok["cost_usd"].isna().any() else float(ok["cost_usd"].sum() / items),
-        compute_measured=machine,
-        latency_s_per_item=float(ok["latency_s"].sum() / items) if items else None,
+        output_tokens_per_item=_per_item(summary.output_tokens, items),
+        compute_s_per_item=_per_item(summary.compute_s, items),
+        cost_per_item_usd=_per_item(summary.cost_usd, items),
+        compute_measured=summary.compute_basis == "machine",
+        latency_s_per_item=_per_item(ok["latency_s"], items),
     )
+
+
+def _per_item(total: float | pd.Series | None, items: int) -> float | None:
+    """A total over a mode's answered items, per item (None: unknown, or no item answered)."""
+    if total is None or not items:
+        return None
+    return float((total.sum() if isinstance(total, pd.Series) else total) / items)

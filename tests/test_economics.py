@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from roi.economics import Estimate, TaskPairs, payback, plan_economics, roi_over_horizon, saving_sources
+from roi.metrics import ModeSummary
 from roi.pilot import Pilot
 
 
@@ -112,7 +113,16 @@ def test_saving_sources_from_calls() -> None:
             "error": [None] * 4,
         }
     )
-    single, mixed = saving_sources(calls, "m", "single"), saving_sources(calls, "m", "mixed")
+
+    def mode(name: str, prompt: int, output: int, compute_s: float, cost: float) -> ModeSummary:
+        return ModeSummary(
+            model="m", mode=name, calls=2, failed_calls=0, items=2 if name == "single" else 4, compute_s=compute_s,
+            items_per_s=None, prompt_tokens=prompt, output_tokens=output, cost_usd=cost, latency_p50_s=None,
+            latency_p95_s=None,
+        )  # fmt: skip
+
+    single = saving_sources(mode("single", 200, 4, 2.0, 0.2), calls, "m", "single")
+    mixed = saving_sources(mode("mixed", 240, 20, 6.0, 0.6), calls, "m", "mixed")
     assert single.calls_per_item == 1.0 and mixed.calls_per_item == 0.5
     assert single.prompt_tokens_per_item == 100 and mixed.prompt_tokens_per_item == 60
     share = (len(prefix_s) + 1) / (len(prefix_s) + 2)  # "q" is shared too: the estimate is by characters
@@ -120,3 +130,5 @@ def test_saving_sources_from_calls() -> None:
     assert single.uncached_prompt_tokens_per_item == pytest.approx(100 * (1 - share))
     assert single.cached_prompt_tokens_reported is None
     assert mixed.compute_s_per_item == 1.5 and mixed.cost_per_item_usd == pytest.approx(0.15)
+    assert mixed.latency_s_per_item == 1.5  # from the calls: 3 s each, two items per call
+    assert saving_sources(None, calls, "m", "mixed").calls_per_item is None  # a mode without calls

@@ -191,7 +191,8 @@ def _fmt(value: float | None, digits: int, lang: str) -> str:
 
 def _savings(inputs: ReportInputs, model: str) -> dict[str, Any]:
     lang = inputs.lang
-    src = {mode: saving_sources(inputs.calls, model, mode) for mode in ("single", "mixed")}
+    modes = {(m.model, m.mode): m for m in inputs.summary.modes}
+    src = {mode: saving_sources(modes.get((model, mode)), inputs.calls, model, mode) for mode in ("single", "mixed")}
     rows = [
         {
             "mode": text(lang, f"mode.{mode}"),
