@@ -10,7 +10,7 @@ for an API model, the endpoint actually called (`base_url`, else `OPENAI_BASE_UR
 reads it), without credentials. Backend, endpoint, device and dtype are part of it too.
 
 A hit copies the original call's output, tokens, latency and machine time (so cost and throughput
-figures stay those of a real call), and the new call row is flagged `cached` so metrics keep it out of live
+figures stay those of a real call), and the new call row is flagged `reused` so metrics keep it out of live
 latency statistics (roi/metrics.py `live_latencies`). The decision's p95 latency gate still judges the
 recorded latencies: they are real measurements, made when the original call ran.
 

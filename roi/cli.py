@@ -277,7 +277,7 @@ def purge(
     ] = None,
     pilot: Annotated[str | None, typer.Option(help="Only this pilot's runs; given alone: the whole pilot.")] = None,
     cache_before: Annotated[
-        str | None, typer.Option("--cache-before", help="Stop answering from cached calls made before this date.")
+        str | None, typer.Option("--cache-before", help="Calls before this date leave the response cache.")
     ] = None,
     include_baselines: Annotated[
         bool, typer.Option("--include-baselines", help="Remove accepted baselines too (kept by default).")

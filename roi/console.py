@@ -418,7 +418,7 @@ def _history_row(r: HistoryRow, modes: list[str], pilot: bool, wide: bool) -> li
         row += [r.started_at[:16].replace("T", " "), limit, ", ".join(r.models), status]
     row.append(_decision_cell(r, status, wide))
     row += [rate(r.accuracy[m], with_n=True) if m in r.accuracy else "—" for m in modes]
-    return [*row, usd(r.cost_usd), f"{r.calls}" + (f" ({r.cached_calls} cached)" if r.cached_calls else "")]
+    return [*row, usd(r.cost_usd), f"{r.calls}" + (f" ({r.reused_calls} reused)" if r.reused_calls else "")]
 
 
 def _decision_cell(r: HistoryRow, status: str, wide: bool) -> str:
@@ -434,7 +434,7 @@ def _decision_cell(r: HistoryRow, status: str, wide: bool) -> str:
 
 def show_history(rows: list[HistoryRow], wide: bool = False) -> None:
     show(history_table(rows, wide), wide)
-    if any(r.cached_calls for r in rows):
+    if any(r.reused_calls for r in rows):
         note("spent: what the run's own calls cost; calls answered from the response cache cost nothing again.")
 
 

@@ -299,11 +299,11 @@ def judge_cost_saving(ev: Evidence) -> list[GateResult]:
 
 
 def judge_p95_latency(ev: Evidence) -> list[GateResult]:
-    """p95 latency per item of mixed calls that answered live (a cached call's latency is an earlier
+    """p95 latency per item of mixed calls that answered live (a reused call's latency is an earlier
     run's), with the order-statistic interval over calls: every item of a call shares its latency."""
     items = ev.items
     own = answered(items[(items["model"] == ev.model) & (items["mode"] == "mixed")])
-    own = own[own["cached"] == 0] if "cached" in own else own
+    own = own[own["reused"] == 0] if "reused" in own else own
     calls = own.drop_duplicates("call_id")
     lat, size = calls["latency_s"].to_numpy(dtype=float), calls["n_items"].to_numpy(dtype=float)
     limit, min_n = ev.pilot.gates.max_p95_latency_s, ev.pilot.gates.min_items_per_task

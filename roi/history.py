@@ -27,9 +27,9 @@ class HistoryRow:
     baseline: bool  # the pilot's accepted baseline
     decision: dict[str, Any] | None  # model, stage, stage_name, outcome (None: no decision)
     accuracy: dict[str, Rate]  # per mode, pooled over models and tasks
-    cost_usd: float | None  # what the run's own calls cost (cached answers cost nothing); None: unknown
+    cost_usd: float | None  # what the run's own calls cost (reused answers cost nothing); None: unknown
     calls: int
-    cached_calls: int
+    reused_calls: int  # answered from the response cache (an earlier run's call)
     fingerprint: str | None = None  # of the pilot settings the run used (roi/fingerprint.py); None: not kept
 
     @property
@@ -70,7 +70,7 @@ def history_row(
         accuracy=_accuracy(summary),
         cost_usd=calls.spent_usd,
         calls=calls.calls,
-        cached_calls=calls.cached,
+        reused_calls=calls.reused,
         fingerprint=run.get("pilot_fingerprint"),
     )
 

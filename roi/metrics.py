@@ -75,8 +75,8 @@ class RunSummary:
 
 
 def live_latencies(items: pd.DataFrame) -> np.ndarray:
-    """Latencies measured in this run: a cached call's latency is an earlier run's."""
-    live = items[items["cached"] == 0] if "cached" in items else items
+    """Latencies measured in this run: a reused call's latency is an earlier run's."""
+    live = items[items["reused"] == 0] if "reused" in items else items
     return live["latency_s"].to_numpy()
 
 

@@ -84,7 +84,7 @@ def purge(
             return PurgeResult(runs, store.Removed(), 0, kept, 0, size_before, size_before, dry_run=True)
         with _locked({r.pilot for r in runs} | ({pilot} if pilot else set()), out_dir):
             removed = store.delete_runs(db, [r.run_id for r in runs])
-            forgotten = store.forget_cached_answers(db, cache_before, pilot) if cache_before is not None else 0
+            forgotten = store.forget_response_cache(db, cache_before, pilot) if cache_before is not None else 0
             folders = sum(_remove_run_folder(out_dir, r) for r in runs)
             store.compact(db)
         return PurgeResult(runs, removed, folders, kept, forgotten, size_before, _store_bytes(db_path))

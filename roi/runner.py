@@ -333,11 +333,11 @@ class _Sender:
         hits, requests = cache.split(db, identity, requests, fresh=opts.fresh)  # before any backend is built
         for hit in hits:
             key = hit.request.key
-            _store_result(db, self.run_id, pilot, model, by_key[key], hit.result, spaces, keys[key], cached=True)
+            _store_result(db, self.run_id, pilot, model, by_key[key], hit.result, spaces, keys[key], reused=True)
             progress.done += 1
             opts.on_progress(progress)
         self.answered_from_cache |= bool(hits)
-        opts.emit(event, model=model.name, cached=len(hits), to_send=len(requests))
+        opts.emit(event, model=model.name, reused=len(hits), to_send=len(requests))
         if requests:
             self._generate(self._backend(), requests, by_key, keys, spaces)
 
@@ -423,7 +423,7 @@ def _store_result(
     result: GenerationResult,
     spaces: AnswerSpaces,
     cache_key: str | None = None,
-    cached: bool = False,
+    reused: bool = False,
 ) -> None:
     cost = result_cost_usd(model, result)
     row = store.CallRow(
@@ -443,7 +443,7 @@ def _store_result(
         error=result.error,
         finished_at=now(),
         cache_key=cache_key,
-        cached=cached,
+        reused=reused,
         machine_s=result.machine_s,
     )
     items = (

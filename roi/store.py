@@ -100,8 +100,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     """,
         recorded_as=("m001_initial",),
     ),
-    # The response cache: `cache_key` addresses a call's model, parameters and prompt; `cached`
-    # marks a call answered from an earlier one (its latency is not a live measurement).
+    # The response cache: `cache_key` addresses a call's model, parameters and prompt; `cached` (later
+    # `reused`) marks a call answered from an earlier one (its latency is not a live measurement).
     Migration(
         "add_response_cache_columns",
         """
@@ -193,6 +193,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     """,
         recorded_as=("m_batch_jobs",),
     ),
+    # "cached" meant both the response cache and an API's prompt cache (calls.cached_prompt_tokens): a
+    # call answered from the response cache is `reused`. SQLite renames the column in its index too.
+    Migration("rename_calls_cached_to_reused", "ALTER TABLE calls RENAME COLUMN cached TO reused;"),
 )
 
 
@@ -241,7 +244,7 @@ class CallRow:
     error: str | None
     finished_at: str
     cache_key: str | None = None  # the response cache's key (roi/cache.py); None: the call may not be reused
-    cached: bool = False  # answered from the cache: figures are the original call's
+    reused: bool = False  # answered from the response cache: figures are the original call's
     machine_s: float | None = None  # local engines: the call's machine time in its batch
 
 
@@ -459,17 +462,17 @@ def failed_call_count(db: sqlite3.Connection, run_id: str) -> int:
 @dataclass(frozen=True)
 class CallCounts:
     calls: int
-    cached: int  # answered from the response cache: no new spend
+    reused: int  # answered from the response cache: no new spend
     spent_usd: float | None  # what the run's own (live) calls cost; None: a live call has no price
 
 
 def call_counts(db: sqlite3.Connection, run_id: str) -> CallCounts:
-    calls, cached, spent, unpriced = db.execute(
-        "SELECT COUNT(*), COALESCE(SUM(cached), 0), COALESCE(SUM(cost_usd) FILTER (WHERE cached = 0), 0),"
-        " COUNT(*) FILTER (WHERE cached = 0 AND error IS NULL AND cost_usd IS NULL) FROM calls WHERE run_id = ?",
+    calls, reused, spent, unpriced = db.execute(
+        "SELECT COUNT(*), COALESCE(SUM(reused), 0), COALESCE(SUM(cost_usd) FILTER (WHERE reused = 0), 0),"
+        " COUNT(*) FILTER (WHERE reused = 0 AND error IS NULL AND cost_usd IS NULL) FROM calls WHERE run_id = ?",
         (run_id,),
     ).fetchone()
-    return CallCounts(int(calls), int(cached), None if unpriced else float(spent))
+    return CallCounts(int(calls), int(reused), None if unpriced else float(spent))
 
 
 def spent_usd(db: sqlite3.Connection, run_id: str) -> float:
@@ -482,7 +485,7 @@ def response_cache_source(db: sqlite3.Connection, key: str) -> sqlite3.Row | Non
     """The latest live, successful call with this response-cache key (a copy is never a source)."""
     row: sqlite3.Row | None = db.execute(
         "SELECT run_id, call_id, raw_output, prompt_tokens, cached_prompt_tokens, output_tokens, latency_s,"
-        " machine_s FROM calls WHERE cache_key = ? AND cached = 0 AND error IS NULL AND raw_output IS NOT NULL"
+        " machine_s FROM calls WHERE cache_key = ? AND reused = 0 AND error IS NULL AND raw_output IS NOT NULL"
         " ORDER BY rowid DESC LIMIT 1",  # the newest (finished_at has only whole seconds)
         (key,),
     ).fetchone()
@@ -507,7 +510,7 @@ def past_calls(path: Path, pilot: str) -> PastCalls | None:
         runs = db.execute("SELECT run_id, pilot_json FROM runs WHERE pilot = ?", (pilot,)).fetchall()
         rows = db.execute(
             "SELECT c.run_id, c.model, c.mode, COALESCE(c.machine_s, c.latency_s) FROM calls c JOIN runs r"
-            " USING (run_id) WHERE r.pilot = ? AND c.error IS NULL AND c.cached = 0",
+            " USING (run_id) WHERE r.pilot = ? AND c.error IS NULL AND c.reused = 0",
             (pilot,),
         ).fetchall()
     except sqlite3.DatabaseError:
@@ -521,7 +524,7 @@ def items_frame(db: sqlite3.Connection, run_id: str) -> pd.DataFrame:
     """Scored items joined with their call's latency, tokens and cost."""
     return pd.read_sql_query(
         "SELECT i.*, c.latency_s, c.machine_s, c.prompt_tokens, c.cached_prompt_tokens, c.output_tokens, c.cost_usd,"
-        " c.n_items, c.error, c.cached FROM items i JOIN calls c USING (run_id, call_id)"
+        " c.n_items, c.error, c.reused FROM items i JOIN calls c USING (run_id, call_id)"
         " WHERE i.run_id = ? ORDER BY i.model, i.mode, i.task, i.item_id",
         db,
         params=(run_id,),
@@ -586,7 +589,7 @@ def delete_runs(db: sqlite3.Connection, run_ids: list[str]) -> Removed:
     return Removed(counts["runs"], counts["calls"], counts["items"], counts["probe"], counts["baselines"])
 
 
-def forget_cached_answers(db: sqlite3.Connection, before: str, pilot: str | None) -> int:
+def forget_response_cache(db: sqlite3.Connection, before: str, pilot: str | None) -> int:
     """Calls finished before the ISO time `before` stop answering later calls from the response cache
     (their runs and figures stay). Returns how many calls were cache sources."""
     with transaction(db):

@@ -1,8 +1,9 @@
-"""The response cache: content-addressed keys, reuse with the original figures, the `cached` flag kept
+"""The response cache: content-addressed keys, reuse with the original figures, the `reused` flag kept
 out of live latency statistics, --fresh, and no caching of sampled (temperature > 0) calls."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -89,20 +90,24 @@ def test_second_run_is_answered_from_the_cache_with_the_original_figures(demo: L
 
     db = sqlite3.connect(tmp_path / "roi.db")
     cols = "call_id, raw_output, prompt_tokens, output_tokens, latency_s, cost_usd, cache_key"
-    a = pd.read_sql_query(f"SELECT {cols}, cached FROM calls WHERE run_id = ?", db, params=(first.run_id,))
-    b = pd.read_sql_query(f"SELECT {cols}, cached FROM calls WHERE run_id = ?", db, params=(second.run_id,))
-    assert (a["cached"] == 0).all() and (b["cached"] == 1).all() and a["cache_key"].notna().all()
+    a = pd.read_sql_query(f"SELECT {cols}, reused FROM calls WHERE run_id = ?", db, params=(first.run_id,))
+    b = pd.read_sql_query(f"SELECT {cols}, reused FROM calls WHERE run_id = ?", db, params=(second.run_id,))
+    assert (a["reused"] == 0).all() and (b["reused"] == 1).all() and a["cache_key"].notna().all()
     merged = a.merge(b, on="call_id", suffixes=("_a", "_b"))
     assert len(merged) == 15
     for col in ("raw_output", "prompt_tokens", "output_tokens", "latency_s", "cost_usd", "cache_key"):
         assert (merged[f"{col}_a"] == merged[f"{col}_b"]).all(), col
-    # Same answers, same accuracy; live latency statistics leave the cached calls out.
+    # Same answers, same accuracy; live latency statistics leave the reused calls out.
     acc = {(c.task, c.mode): c.accuracy.k for c in first.summary.cells}
     assert {(c.task, c.mode): c.accuracy.k for c in second.summary.cells} == acc
     assert all(c.latency_p50_s is not None for c in first.summary.cells)
     assert all(c.latency_p50_s is None and c.latency_max_s is None for c in second.summary.cells)
     assert all(m.latency_p95_s is None for m in second.summary.modes)
-    assert "cached" in (second.run_dir / "calls.csv").read_text().splitlines()[0].split(",")
+    assert "reused" in (second.run_dir / "calls.csv").read_text().splitlines()[0].split(",")
+    latency = next(
+        x for x in json.loads((second.run_dir / "report.json").read_text())["sections"] if x["id"] == "latency"
+    )
+    assert "15 of 15 calls were answered from the response cache" in latency["data"]["note"]
 
 
 def test_fresh_bypasses_the_cache_and_a_cached_copy_is_never_a_source(demo: LoadedPilot, tmp_path: Path) -> None:
@@ -113,7 +118,7 @@ def test_fresh_bypasses_the_cache_and_a_cached_copy_is_never_a_source(demo: Load
     fresh = run_pilot(demo, RunOptions(out_dir=tmp_path, limit=2, fresh=True, backends={"gemma-270m": fresh_backend}))
     assert len(fresh_backend.seen) == 10
     db = sqlite3.connect(tmp_path / "roi.db")
-    assert db.execute("SELECT SUM(cached) FROM calls WHERE run_id = ?", (fresh.run_id,)).fetchone() == (0,)
+    assert db.execute("SELECT SUM(reused) FROM calls WHERE run_id = ?", (fresh.run_id,)).fetchone() == (0,)
     # The next cached run copies the newest live call (the fresh run's), not a cached copy.
     latest = run_pilot(demo, RunOptions(out_dir=tmp_path, limit=2, backends={"gemma-270m": FakeBackend(spec, demo)}))
     key = db.execute("SELECT cache_key FROM calls WHERE run_id = ? LIMIT 1", (latest.run_id,)).fetchone()[0]

@@ -203,4 +203,4 @@ def test_installed_history_at_80_columns(runs: Any) -> None:
         [sys.executable, "-m", "roi", "history", "--out", out], env=env, capture_output=True, text=True, timeout=120
     )
     assert shown.returncode == 0, shown.stderr
-    assert_fits(shown.stdout, 80, [first.run_id, second.run_id, "cached)", "n=36"])
+    assert_fits(shown.stdout, 80, [first.run_id, second.run_id, "reused)", "n=36"])

@@ -125,7 +125,7 @@ def test_sigkill_mid_run_keeps_finished_calls_and_a_rerun_resumes(tmp_path: Path
     assert taken["previous_pid"] == proc.pid and taken["previous_run_id"] == run_id
     assert next(e for e in second if e["event"] == "run_resumed")["run_id"] == run_id
     calls = next(e for e in second if e["event"] == "model_calls")
-    assert calls["to_send"] == TOTAL - len(kept) and calls["cached"] == 0
+    assert calls["to_send"] == TOTAL - len(kept) and calls["reused"] == 0
 
     db = sqlite3.connect(db_path)
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)

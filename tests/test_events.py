@@ -65,10 +65,10 @@ def test_cron_run_exit_codes_quiet_line_and_events(tmp_path: Path) -> None:
     assert "superposition-demo" in line and "regression(s) vs " + good.run_id in line and "exit 3" in line
     events = read_events(log)
     names = [e["event"] for e in events]
-    # the worse answers drop upper and en_fr: the measured plan's calls, cached too, follow
+    # the worse answers drop upper and en_fr: the measured plan's calls, reused too, follow
     assert names == ["run_started", "model_calls", "plan_calls", "run_finished"]
-    assert events[1]["cached"] == 150 and events[1]["to_send"] == 0
-    assert events[2]["cached"] == 30 and events[2]["to_send"] == 0
+    assert events[1]["reused"] == 150 and events[1]["to_send"] == 0
+    assert events[2]["reused"] == 30 and events[2]["to_send"] == 0
     finished = events[-1]
     assert finished["regressed"] is True and finished["reference"] == good.run_id
     assert any("all_tasks_mixed" in r for r in finished["regressions"]) and finished["notify"] == "not_configured"

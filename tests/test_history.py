@@ -37,7 +37,7 @@ def test_history_rows_and_cli_json(tmp_path: Path) -> None:
     assert middle.accuracy["mixed"].k == 8  # upper swapped and en_fr missing in every mixed call
     assert oldest.decision is not None and oldest.decision["model"] == "gemma-270m"
     assert oldest.cost_usd is not None and oldest.cost_usd > 0
-    assert (newest.calls, newest.cached_calls, oldest.cached_calls) == (20, 20, 0)
+    assert (newest.calls, newest.reused_calls, oldest.reused_calls) == (20, 20, 0)
     assert history(db, "another-pilot") == []
     db.close()
 

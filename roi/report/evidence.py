@@ -214,9 +214,9 @@ def build_latency(inputs: ReportInputs) -> dict[str, Any]:
     note = text(lang, "latency.note") + " " + text(lang, "latency.level_note")
     if "machine_s" in inputs.calls and inputs.calls["machine_s"].notna().any():
         note += " " + text(lang, "latency.modelled_note")
-    cached = int(inputs.calls["cached"].sum()) if "cached" in inputs.calls else 0
-    if cached:
-        note += " " + text(lang, "latency.cached_note", cached=cached, calls=len(inputs.calls))
+    reused = int(inputs.calls["reused"].sum())
+    if reused:
+        note += " " + text(lang, "latency.reused_note", reused=reused, calls=len(inputs.calls))
     return {"rows": rows, "note": note, "charts": {"latency": charts.boxes(title, rows, limit)}}
 
 
