@@ -486,9 +486,10 @@ def roi_over_horizon(net: Estimate, investment: float, horizon: int) -> Estimate
 
 @dataclass(frozen=True)
 class SavingSources:
-    """Where a mode's cost per item comes from (DESIGN.md "Where mixed prompting's saving really comes
-    from"). The cacheable share is estimated from characters: the longest prefix each call shares with
-    the other calls of its context (single: its task; mixed: its group), over the prompt's length."""
+    """Where a mode's cost per item comes from, so that no saving a prefix cache would give anyway is
+    sold as mixed prompting's. The cacheable share is estimated from characters: the longest prefix each
+    call shares with the other calls of its context (single: its task; mixed: its group), over the
+    prompt's length."""
 
     model: str
     mode: str

@@ -34,7 +34,7 @@ from .conftest import PILOTS
 pytestmark = pytest.mark.server
 
 # Measured agreement of parsed answers between the transformers backend (de-quantised float32) and
-# llama.cpp (Q4_K_M) on the demo pilot, completions endpoint: see docs/api-models.md.
+# llama.cpp (Q4_K_M) on the demo pilot, completions endpoint: see BENCHMARKS.md.
 AGREEMENT_FLOOR = 0.80
 LIMIT = 2
 

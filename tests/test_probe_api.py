@@ -33,10 +33,10 @@ CAPITALS = "France -> Paris\nJapan -> Tokyo\nItaly ->"
 CANDIDATES = [" Rome", " Roma", " Milan", " Romeo and Juliet"]
 
 # The server runs the Q4_K_M GGUF with llama.cpp's kernels (activations quantised to 8 bits in the dot
-# products); the local model is that GGUF de-quantised to float32. Measured echo - local log-probability
-# on CANDIDATES: +0.003, +0.131, +0.016, -0.033 (docs/probe.md). 0.25 leaves room for other CPUs'
-# kernels yet catches a wrong token span (a token more or less moves a log-probability by 1 or more
-# here); the ranking of the answers must be the same.
+# products); the local model is that GGUF de-quantised to float32 (the measured differences on
+# CANDIDATES: BENCHMARKS.md, "API models"). 0.25 leaves room for other CPUs' kernels yet catches a wrong
+# token span (a token more or less moves a log-probability by 1 or more here); the ranking of the
+# answers must be the same.
 LOGPROB_ABS = 0.25
 
 

@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.server, pytest.mark.vllm]
 
 LIMIT = 2
 # Parsed answers identical to the local float32 run on the same items (the server computes in
-# bfloat16): measured share and the whole-demo figure in docs/api-models.md.
+# bfloat16): measured share and the whole-demo figure in BENCHMARKS.md.
 AGREEMENT_FLOOR = 0.80
 PRICE = {"input_per_1m": 1.0, "cached_input_per_1m": 0.25, "output_per_1m": 4.0}
 # Echo log-probabilities against the local float32 probe. The server's logits are bfloat16, spaced

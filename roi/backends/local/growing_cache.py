@@ -1,7 +1,7 @@
 """A transformers `DynamicCache` whose layers append keys/values in place, in room reserved ahead.
 
-`DynamicLayer.update` concatenates: every decoding step copies the whole cache of every layer (14% of
-the time of a batched mixed-prompt run here, BENCHMARKS.md). These layers reserve `spare` slots past
+`DynamicLayer.update` concatenates: every decoding step copies the whole cache of every layer (a large
+share of a batched mixed-prompt run's time: BENCHMARKS.md). These layers reserve `spare` slots past
 what they hold and write new tokens into them, so a step copies only its own tokens. They return and
 report exactly what the layers they replace would (same tensors' contents, same lengths, same mask
 sizes), so the model computes the same numbers; the sliding-window layer keeps its whole history

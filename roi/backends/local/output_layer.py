@@ -30,10 +30,9 @@ the screen is not used at all.
 So that the copy costs no memory, the float32 matrix is then read from the model's safetensors file
 through a private memory map instead of the loaded matrix, and the pages a lookup (input tokens,
 candidates) faults in are dropped right after it: a fault maps more than the row it needs (the
-kernel's fault-around, and whole 2 MB folios when the file was just written: measured 200 random
-lookups leaving 283 MB resident), and a few thousand distinct tokens would make most of the matrix
-resident again. Dropping them costs ~3 us plus the next faults (~0.1 ms for a decoding step of 12
-rows, 1-3 ms for a 700-token prefill). The screen is used only on CPU, for float32 models without logit
+kernel's fault-around, and whole 2 MB folios when the file was just written), and a few thousand
+distinct tokens would make most of the matrix resident again. Dropping them costs little beside the
+next faults (BENCHMARKS.md, "Speed"). The screen is used only on CPU, for float32 models without logit
 soft-capping or bias whose embedding is found in a float32 safetensors file; otherwise the float32
 product runs a vocabulary slice at a time.
 """
@@ -83,7 +82,7 @@ PRECISIONS = (*FORMATS, FLOAT32)
 def output_logits(model: Any, hidden: torch.Tensor) -> torch.Tensor:
     """The model's output layer on hidden states of shape (rows, hidden), final soft-capping as the model
     applies it. On CPU as `W @ h.T`: with a 262k-token vocabulary and a handful of rows, `linear(h, W)`
-    picks a kernel that is 2x slower at 4-12 rows (measured on this machine, BENCHMARKS.md)."""
+    picks a slower kernel at a few rows (BENCHMARKS.md)."""
     head = model.get_output_embeddings()
     if hidden.device.type == "cpu" and getattr(head, "bias", None) is None:
         logits = torch.mm(head.weight, hidden.t()).t()
@@ -104,8 +103,8 @@ def _cap(model: Any) -> float | None:
 
 def sliced_greedy(model: Any, hidden: torch.Tensor, chunk: int = _VOCAB_CHUNK) -> torch.Tensor:
     """The argmax of `output_logits(model, hidden)` per row, computed a slice of the vocabulary at a time
-    on CPU, so a step holds 16k logits per row instead of 262k (with drafts, 5 positions x 8 rows of
-    full logits took ~85 MB of peak memory) at the same speed; the first index wins ties, as in
+    on CPU, so a step holds 16k logits per row instead of 262k (with drafts, full logits of every
+    position of every row would add to the peak memory) at the same speed; the first index wins ties, as in
     `argmax`."""
     head = model.get_output_embeddings()
     if hidden.device.type != "cpu" or getattr(head, "bias", None) is not None:
@@ -365,7 +364,7 @@ def mapped_matrix(model_dir: Path, like: torch.Tensor) -> MappedMatrix | None:
 def _sample_rows(count: int) -> torch.Tensor:
     """Rows to compare: 16 at each end and in the middle. In runs, not spread out: each row read from
     `like` (itself usually a view of the file's mapping made by transformers, never released) may
-    map a whole 2 MB folio; 65 spread rows kept 124 MB resident."""
+    map a whole 2 MB folio, so spread rows keep far more resident than they read (BENCHMARKS.md)."""
     starts = sorted({0, max(0, count // 2 - 8), max(0, count - 16)})
     rows: torch.Tensor = torch.unique(torch.cat([torch.arange(s, min(s + 16, count)) for s in starts]))
     return rows

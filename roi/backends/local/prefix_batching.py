@@ -178,12 +178,10 @@ def model_bytes(model: Any) -> int:
 
 def memory_budget(model: Any, device: str, output: OutputLayer | None = None) -> int:
     """Bytes a batch's cache and logits may take. On CPU a fifth of the model's size (weights, the
-    tokenizer and PyTorch take about 1.4-1.6x the weights of a 270M model with a 262k vocabulary once
-    every weight was read, and a run should stay under 2x) plus `screen_credit` (half of what the
-    screened output layer keeps off the heap: whole runs peaked at 1.66x (demo) and 1.83x-1.91x
-    (support-triage) with it and prefixes held once per batch; with each row holding its own copy of
-    its prefix, 1.84x and 1.89x, support-triage at 2.02x with all of the saving). Never more than a
-    quarter of the free RAM; on CUDA half the free device memory."""
+    tokenizer and PyTorch take most of what a run may use, and a run should stay under twice the
+    model's size) plus `screen_credit` (half of what the screened output layer keeps off the heap; the
+    peaks measured with and without it are in BENCHMARKS.md, "Speed"). Never more than a quarter of
+    the free RAM; on CUDA half the free device memory."""
     if device.startswith("cuda"):
         free, _ = torch.cuda.mem_get_info()
         return int(free // 2)
@@ -304,8 +302,7 @@ class PrefixBatcher:
 
     def _give_back(self) -> None:
         """Return the C heap's free pages once caches were rebuilt: blocks under the 2 MB mapping threshold
-        (masks, small tensors) fragment it (one support-triage run each: peak 1.94x the model's size
-        without this, 1.88x with it, in the same time; whole runs vary by about 0.04x)."""
+        (masks, small tensors) fragment it, and the peak of a whole run grows (BENCHMARKS.md)."""
         if self.device == "cpu":
             trim_heap()
 
@@ -446,9 +443,8 @@ class PrefixBatcher:
         """Admitted rows with their prefixes in a bank (held once) and an empty cache of their own: each
         feeds its own part, left-padded to the longest (padding is masked; attention goes by positions,
         so it may sit between prefix and own tokens). At most `_JOIN_TOKENS` are fed in one pass, the
-        rest in further passes merged in: a pass's activations take ~40 KB per fed token on Gemma 3
-        270M, and support-triage joins 18 mixed rows feeding ~300 tokens each (5,300 tokens, ~210 MB,
-        none of it in the batch budget)."""
+        rest in further passes merged in: a pass's activations grow with the tokens it feeds, and a pilot
+        with many long mixed rows would join them all at once, none of it in the batch budget."""
         width = max(len(rows[i].ids) - prefixes[rows[i].group].length for i in admit)
         chunk = max(1, _JOIN_TOKENS // width)
         batch = self._start_chunk(rows, admit[:chunk], prefixes)

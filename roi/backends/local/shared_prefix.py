@@ -84,8 +84,8 @@ class SharedAttention:
     ) -> torch.Tensor:
         """Attention output `(rows, fed tokens, heads, dim)`, as transformers' attention functions return it.
         Rows go in chunks whose scores stay under `_SCORES_BYTES`: unlike sdpa's fused kernel this holds
-        every score, and 18 rows feeding 295-token own parts over a 511-token bank would take ~70 MB a copy
-        (measured on support-triage: the run peaked at 1.97x the model's size unchunked)."""
+        every score, which for many rows with long own parts over a long bank would raise the run's peak
+        (BENCHMARKS.md, "Speed")."""
         rows, heads, fed, _ = query.shape
         per_row = heads * fed * (self.bank.length + key.shape[2]) * 4
         step = max(1, _SCORES_BYTES // per_row)
