@@ -147,7 +147,7 @@ def _unsettled(kind: str, gates: list[GateResult], cells: dict[tuple[str, str], 
         return _accuracy("accuracy_unsettled", gates, cells)
     gate = max(gates, key=lambda g: g.items_needed or 0)
     if kind == "cost_saving" and (gate.status is Status.UNKNOWN or gate.value is None):
-        return Point("cost_unknown")
+        return Point(f"cost_unknown_{gate.why}" if gate.why in ("no_pairs", "zero_cost") else "cost_unknown")
     values = {"task": gate.task, FIGURE[kind]: gate.value, "n": gate.n, "limit": gate.limit}
     return None if gate.value is None else Point(f"{kind}_unsettled", values)
 

@@ -69,7 +69,7 @@ class TaskPairs:
 class TaskEconomics:
     task: str
     n: int
-    monthly_volume: int
+    monthly_volume: int | None  # None: not set in the pilot (monthly figures unknown)
     cost_per_error_usd: float
     cost_per_item_single_usd: Estimate
     cost_per_item_mixed_usd: Estimate
@@ -102,6 +102,47 @@ class PlanEconomics:
     payback_months: Estimate  # None ends: the benefit is not positive there ("never")
     roi: Estimate  # (net benefit x horizon - investment) / investment; None without an investment
     clusters: int = 0  # independent units resampled: mixed calls with the single calls of their items
+    pairing: list[Pairing] = field(default_factory=list)  # the plan's mixed calls a month, per group
+    cost_issue: str | None = None  # why the cost per item is unknown: no_pairs | no_cost | zero_cost
+    volume_issue: str | None = None  # why monthly figures are unknown: missing_volume | zero_volume
+    tasks_without_pairs: list[str] = field(default_factory=list)
+    tasks_without_volume: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """One group of a plan's mixed calls in a month. A call carries one item of every task of the group,
+    so there are as many calls as the group's smallest monthly volume; every other item of its tasks is
+    served by a single-task call (priced as measured)."""
+
+    tasks: list[str]
+    calls_per_month: int
+    single_per_month: dict[str, int]  # each task's items a month left to single calls
+
+
+def pairings(pilot: Pilot, mixed_tasks: Sequence[str]) -> list[Pairing]:
+    """The plan's mixed calls a month, group by group (roi.pilot.MixedMode.groups); none when a task of
+    the plan has no monthly_volume (the share cannot be known)."""
+    volume = {t.name: t.monthly_volume for t in pilot.tasks}
+    names = [t.name for t in pilot.tasks if t.name in mixed_tasks]
+    if len(names) < 2 or any(volume[t] is None for t in names):
+        return []
+    out = []
+    for group in pilot.modes.mixed.groups(names):
+        calls = min(int(volume[t] or 0) for t in group)
+        out.append(Pairing(group, calls, {t: int(volume[t] or 0) - calls for t in group}))
+    return out
+
+
+def mixed_shares(pilot: Pilot, mixed_tasks: Sequence[str]) -> dict[str, float]:
+    """Share of each task's monthly volume that the plan's mixed calls carry (`pairings`); without
+    volumes every item of a plan task is taken to ride in a full mixed call."""
+    shares = {t.name: 1.0 if t.name in mixed_tasks else 0.0 for t in pilot.tasks}
+    volume = {t.name: t.monthly_volume for t in pilot.tasks}
+    for pair in pairings(pilot, mixed_tasks):
+        for t in pair.tasks:
+            shares[t] = pair.calls_per_month / (volume[t] or 1)  # no calls when a volume is 0
+    return shares
 
 
 def task_pairs(items: pd.DataFrame, model: str, tasks: Sequence[str], mode: str = "mixed") -> dict[str, TaskPairs]:
@@ -273,9 +314,16 @@ def _estimate(draws: np.ndarray | None) -> Estimate:
 
 
 def _weights(pilot: Pilot, tasks: Sequence[str]) -> dict[str, float]:
-    """Monthly volumes, or equal weights when the pilot gives no volume at all."""
-    volumes = {t.name: float(t.monthly_volume) for t in pilot.tasks if t.name in tasks}
-    return volumes if sum(volumes.values()) > 0 else dict.fromkeys(volumes, 1.0)
+    """Monthly volumes, or equal weights when a task has none or every volume is 0."""
+    volumes = {t.name: t.monthly_volume for t in pilot.tasks if t.name in tasks}
+    if any(v is None for v in volumes.values()) or not any(volumes.values()):
+        return dict.fromkeys(volumes, 1.0)
+    return {t: float(v or 0) for t, v in volumes.items()}
+
+
+def _volume(monthly_volume: int | None) -> float:
+    """A task's monthly volume for arithmetic: NaN when it is not set, so what it multiplies is unknown."""
+    return float("nan") if monthly_volume is None else float(monthly_volume)
 
 
 def task_economics(
@@ -286,12 +334,12 @@ def task_economics(
     rows = []
     for spec in pilot.tasks:
         t = spec.name
-        volume, per_error = spec.monthly_volume, spec.cost_per_error_usd
+        volume, per_error = _volume(spec.monthly_volume), spec.cost_per_error_usd
         rows.append(
             TaskEconomics(
                 task=t,
                 n=pairs[t].n,
-                monthly_volume=volume,
+                monthly_volume=spec.monthly_volume,
                 cost_per_error_usd=per_error,
                 cost_per_item_single_usd=_estimate(d.cost_single[t]),
                 cost_per_item_mixed_usd=_estimate(d.cost_mixed[t]),
@@ -333,7 +381,7 @@ def plan_figures(
     """A plan (each task's cost and accuracy per item under it) against all single, element by element
     over the draws (any leading axes too, so the calibration benchmark prices thousands of pilots at once)."""
     tasks = [t.name for t in pilot.tasks]
-    volume = {t.name: float(t.monthly_volume) for t in pilot.tasks}
+    volume = {t.name: _volume(t.monthly_volume) for t in pilot.tasks}
     per_error = {t.name: t.cost_per_error_usd for t in pilot.tasks}
     weights = _weights(pilot, tasks)
     total_weight = sum(weights.values())
@@ -360,9 +408,12 @@ def plan_economics(
     seed: int,
     resamples: int = RESAMPLES,
 ) -> PlanEconomics:
-    """Economics of serving `mixed_tasks` mixed and the rest single, against all single (same resamples)."""
-    serving = {t: TaskServing(mixed_share=1.0 if t in mixed_tasks else 0.0) for t in pairs}
-    return serving_economics(pilot, model, pairs, serving, seed=seed, resamples=resamples)
+    """Economics of serving `mixed_tasks` mixed, as far as their volumes pair up (`pairings`; the
+    leftovers and the other tasks single), against all single (same resamples)."""
+    shares = mixed_shares(pilot, mixed_tasks)
+    serving = {t: TaskServing(mixed_share=shares[t]) for t in pairs}
+    plan = serving_economics(pilot, model, pairs, serving, seed=seed, resamples=resamples)
+    return replace(plan, pairing=pairings(pilot, mixed_tasks))
 
 
 @dataclass(frozen=True)
@@ -405,7 +456,8 @@ def serving_economics(
         plan[t] = _blend(how.mixed_share, how.mixed_scale * mixed, how.single_scale * option)
     mixed_tasks = [t for t, how in serving.items() if how.mixed_share > 0]
     low, high = saving_bounds(pilot, single, plan, r.counts)
-    return _plan(pilot, model, plan_figures(pilot, d, cost, acc), (low, high), mixed_tasks, r.clusters)
+    figures = plan_figures(pilot, d, cost, acc)
+    return _plan(pilot, model, figures, (low, high), mixed_tasks, r.clusters, _issues(pilot, pairs, figures))
 
 
 def _blend(share: float, mixed: np.ndarray, single: np.ndarray) -> np.ndarray:
@@ -415,6 +467,30 @@ def _blend(share: float, mixed: np.ndarray, single: np.ndarray) -> np.ndarray:
     return mixed if share >= 1 else share * mixed + (1 - share) * single
 
 
+@dataclass(frozen=True)
+class _Issues:
+    """Why a plan's figures are unknown, named so the page can say so (never a silent NaN or 0)."""
+
+    cost: str | None = None
+    volume: str | None = None
+    without_pairs: list[str] = field(default_factory=list)
+    without_volume: list[str] = field(default_factory=list)
+
+
+def _issues(pilot: Pilot, pairs: dict[str, TaskPairs], f: PlanFigures) -> _Issues:
+    unpaired = [t.name for t in pilot.tasks if pairs[t.name].n == 0]
+    unset = [t.name for t in pilot.tasks if t.monthly_volume is None]
+    cost = None
+    if unpaired:
+        cost = "no_pairs"
+    elif not (np.isfinite(f.per_item_single[0]) and np.isfinite(f.per_item_plan[0])):
+        cost = "no_cost"
+    elif f.per_item_single[0] <= 0:
+        cost = "zero_cost"  # nothing to save: a saving would divide by zero
+    volume = "missing_volume" if unset else "zero_volume" if not any(t.monthly_volume for t in pilot.tasks) else None
+    return _Issues(cost, volume, unpaired, unset)
+
+
 def _plan(
     pilot: Pilot,
     model: str,
@@ -422,28 +498,36 @@ def _plan(
     saving: tuple[np.ndarray, np.ndarray],
     mixed_tasks: Sequence[str],
     clusters: int,
+    issues: _Issues,
 ) -> PlanEconomics:
-    net = _estimate(f.net)
+    def monthly(draws: np.ndarray) -> Estimate:
+        return UNKNOWN if issues.volume else _estimate(draws)
+
+    net = monthly(f.net)
     investment = pilot.economics.pilot_investment_usd
     horizon = pilot.economics.horizon_months
     return PlanEconomics(
         model=model,
         mixed_tasks=[t.name for t in pilot.tasks if t.name in set(mixed_tasks)],
-        cost_known=bool(np.isfinite(f.per_item_single[0]) and np.isfinite(f.per_item_plan[0])),
+        cost_known=issues.cost is None,
         investment_usd=investment,
         horizon_months=horizon,
         cost_per_item_single_usd=_estimate(f.per_item_single),
         cost_per_item_plan_usd=_estimate(f.per_item_plan),
-        monthly_compute_single_usd=_estimate(f.compute_single),
-        monthly_compute_plan_usd=_estimate(f.compute_plan),
-        monthly_error_single_usd=_estimate(f.error_single),
-        monthly_error_plan_usd=_estimate(f.error_plan),
-        cost_saving=_saving(f.saving[0], *saving),
-        monthly_compute_saving_usd=_estimate(f.compute_single - f.compute_plan),
+        monthly_compute_single_usd=monthly(f.compute_single),
+        monthly_compute_plan_usd=monthly(f.compute_plan),
+        monthly_error_single_usd=monthly(f.error_single),
+        monthly_error_plan_usd=monthly(f.error_plan),
+        cost_saving=_saving(f.saving[0], *saving) if issues.cost is None else UNKNOWN,
+        monthly_compute_saving_usd=monthly(f.compute_single - f.compute_plan),
         net_monthly_benefit_usd=net,
         payback_months=payback(net, investment),
         roi=roi_over_horizon(net, investment, horizon),
         clusters=clusters,
+        cost_issue=issues.cost,
+        volume_issue=issues.volume,
+        tasks_without_pairs=issues.without_pairs,
+        tasks_without_volume=issues.without_volume,
     )
 
 

@@ -48,6 +48,7 @@ class GateResult:
     mode: str | None = None  # the mode a per-mode gate judges (failed calls)
     unit: str = "items"  # what n and items_needed count: items (per task) or calls
     level: float = LEVEL  # confidence level of the interval
+    why: str | None = None  # an unknown figure: what made it unknown (roi.economics.PlanEconomics.cost_issue)
 
     @property
     def scope(self) -> str | None:
@@ -295,7 +296,8 @@ def judge_cost_saving(ev: Evidence) -> list[GateResult]:
             n, s.value, s.value if s.low is None else s.low, limit, upper=False, z=Z95, min_n=min_n
         )
     ends = (s.value, s.low, s.high)
-    return [interval_gate("cost_saving", status, ends, limit, n, needed, upper=False, scope=Scope(unit="calls"))]
+    gate = interval_gate("cost_saving", status, ends, limit, n, needed, upper=False, scope=Scope(unit="calls"))
+    return [replace(gate, why=plan.cost_issue) if status is Status.UNKNOWN else gate]
 
 
 def judge_p95_latency(ev: Evidence) -> list[GateResult]:

@@ -34,6 +34,8 @@ from roi.economics import (
     PlanEconomics,
     TaskPairs,
     TaskServing,
+    mixed_shares,
+    pairings,
     plan_pairs,
     serving_economics,
     shared_prefix_chars,
@@ -100,10 +102,10 @@ def cached_call_cost_usd(
     return ((prompt_tokens - cached_tokens) * price.input_per_1m + prefix + output_tokens * price.output_per_1m) / 1e6
 
 
-def write_share(monthly_volume: int) -> float:
+def write_share(monthly_volume: int | None) -> float:
     """Share of a task's calls that write its prefix to the cache rather than read it: every call while
     calls are rarer than one per cache lifetime, else `CACHE_WRITES_PER_MONTH` of them."""
-    return min(1.0, CACHE_WRITES_PER_MONTH / monthly_volume) if monthly_volume > 0 else 1.0
+    return min(1.0, CACHE_WRITES_PER_MONTH / monthly_volume) if monthly_volume else 1.0
 
 
 @dataclass(frozen=True)
@@ -186,11 +188,14 @@ def compare_levers(
     ]
     # With no group to recommend, mixing is shown as it was run (every task mixed), failing.
     group = list(mixed_tasks) if len(mixed_tasks) >= 2 else tasks
-    grouped = {t: TaskServing(mixed_share=1.0 if t in group else 0.0) for t in tasks}
+    shares = mixed_shares(pilot, group)  # as far as the group's volumes pair up, like the ROI's plan
+    grouped = {t: TaskServing(mixed_share=shares[t]) for t in tasks}
     passes = mixing_passes and len(mixed_tasks) >= 2
     note = None if len(mixed_tasks) >= 2 else "levers.no_group"
     waiting = batch_tasks(pilot) if all(t in batch_tasks(pilot) for t in group) else []
-    levers.append(Lever("mixed", priced(grouped), "measured", passes, [], note))
+    levers.append(
+        Lever("mixed", replace(priced(grouped), pairing=pairings(pilot, group)), "measured", passes, [], note)
+    )
     levers.append(_batched("mixed_batch", spec, grouped, waiting, priced, passes=passes, note="levers.group_waits"))
     return ModelLevers(model, levers, _cheapest(levers))
 

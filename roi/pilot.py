@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import re
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -133,7 +134,7 @@ class TaskSpec(Strict):
     examples: str | list[ExampleRow]
     eval: str | list[ExampleRow]
     scorer: ScorerSpec
-    monthly_volume: int = Field(default=0, ge=0)
+    monthly_volume: int | None = Field(default=None, ge=0)  # None: not set, monthly figures cannot be projected
     cost_per_error_usd: NonNegative = 0.0
     # The longest an answer may take in production (default: gates.max_p95_latency_s). A batch API, which
     # answers within a day, is considered for this task only when it allows that long.
@@ -165,6 +166,16 @@ class MixedMode(Strict):
         if isinstance(value, int) and value < 2:
             raise ValueError("a mixed call holds at least 2 tasks (or 'all')")
         return value
+
+    def groups(self, names: Sequence[str]) -> list[list[str]]:
+        """The tasks `names` (in order) as the groups their mixed calls hold: chunks of `tasks_per_call`,
+        the last maybe smaller; a lone last task joins the group before it (it cannot be mixed alone)."""
+        width = max(1, len(names) if self.tasks_per_call == "all" else self.tasks_per_call)
+        groups = [list(names[i : i + width]) for i in range(0, len(names), width)]
+        if len(groups) > 1 and len(groups[-1]) == 1:
+            lone = groups.pop()
+            groups[-1] += lone
+        return groups
 
 
 class Modes(Strict):

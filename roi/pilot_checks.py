@@ -48,7 +48,7 @@ def check_pilot(spec: Pilot, tasks: Sequence[TaskData], locate: Locate) -> tuple
     """Errors and warnings of a validated pilot with its data loaded."""
     errors = [p for i, task in enumerate(tasks) for p in _labels_outside_choices(task, i, locate)]
     errors += _tasks_per_call(spec, locate)
-    warnings = [p for i, task in enumerate(spec.tasks) if task.monthly_volume == 0 for p in [_no_volume(i, locate)]]
+    warnings = [p for i, task in enumerate(spec.tasks) if not task.monthly_volume for p in [_no_volume(i, locate)]]
     return errors, warnings
 
 
@@ -105,7 +105,7 @@ def _tasks_per_call(spec: Pilot, locate: Locate) -> list[Problem]:
 
 def _no_volume(index: int, locate: Locate) -> Problem:
     message = (
-        "monthly_volume is not set (or 0): the ROI and the monthly costs give this task no weight; "
-        "set how many items it handles per month"
+        "monthly_volume is not set (or 0): monthly costs and the ROI cannot be projected (unset) or give this "
+        "task no weight (0); set how many items it handles per month"
     )
     return _at(locate, ("tasks", index, "monthly_volume"), message, "no-monthly-volume")

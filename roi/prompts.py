@@ -101,17 +101,10 @@ def parse_single(text: str) -> str | None:
 
 
 def task_groups(pilot: LoadedPilot, names: Sequence[str] | None = None) -> list[list[TaskData]]:
-    """Tasks that share mixed calls: chunks of `tasks_per_call` in pilot order (the last may be smaller),
-    of every task or of the tasks `names`."""
-    size = pilot.spec.modes.mixed.tasks_per_call
-    tasks = pilot.tasks if names is None else [t for t in pilot.tasks if t.spec.name in names]
-    width = len(tasks) if size == "all" else size
-    groups = [tasks[i : i + width] for i in range(0, len(tasks), width)]
-    if len(groups) > 1 and len(groups[-1]) == 1:
-        # A lone task cannot be mixed: give it to the previous group.
-        groups[-2] = groups[-2] + groups[-1]
-        groups.pop()
-    return groups
+    """Tasks that share mixed calls (roi.pilot.MixedMode.groups), of every task or of the tasks `names`,
+    in pilot order."""
+    chosen = [t.spec.name for t in pilot.tasks if names is None or t.spec.name in names]
+    return [[pilot.task(name) for name in group] for group in pilot.spec.modes.mixed.groups(chosen)]
 
 
 def _block(pairs: Sequence[tuple[str, str, str | None]]) -> str:

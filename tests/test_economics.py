@@ -3,6 +3,8 @@ bootstrap's intervals; unknown cost stays unknown."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -50,19 +52,60 @@ def pairs(n: int = 10, unknown: bool = False) -> dict[str, TaskPairs]:
 def test_plan_figures_by_hand() -> None:
     p = pairs()
     e = plan_economics(pilot(), "m", p, ["t1", "t2"], seed=1)
-    # compute: single 4000 x $0.01 = $40; mixed 4000 x $0.004 = $16
+    # 1,000 mixed calls a month carry t1 and t2 (t1 has no more); t2's other 2,000 items go single
+    assert [(x.tasks, x.calls_per_month, x.single_per_month) for x in e.pairing] == [
+        (["t1", "t2"], 1000, {"t1": 0, "t2": 2000})
+    ]
+    # compute: single 4000 x $0.01 = $40; plan 2000 mixed items x $0.004 + 2000 single x $0.01 = $28
     assert e.monthly_compute_single_usd.value == pytest.approx(40.0)
-    assert e.monthly_compute_plan_usd.value == pytest.approx(16.0)
-    assert e.cost_saving.value == pytest.approx(0.6)
+    assert e.monthly_compute_plan_usd.value == pytest.approx(28.0)
+    assert e.cost_saving.value == pytest.approx(0.3)
     # errors: single none; mixed t1 20% x 1000 x $2 = $400
     assert e.monthly_error_plan_usd.value == pytest.approx(400.0)
-    # net = 40 - (16 + 400) = -376 a month: never pays back, ROI = (-376 x 12 - 600) / 600
-    assert e.net_monthly_benefit_usd.value == pytest.approx(-376.0)
+    # net = 40 - (28 + 400) = -388 a month: never pays back, ROI = (-388 x 12 - 600) / 600
+    assert e.net_monthly_benefit_usd.value == pytest.approx(-388.0)
     assert e.payback_months.value is None
-    assert e.roi.value == pytest.approx((-376 * 12 - 600) / 600)
+    assert e.roi.value == pytest.approx((-388 * 12 - 600) / 600)
     # bootstrap interval: t1's mixed error rate ranges over resamples, so net's interval is wide and below 0
     assert e.net_monthly_benefit_usd.low is not None and e.net_monthly_benefit_usd.high is not None
-    assert e.net_monthly_benefit_usd.low < -376 < e.net_monthly_benefit_usd.high <= 24.0
+    assert e.net_monthly_benefit_usd.low < -388 < e.net_monthly_benefit_usd.high <= 12.0
+
+
+def test_mixed_calls_are_limited_by_the_smaller_volume() -> None:
+    """30,000 and 1,000 items a month: at most 1,000 calls can carry both tasks."""
+    p = pairs()
+    e = plan_economics(pilot(volumes=(30_000, 1_000)), "m", p, ["t1", "t2"], seed=1)
+    (pairing,) = e.pairing
+    assert pairing.calls_per_month == 1_000 and pairing.single_per_month == {"t1": 29_000, "t2": 0}
+    # 2,000 items in 1,000 mixed calls at $0.004 each + t1's other 29,000 single at $0.01 = $298, not
+    # 31,000 mixed items at $0.004 = $124
+    assert e.monthly_compute_plan_usd.value == pytest.approx(2_000 * 0.004 + 29_000 * 0.01)
+    assert e.monthly_compute_single_usd.value == pytest.approx(31_000 * 0.01)
+    # t1's errors: only its 1,000 mixed items risk the 20% error rate: 1000 x 20% x $2
+    assert e.monthly_error_plan_usd.value == pytest.approx(400.0)
+
+
+def test_no_volume_means_no_projection_named() -> None:
+    spec = pilot().model_copy(
+        update={"tasks": [pilot().tasks[0].model_copy(update={"monthly_volume": None}), pilot().tasks[1]]}
+    )
+    e = plan_economics(spec, "m", pairs(), ["t2"], seed=1)
+    assert e.volume_issue == "missing_volume" and e.tasks_without_volume == ["t1"]
+    assert e.net_monthly_benefit_usd == e.monthly_compute_plan_usd == e.roi == Estimate(None, None, None)
+    assert e.cost_saving.value is not None  # a per-item figure, equal weights: the cost gate can still judge
+    zero = plan_economics(pilot(volumes=(0, 0)), "m", pairs(), ["t2"], seed=1)
+    assert zero.volume_issue == "zero_volume" and zero.roi.value is None  # not a silent ROI of -100%
+
+
+def test_zero_prices_and_missing_pairs_give_their_own_reasons() -> None:
+    free = {t: replace(x, cost_single=np.zeros(x.n), cost_mixed=np.zeros(x.n)) for t, x in pairs().items()}
+    e = plan_economics(pilot(), "m", free, ["t1", "t2"], seed=1)
+    assert e.cost_issue == "zero_cost" and e.cost_saving.value is None
+    assert e.monthly_compute_plan_usd.value == 0.0  # a true $0, not unknown
+    lonely = {**pairs(), "t2": pairs(n=0)["t2"]}
+    e = plan_economics(pilot(), "m", lonely, ["t1", "t2"], seed=1)
+    assert e.cost_issue == "no_pairs" and e.tasks_without_pairs == ["t2"] and not e.cost_known
+    assert plan_economics(pilot(), "m", pairs(unknown=True), ["t1"], seed=1).cost_issue == "no_cost"
 
 
 def test_plan_keeping_a_task_single_and_pairing() -> None:

@@ -4,6 +4,8 @@ priced for an API model from stored calls, and the decision line naming the chea
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,7 @@ def make_pilot(
     waits: dict[str, float] | None = None,
     price: dict[str, Any] | None = None,
     model: dict[str, Any] | None = None,
+    volume: int | None = VOLUME,
 ) -> LoadedPilot:
     """Two tasks at VOLUME a month each; inputs of equal length with distinct first letters, so every
     single prompt of a task is its prefix, `Input: `, two letters and `\\nOutput:`."""
@@ -88,9 +91,10 @@ def make_pilot(
             "examples": [{"input": f"{c}x", "output": f"{c.upper()}X"} for c in "pqrstuvw"],
             "eval": [{"input": f"{c}y", "output": f"{c.upper()}Y"} for c in "abcdefghijklmnopqrstuvwxyzABCD"],
             "scorer": "exact",
-            "monthly_volume": VOLUME,
             "cost_per_error_usd": 0.01,
         }
+        if volume is not None:
+            task["monthly_volume"] = volume
         if waits and t in waits:
             task["max_latency_s"] = waits[t]
         tasks.append(task)
@@ -188,6 +192,7 @@ def test_levers_by_hand_and_the_cheapest_named(tmp_path: Path) -> None:
     assert compute["single_cached"] == pytest.approx(hand["single_cached"])
     assert compute["single_batch"] == pytest.approx(hand["single"] * 0.5)
     assert compute["mixed"] == pytest.approx(hand["mixed"])
+    assert figures["mixed"] == d.grouping.economics  # the same plan as the ROI section's
     assert compute["mixed_batch"] == pytest.approx(hand["mixed"] * 0.5)
     assert d.levers.lever("single_cached").source == "modelled"
     # every answer right in both modes: no error cost, mixing passes, and the saving is compute only
@@ -236,3 +241,32 @@ def test_the_section_comes_first_after_the_decision(tmp_path: Path) -> None:
     sections = html.split("<main>", 1)[1]
     assert sections.index('id="levers"') < sections.index('id="roi"')
     assert "Cheaper without mixing?" in html and "(cheapest that passes)" in html
+
+
+def no_nonsense(text: str) -> None:
+    assert not re.search(r"\b(nan|NaN|inf|Infinity)\b", text), re.search(r".{40}\b(nan|NaN|inf|Infinity)\b.{40}", text)
+
+
+def test_no_monthly_volume_is_named_not_a_silent_minus_100_percent(tmp_path: Path) -> None:
+    _, result = run(tmp_path, volume=None)
+    html = (result.run_dir / "report.html").read_text()
+    expected = "Monthly figures cannot be projected for api: monthly_volume is not set for alpha, beta"
+    assert expected in html and expected in decision_line(result.decision)
+    report = json.loads((result.run_dir / "report.json").read_text())
+    roi = next(s for s in report["sections"] if s["id"] == "roi")["data"]["models"][0]
+    assert roi["economics"]["roi"]["value"] is None and roi["economics"]["net_monthly_benefit_usd"]["value"] is None
+    assert expected in roi["issues"][0]
+    no_nonsense(html)
+    no_nonsense((result.run_dir / "report.json").read_text())
+
+
+def test_a_zero_price_gives_the_true_reason(tmp_path: Path) -> None:
+    free = {"input_per_1m": 0.0, "output_per_1m": 0.0}
+    _, result = run(tmp_path, price=free)
+    gate = next(g for g in result.decision.chosen.gates if g.gate == "cost_saving")
+    assert gate.why == "zero_cost"
+    html = (result.run_dir / "report.html").read_text()
+    assert "its calls cost $0 (its price is 0), so there is no cost for mixing to save" in html
+    assert "no cost (set cost.usd_per_hour or price" not in html  # not the missing-price reason
+    no_nonsense(html)
+    no_nonsense((result.run_dir / "report.json").read_text())

@@ -11,7 +11,7 @@ from typing import Any
 from roi.briefing import Briefing, Point
 from roi.decision import ModelDecision
 from roi.report.i18n import join, text
-from roi.report.wording import model_headline, next_stage_sentence, pct, seconds, stage_name
+from roi.report.wording import cost_unknown_sentences, model_headline, next_stage_sentence, pct, seconds, stage_name
 
 
 def brief_page(briefing: Briefing | None, item_limit: int | None, lang: str) -> dict[str, Any] | None:
@@ -45,7 +45,7 @@ def headline_sentences(d: ModelDecision, lang: str) -> list[str]:
     reason the next stage is not reached, and the cost-unknown note. The stage, the tasks that stay
     single or undecided and the cheapest option stay (the cheapest first when it is not the mixing the
     stage advances)."""
-    told = {text(lang, "cost_unknown", model=d.model)} | ({next_stage_sentence(d, lang)} if d.stage < 3 else set())
+    told = set(cost_unknown_sentences(d, lang)) | ({next_stage_sentence(d, lang)} if d.stage < 3 else set())
     return [s for s in model_headline(d, lang) if s not in told] or model_headline(d, lang)[:1]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -94,12 +95,12 @@ def _page_keys() -> list[str]:
 
 
 def _json_ready(value: Any) -> Any:
-    """Drop drawing instructions (`charts`) and keep figures; NaN becomes null."""
+    """Drop drawing instructions (`charts`) and keep figures; NaN and infinities become null."""
     if isinstance(value, dict):
         return {k: _json_ready(v) for k, v in value.items() if k != "charts"}
     if isinstance(value, list):
         return [_json_ready(v) for v in value]
-    if isinstance(value, float) and value != value:
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
 

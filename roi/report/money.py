@@ -8,6 +8,7 @@ from typing import Any
 from roi.economics import (
     RESAMPLES,
     Estimate,
+    Pairing,
     PlanEconomics,
     SavingSources,
     saving_sources,
@@ -19,7 +20,7 @@ from roi.grouping import UNDECIDED, TaskPlacement
 from roi.report import charts
 from roi.report.i18n import join, text
 from roi.report.inputs import ReportInputs, decided_models
-from roi.report.wording import estimate, pct, usd
+from roi.report.wording import cost_unknown_sentences, estimate, pct, projection_sentence, usd
 
 
 def _plan_rows(plan: PlanEconomics, lang: str) -> dict[str, str]:
@@ -88,6 +89,8 @@ def build_roi(inputs: ReportInputs) -> dict[str, Any]:
                 "labels": {k: text(lang, f"roi.{k}" + ("" if grouped else "_all_mixed")) for k in ("net", "saving")},
                 "figures": _plan_rows(plan, lang),
                 "measured": _measured_note(inputs, d.model) if g.measured_plan else "",
+                "pairing": [_pairing_sentence(p, lang) for p in plan.pairing],
+                "issues": [x for x in (projection_sentence(plan, lang), *cost_unknown_sentences(d, lang)) if x],
                 "economics": asdict(plan),
             }
         )
@@ -111,6 +114,16 @@ def build_roi(inputs: ReportInputs) -> dict[str, Any]:
         "roi_label": text(lang, "roi.roi", months=e.horizon_months),
         "charts": {"net": _net_chart(rows, text(lang, "roi.chart"))},
     }
+
+
+def _pairing_sentence(pairing: Pairing, lang: str) -> str:
+    """How many mixed calls a month the group's volumes allow, and what goes single instead."""
+    left = [
+        text(lang, "roi.pairing_left", task=t, count=f"{n:,}") for t, n in pairing.single_per_month.items() if n > 0
+    ]
+    tail = "; ".join(left) if left else text(lang, "roi.pairing_full")
+    calls = f"{pairing.calls_per_month:,}"
+    return text(lang, "roi.pairing", calls=calls, tasks=join(lang, pairing.tasks), rest=tail)
 
 
 def _measured_note(inputs: ReportInputs, model: str) -> str:
@@ -152,7 +165,7 @@ def build_cost(inputs: ReportInputs) -> dict[str, Any]:
             rows.append(
                 {
                     "task": e.task,
-                    "volume": f"{e.monthly_volume:,}",
+                    "volume": text(lang, "cost.volume_unset") if e.monthly_volume is None else f"{e.monthly_volume:,}",
                     "per_error": usd(e.cost_per_error_usd, lang),
                     "per_item_single": estimate(per_thousand(e.cost_per_item_single_usd), "usd", lang),
                     "per_item_mixed": estimate(per_thousand(e.cost_per_item_mixed_usd), "usd", lang),

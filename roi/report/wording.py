@@ -3,9 +3,11 @@ report's language. Used by the report and by the console's decision line."""
 
 from __future__ import annotations
 
+import math
+
 from roi import formats
 from roi.decision import STAGES, Decision, ModelDecision, Status
-from roi.economics import Estimate
+from roi.economics import Estimate, PlanEconomics
 from roi.gates import GATES, GateResult
 from roi.grouping import KEEP_SINGLE, UNDECIDED, Grouping
 from roi.levers import MIXED_OPTIONS
@@ -13,7 +15,7 @@ from roi.report.i18n import MESSAGES, join, text
 
 
 def pct(value: float | None, lang: str = "en", signed: bool = False) -> str:
-    if value is None:
+    if value is None or not math.isfinite(value):
         return text(lang, "unknown")
     rounded = round(value * 100, 1) + 0.0  # + 0.0 turns -0.0 into 0.0
     shown = f"{rounded:+.1f}%" if signed and rounded else f"{rounded:.1f}%"
@@ -104,6 +106,8 @@ def gate_reason(gate: GateResult, lang: str, grouping: Grouping | None = None) -
     if reason == "count":
         return text(lang, f"reason.{gate.gate}.{gate.status.value}", n=gate.n, limit=f"{gate.limit or 0:.0f}")
     if gate.status is Status.UNKNOWN:
+        if gate.gate == "cost_saving" and gate.why:  # the true reason: no cost, no pairs, a price of 0
+            return text(lang, f"reason.cost_saving.{gate.why}")
         own = f"reason.{gate.gate}.unknown"  # a gate may say why it cannot be judged (cost: no price)
         return text(lang, own if own in MESSAGES[lang] else "reason.unknown")
     params = {
@@ -151,8 +155,11 @@ def headline(decision: Decision, lang: str) -> str:
 def lever_headline(d: ModelDecision, lang: str) -> str:
     """The cheapest option that passes the accuracy gates, in one sentence ("" before levers are compared)."""
     found = d.levers
-    if found is None or found.cheapest is None or d.outcome == "not_compared":
-        return ""  # nothing to rank: the cost sentences say why
+    if found is None or d.outcome == "not_compared":
+        return ""
+    if found.cheapest is None:  # nothing to rank: say why when it is the volumes (the cost sentences say the rest)
+        reference = found.lever("single").plan
+        return projection_sentence(reference, lang) if reference is not None else ""
     best = found.lever(found.cheapest)
     saving = best.plan.net_monthly_benefit_usd.value if best.plan is not None else None
     params = {"model": d.model, "option": text(lang, f"levers.option.{best.option}"), "saving": usd(saving, lang)}
@@ -204,9 +211,27 @@ def _stage_headline(d: ModelDecision, lang: str) -> list[str]:
         parts.append(text(lang, f"headline.{d.outcome}", model=d.model))
     if d.stage < 3:
         parts.append(next_stage_sentence(d, lang))
-    if any(x.gate == "cost_saving" and x.status is Status.UNKNOWN for x in d.gates):
-        parts.append(text(lang, "cost_unknown", model=d.model))
+    parts += cost_unknown_sentences(d, lang)
     return [p for p in parts if p]
+
+
+def cost_unknown_sentences(d: ModelDecision, lang: str) -> list[str]:
+    """Why the cost gate cannot be judged, when it cannot, in the true reason's words."""
+    unknown = [x for x in d.gates if x.gate == "cost_saving" and x.status is Status.UNKNOWN]
+    if not unknown:
+        return []
+    g = d.grouping
+    plan = g.economics if g.mixed_tasks else g.all_mixed_economics
+    why = unknown[0].why
+    key = f"cost_unknown.{why}" if why else "cost_unknown"
+    return [text(lang, key, model=d.model, tasks=join(lang, plan.tasks_without_pairs))]
+
+
+def projection_sentence(plan: PlanEconomics, lang: str) -> str:
+    """Why monthly figures cannot be projected ("" when they can)."""
+    if plan.volume_issue is None:
+        return ""
+    return text(lang, f"projection.{plan.volume_issue}", model=plan.model, tasks=join(lang, plan.tasks_without_volume))
 
 
 def _outside_the_group(g: Grouping, lang: str) -> list[str]:
