@@ -586,7 +586,7 @@ class SavingSources:
     compute_s_per_item: float | None  # measured machine time where the backend gives it, else latency
     cost_per_item_usd: float | None
     compute_measured: bool = False  # compute_s_per_item is measured machine time (a local engine)
-    latency_s_per_item: float | None = None  # the calls' latency per item (local: modelled, run alone)
+    latency_s_per_call: float | None = None  # mean latency of a call, what every item of it waits (local: modelled)
 
 
 def _common_prefix(texts: list[str]) -> int:
@@ -653,7 +653,7 @@ def saving_sources(summary: ModeSummary | None, calls: pd.DataFrame, model: str,
         compute_s_per_item=_per_item(summary.compute_s, items),
         cost_per_item_usd=_per_item(summary.cost_usd, items),
         compute_measured=summary.compute_basis == "machine",
-        latency_s_per_item=_per_item(ok["latency_s"], items),
+        latency_s_per_call=float(ok["latency_s"].mean()) if len(ok) else None,
     )
 
 

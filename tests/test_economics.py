@@ -173,5 +173,5 @@ def test_saving_sources_from_calls() -> None:
     assert single.uncached_prompt_tokens_per_item == pytest.approx(100 * (1 - share))
     assert single.cached_prompt_tokens_reported is None
     assert mixed.compute_s_per_item == 1.5 and mixed.cost_per_item_usd == pytest.approx(0.15)
-    assert mixed.latency_s_per_item == 1.5  # from the calls: 3 s each, two items per call
+    assert mixed.latency_s_per_call == 3.0  # every item of a call waits for all of it
     assert saving_sources(None, calls, "m", "mixed").calls_per_item is None  # a mode without calls

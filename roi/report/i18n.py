@@ -93,6 +93,7 @@ EN: dict[str, str] = {
     "levers.source.reported": "modelled from cached tokens the API reported",
     "levers.source.modelled": "modelled from measured calls",
     "levers.cheapest": "cheapest that passes",
+    "levers.reference": "the reference",
     "levers.not_offered": "not offered: {why}",
     "levers.no_group": "no tasks may share a call",
     "levers.no_batch_price": "the model's price gives no batch_discount",
@@ -234,9 +235,10 @@ EN: dict[str, str] = {
     "task and input).",
     "savings.local_text": "This model is paid by machine time, so its cost is priced from the machine time measured "
     "in this run: {single} s per item single ({single_rate} items/s) against {mixed} s mixed ({mixed_rate} items/s).",
-    "savings.local_latency": "Its latency is a different figure: {single} s per item single and {mixed} s mixed are "
-    "each call's modelled wall time run alone (what a user would wait), while the machine time is the call's "
-    "share of a batch in which many calls run together.",
+    "savings.local_latency": "Its latency is a different figure: a single call takes {single} s and a mixed call "
+    "{mixed} s, each modelled as the call run alone (what a user would wait; every item of a mixed call waits for "
+    "all of it), while the machine time is the call's share of a batch in which many calls run together.",
+    "savings.gate_text": "The cost gate and the ROI use these costs weighed by each task's monthly volume, with mixed calls paired by volume (see Return on investment): per 1,000 items, {single} single against {plan} for the plan: {change} (the gate's figure).",
     "savings.local_prefix": "The local engine computed each shared prefix once per batch, as a production server "
     "with prefix caching would, so the measured machine time already includes what a prefix cache saves.",
     "savings.no_cache_reported": "The API reported no cached prompt tokens for these calls: no provider prompt "
@@ -502,6 +504,7 @@ JA: dict[str, str] = {
     "levers.source.reported": "API が報告したキャッシュ済みトークンからのモデル値",
     "levers.source.modelled": "実測した呼び出しからのモデル値",
     "levers.cheapest": "基準を満たす最安",
+    "levers.reference": "比較の基準",
     "levers.not_offered": "対象外: {why}",
     "levers.no_group": "1回の呼び出しにまとめられるタスクがない",
     "levers.no_batch_price": "モデルの価格に batch_discount がない",
@@ -642,9 +645,10 @@ JA: dict[str, str] = {
     "(混合の回答行はタスク名と入力を繰り返すため)。",
     "savings.local_text": "このモデルはマシン時間で課金されるため、コストはこの実行で実測したマシン時間から算出しています: "
     "1件あたり単一 {single} 秒(毎秒 {single_rate} 件)、混合 {mixed} 秒(毎秒 {mixed_rate} 件)。",
-    "savings.local_latency": "レイテンシは別の数値です: 1件あたり単一 {single} 秒、混合 {mixed} 秒は、各呼び出しを単独で"
-    "実行した場合の所要時間のモデル値(利用者が待つ時間)であり、マシン時間は多数の呼び出しをまとめて実行した"
-    "バッチの中での各呼び出しの取り分です。",
+    "savings.local_latency": "レイテンシは別の数値です: 単一の呼び出しは {single} 秒、混合の呼び出しは {mixed} 秒で、"
+    "いずれも呼び出しを単独で実行した場合の所要時間のモデル値(利用者が待つ時間。混合では各項目が呼び出し全体を待つ)"
+    "であり、マシン時間は多数の呼び出しをまとめて実行したバッチの中での各呼び出しの取り分です。",
+    "savings.gate_text": "コスト基準と ROI は、これらのコストを各タスクの月間件数で重み付けし、混合呼び出しを件数で組み合わせて用います(投資対効果を参照): 1,000件あたり単一 {single}、計画 {plan}: {change}(基準が判定する値)。",
     "savings.local_prefix": "ローカルエンジンは共通の前置きをバッチごとに1回だけ計算しました(前置きキャッシュを持つ本番の"
     "サーバーと同じ)。実測のマシン時間には前置きキャッシュによる節約がすでに含まれています。",
     "savings.no_cache_reported": "API はこれらの呼び出しについてキャッシュ済みトークンを報告していません: "

@@ -47,7 +47,9 @@ def _row(lever: Lever, levers: ModelLevers, pilot: Pilot, lang: str) -> dict[str
     return row | {
         "compute": estimate(p.monthly_compute_plan_usd, "usd", lang),
         "errors": estimate(p.monthly_error_plan_usd, "usd", lang),
-        "saving": estimate(p.net_monthly_benefit_usd, "usd", lang),
+        "saving": text(lang, "levers.reference")
+        if lever.option == "single"
+        else estimate(p.net_monthly_benefit_usd, "usd", lang),
         "figures": row["figures"] | {"economics": asdict(p), "monthly_total_usd": lever.monthly_total_usd},
     }
 

@@ -229,8 +229,29 @@ def _savings(inputs: ReportInputs, model: str) -> dict[str, Any]:
     return {
         "rows": rows,
         "compute_label": text(lang, "savings.compute_machine" if measured else "savings.compute_latency"),
-        "sentences": _saving_sentences(src["single"], src["mixed"], lang),
+        "sentences": [*_saving_sentences(src["single"], src["mixed"], lang), *_gate_sentence(inputs, model)],
     }
+
+
+def _gate_sentence(inputs: ReportInputs, model: str) -> list[str]:
+    """How the cost gate's figure follows from the table: the same costs, weighed by monthly volume."""
+    d = next((m for m in decided_models(inputs) if m.model == model), None)
+    if d is None:
+        return []
+    plan = d.grouping.economics if d.grouping.mixed_tasks else d.grouping.all_mixed_economics
+    single, mixed = plan.cost_per_item_single_usd.value, plan.cost_per_item_plan_usd.value
+    if single is None or mixed is None or plan.cost_saving.value is None:
+        return []
+    lang = inputs.lang
+    return [
+        text(
+            lang,
+            "savings.gate_text",
+            single=usd(single * PER, lang),
+            plan=usd(mixed * PER, lang),
+            change=cost_change(Estimate(plan.cost_saving.value, None, None), lang),
+        )
+    ]
 
 
 def _saving_sentences(single: SavingSources, mixed: SavingSources, lang: str) -> list[str]:
@@ -280,15 +301,9 @@ def _machine_sentences(single: SavingSources, mixed: SavingSources, lang: str) -
     if s and m:
         rates = {"single_rate": f"{1 / s:,.2f}", "mixed_rate": f"{1 / m:,.2f}"}
         out.append(text(lang, "savings.local_text", single=f"{s:.3f}", mixed=f"{m:.3f}", **rates))
-    if single.latency_s_per_item is not None and mixed.latency_s_per_item is not None:
-        out.append(
-            text(
-                lang,
-                "savings.local_latency",
-                single=f"{single.latency_s_per_item:.2f}",
-                mixed=f"{mixed.latency_s_per_item:.2f}",
-            )
-        )
+    if single.latency_s_per_call is not None and mixed.latency_s_per_call is not None:
+        single_s, mixed_s = f"{single.latency_s_per_call:.2f}", f"{mixed.latency_s_per_call:.2f}"
+        out.append(text(lang, "savings.local_latency", single=single_s, mixed=mixed_s))
     out.append(text(lang, "savings.local_prefix"))
     return out
 
