@@ -129,9 +129,11 @@ def cached_single_costs(pilot: Pilot, spec: ModelSpec, calls: pd.DataFrame, item
     own = own.merge(task_of[["call_id", "task", "item_id"]], on="call_id")
     own["cacheable"] = _reported_prefix(own) if reported else _modelled_prefix(own, price.min_cacheable_tokens)
     volumes = {t.name: t.monthly_volume for t in pilot.tasks}
+    # A batch model's calls were measured at the batch price: price its cached calls there too.
+    scale = 1.0 - price.batch_discount if spec.batch and price.batch_discount is not None else 1.0
     per_item: dict[str, dict[str, float]] = {}
     for row in own.to_dict("records"):
-        cost = cached_call_cost_usd(
+        cost = scale * cached_call_cost_usd(
             price,
             prompt_tokens=int(row["prompt_tokens"]),
             output_tokens=int(row["output_tokens"]),

@@ -178,6 +178,7 @@ def test_a_batch_model_is_not_discounted_twice(tmp_path: Path) -> None:
     assert compute["single"] == pytest.approx(hand["single"] * 0.5)
     assert compute["single_batch"] == pytest.approx(compute["single"])
     assert compute["mixed_batch"] == pytest.approx(compute["mixed"])
+    assert compute["single_cached"] == pytest.approx(hand["single_cached"] * 0.5)  # cached calls at the batch price
 
 
 def test_levers_by_hand_and_the_cheapest_named(tmp_path: Path) -> None:
