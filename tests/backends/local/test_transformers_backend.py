@@ -62,25 +62,29 @@ def test_fast_path_gives_the_naive_answers_and_token_counts(backend: Transformer
 
 
 def test_mixed_calls_stop_once_every_query_is_answered(backend: TransformersBackend) -> None:
-    """Two demo mixed calls on which Gemma 3 270M, after its last answer, starts the list again and runs
-    to its token budget: both paths stop where `PromptCall.complete` says every query has its answer,
-    at the same token, with the parsed answers of the full text and fewer tokens."""
+    """Both paths stop where the request's completeness check first holds, at the same token. With
+    `PromptCall.complete` the parsed answers are those of the text run to its budget. Whether Gemma 3
+    270M keeps writing after its last answer depends on the CPU's arithmetic, so the stop is also
+    forced early (after the first line), which every CPU reaches before the model's own end."""
     from roi.prompts import parse_mixed
 
     pilot = load_pilot(PILOTS / "superposition-demo.yaml")
     calls = [c for c in build_calls(pilot, limit=12) if c.call_key in ("mixed:g0:6", "mixed:g0:10")]
     requests = [c.request(c.call_key) for c in calls]
-    fast = {r.key: r for r in backend.generate(requests)}
-    saved = 0
-    for call, request in zip(calls, requests, strict=True):
-        reference, got = backend.generate_naive(request), fast[call.call_key]
-        assert (got.text, got.output_tokens) == (reference.text, reference.output_tokens), call.call_key
+    early = [dataclasses.replace(r, key=r.key + ":early", complete=lambda text: "\n" in text.strip()) for r in requests]
+    fast = {r.key: r for r in backend.generate(requests + early)}
+    for call, request, cut in zip(calls, requests, early, strict=True):
         longer = backend.generate_naive(dataclasses.replace(request, complete=None))
-        assert got.text is not None and longer.text is not None and got.output_tokens is not None
-        assert parse_mixed(longer.text, call.queries) == parse_mixed(got.text, call.queries), call.call_key
-        assert all(a is not None for a in parse_mixed(got.text, call.queries))
-        saved += (longer.output_tokens or 0) - got.output_tokens
-    assert saved > 40  # the check fired: measured 2 x ~58 tokens
+        assert longer.text is not None and longer.output_tokens is not None
+        for req in (request, cut):
+            reference, got = backend.generate_naive(req), fast[req.key]
+            assert (got.text, got.output_tokens) == (reference.text, reference.output_tokens), req.key
+            assert got.text is not None and got.output_tokens is not None
+            assert longer.text.startswith(got.text) and got.output_tokens <= longer.output_tokens, req.key
+        assert parse_mixed(longer.text, call.queries) == parse_mixed(fast[request.key].text or "", call.queries)
+        assert all(a is not None for a in parse_mixed(fast[request.key].text or "", call.queries))
+        stopped = fast[cut.key]
+        assert stopped.output_tokens is not None and stopped.output_tokens < longer.output_tokens, cut.key
 
 
 def test_shared_length() -> None:
