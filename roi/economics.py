@@ -1,37 +1,53 @@
 """Money: what each mode costs per item and per month, what its errors cost, and what a plan that serves
 some tasks mixed (the rest single) gains over serving every task single.
 
-Every figure carries a 95% interval from one bootstrap over the run's independent units: a *cluster* is
-one mixed call together with the single calls of its items. Item i of every task of a group shares
-mixed call i, so its tasks' figures move together; each resample draws clusters with replacement and
-recomputes every figure of both modes from the same draw, so a difference is not inflated by treating
-the modes (or the tasks) as independent. Monthly figures weight tasks by their `monthly_volume`. Unknown
-cost (a model with no price) stays None all the way up: the compute cost, the saving, the net benefit,
-payback and ROI are then unknown, never 0.
+Every figure carries a 95% interval and rests on one bootstrap over the run's independent units: a
+*cluster* is one mixed call together with the single calls of its items. Item i of every task of a
+group shares mixed call i, so its tasks' figures move together; each resample draws clusters with
+replacement and recomputes every figure of both modes from the same draw, so a difference is not
+inflated by treating the modes (or the tasks) as independent. Costs are continuous, and their intervals
+are the bootstrap's (the saving's a bootstrap-t, roi.stats.ratio_bounds). Error rates are 0/1 outcomes,
+whose bootstrap collapses to a point when every answer agrees: an error rate takes its Wilson interval,
+an accuracy change its Newcombe paired interval, and a sum of such parts (monthly error cost, net
+benefit, hence payback and ROI) combines the parts' intervals by MOVER (roi.stats.mover_sum_bounds),
+with their correlations measured on the cluster resamples. Monthly figures weight tasks by their
+`monthly_volume`. Unknown cost (a model with no price) stays None all the way up: the compute cost, the
+saving, the net benefit, payback and ROI are then unknown, never 0.
 
-Cost per item is the item's call cost divided by the items that call answered (see roi/metrics.py),
-averaged over the items whose call did not fail; a failed call's items count as wrong. Error cost is
-error rate x `cost_per_error_usd` x volume.
+Pairs are the items answered in single mode and asked in the other; an item whose single call failed
+has nothing to compare with and is left out (the failed-calls gate judges those failures), while an
+item of a failed mixed call counts as wrong, as it would in production. Cost per item is the item's call
+cost divided by the items that call answered (see roi/metrics.py), averaged over the items whose call
+did not fail. Error cost is error rate x `cost_per_error_usd` x volume.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
-from roi.metrics import ModeSummary
 from roi.pilot import Pilot
-from roi.stats import LEVEL, cluster_resample_counts, percentile_bounds, ratio_bounds
+from roi.stats import (
+    LEVEL,
+    Z95,
+    cluster_resample_counts,
+    mover_sum_bounds,
+    paired_interval,
+    percentile_bounds,
+    ratio_bounds,
+    wilson_bounds,
+)
 
 RESAMPLES = 2000
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """A point estimate with its bootstrap interval; all None when it cannot be computed."""
+    """A point estimate with its 95% interval; all None when it cannot be computed."""
 
     value: float | None
     low: float | None
@@ -43,9 +59,9 @@ UNKNOWN = Estimate(None, None, None)
 
 @dataclass(frozen=True)
 class TaskPairs:
-    """One task's items answered in both modes, aligned by item id (cost NaN when unknown). `clusters`
-    names each item's mixed call (None: item i of every task shared call i); `failed_*` mark items of
-    failed calls (counted wrong, left out of cost)."""
+    """One task's items answered in single mode and asked in the other, aligned by item id (cost NaN when
+    unknown). `clusters` names each item's mixed call (None: item i of every task shared call i);
+    `failed_mixed` marks items of failed mixed calls (counted wrong, left out of cost)."""
 
     task: str
     item_ids: list[str]
@@ -54,7 +70,6 @@ class TaskPairs:
     cost_single: np.ndarray
     cost_mixed: np.ndarray
     clusters: list[str] | None = None
-    failed_single: np.ndarray | None = None
     failed_mixed: np.ndarray | None = None
 
     @property
@@ -146,13 +161,14 @@ def mixed_shares(pilot: Pilot, mixed_tasks: Sequence[str]) -> dict[str, float]:
 
 
 def task_pairs(items: pd.DataFrame, model: str, tasks: Sequence[str], mode: str = "mixed") -> dict[str, TaskPairs]:
-    """Items of `model` answered in both single and `mode` (mixed, or the measured plan's calls), per
-    task, aligned by item id; the second mode's figures are the `*_mixed` arrays."""
+    """Items of `model` answered in single mode and asked in `mode` (mixed, or the measured plan's calls),
+    per task, aligned by item id; the second mode's figures are the `*_mixed` arrays. An item whose single
+    call failed is left out: counting it wrong would credit mixing with every single failure."""
     own = items[items["model"] == model].copy()
     own["cost_item"] = own["cost_usd"] / own["n_items"]
     own["failed"] = own["error"].notna() if "error" in own else False
     keep = ["task", "item_id", "correct", "cost_item", "failed", "call_id"]
-    single = own[own["mode"] == "single"][keep]
+    single = own[(own["mode"] == "single") & ~own["failed"]][keep]
     mixed = own[own["mode"] == mode][keep]
     both = single.merge(mixed, on=["task", "item_id"], suffixes=("_single", "_mixed")).sort_values(["task", "item_id"])
     pairs = {}
@@ -166,7 +182,6 @@ def task_pairs(items: pd.DataFrame, model: str, tasks: Sequence[str], mode: str 
             cost_single=rows["cost_item_single"].to_numpy(dtype=float),
             cost_mixed=rows["cost_item_mixed"].to_numpy(dtype=float),
             clusters=[str(c) for c in rows["call_id_mixed"]],
-            failed_single=rows["failed_single"].to_numpy(dtype=bool),
             failed_mixed=rows["failed_mixed"].to_numpy(dtype=bool),
         )
     return pairs
@@ -190,15 +205,22 @@ def plan_pairs(
 @dataclass(frozen=True)
 class ClusterSums:
     """One task's sums over each cluster (last axis; leading axes may stack several pilots): items,
-    correct answers and cost of each mode, and the items whose call answered (cost is averaged over those)."""
+    correct answers of each mode and of both, cost of each mode, and the items whose mixed call answered
+    (mixed cost is averaged over those; every single item of a pair answered)."""
 
     items: np.ndarray
     correct_single: np.ndarray
     correct_mixed: np.ndarray
-    answered_single: np.ndarray
+    correct_both: np.ndarray
     answered_mixed: np.ndarray
     cost_single: np.ndarray
     cost_mixed: np.ndarray
+
+    def paired_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The sample's paired table: items right in both modes, in single only, in mixed only, in neither."""
+        both, single, mixed, n = (x.sum(axis=-1) for x in (self.correct_both, self.correct_single,
+                                                            self.correct_mixed, self.items))  # fmt: skip
+        return both, single - both, mixed - both, n - single - mixed + both
 
 
 def cluster_sums(pairs: dict[str, TaskPairs]) -> tuple[dict[str, ClusterSums], int]:
@@ -211,7 +233,6 @@ def cluster_sums(pairs: dict[str, TaskPairs]) -> tuple[dict[str, ClusterSums], i
     out = {}
     for task, p in pairs.items():
         where = np.array([index[k] for k in p.cluster_keys()], dtype=int)
-        ok_s = ~p.failed_single if p.failed_single is not None else np.ones(p.n, dtype=bool)
         ok_m = ~p.failed_mixed if p.failed_mixed is not None else np.ones(p.n, dtype=bool)
 
         def total(values: np.ndarray, where: np.ndarray = where) -> np.ndarray:
@@ -221,9 +242,9 @@ def cluster_sums(pairs: dict[str, TaskPairs]) -> tuple[dict[str, ClusterSums], i
             items=total(np.ones(p.n)),
             correct_single=total(p.correct_single),
             correct_mixed=total(p.correct_mixed),
-            answered_single=total(ok_s),
+            correct_both=total(p.correct_single * p.correct_mixed),
             answered_mixed=total(ok_m),
-            cost_single=total(np.where(ok_s, p.cost_single, 0.0)),
+            cost_single=total(p.cost_single),
             cost_mixed=total(np.where(ok_m, p.cost_mixed, 0.0)),
         )
     return out, len(index)
@@ -251,7 +272,7 @@ def task_means(sums: dict[str, ClusterSums], counts: np.ndarray) -> Draws:
     for task, s in sums.items():
         out["as"][task] = _ratio(counts, s.correct_single, s.items)
         out["am"][task] = _ratio(counts, s.correct_mixed, s.items)
-        out["cs"][task] = _ratio(counts, s.cost_single, s.answered_single)
+        out["cs"][task] = _ratio(counts, s.cost_single, s.items)
         out["cm"][task] = _ratio(counts, s.cost_mixed, s.answered_mixed)
     return Draws(out["as"], out["am"], out["cs"], out["cm"])
 
@@ -280,7 +301,7 @@ def cluster_costs(sums: ClusterSums) -> tuple[np.ndarray, np.ndarray]:
     cost per item (the cost sums over the items whose call answered)."""
     n = sums.items.shape[-1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        single = sums.cost_single * n / sums.answered_single.sum(axis=-1, keepdims=True)
+        single = sums.cost_single * n / sums.items.sum(axis=-1, keepdims=True)
         mixed = sums.cost_mixed * n / sums.answered_mixed.sum(axis=-1, keepdims=True)
     return single, mixed
 
@@ -330,11 +351,13 @@ def task_economics(
     pilot: Pilot, pairs: dict[str, TaskPairs], *, seed: int, resamples: int = RESAMPLES
 ) -> list[TaskEconomics]:
     """Per task: cost per item and error rate of each mode, and what they come to per month."""
-    d = resample(pairs, seed, resamples).means
+    r = resample(pairs, seed, resamples)
+    d = r.means
     rows = []
     for spec in pilot.tasks:
         t = spec.name
         volume, per_error = _volume(spec.monthly_volume), spec.cost_per_error_usd
+        errors = {mode: error_part(r.sums[t], d, t, mode) for mode in ("single", "mixed")}
         rows.append(
             TaskEconomics(
                 task=t,
@@ -343,15 +366,106 @@ def task_economics(
                 cost_per_error_usd=per_error,
                 cost_per_item_single_usd=_estimate(d.cost_single[t]),
                 cost_per_item_mixed_usd=_estimate(d.cost_mixed[t]),
-                error_rate_single=_estimate(1 - d.acc_single[t]),
-                error_rate_mixed=_estimate(1 - d.acc_mixed[t]),
+                error_rate_single=errors["single"].estimate(),
+                error_rate_mixed=errors["mixed"].estimate(),
                 monthly_compute_single_usd=_estimate(volume * d.cost_single[t]),
                 monthly_compute_mixed_usd=_estimate(volume * d.cost_mixed[t]),
-                monthly_error_single_usd=_estimate(volume * per_error * (1 - d.acc_single[t])),
-                monthly_error_mixed_usd=_estimate(volume * per_error * (1 - d.acc_mixed[t])),
+                monthly_error_single_usd=errors["single"].scaled(volume * per_error).estimate(),
+                monthly_error_mixed_usd=errors["mixed"].scaled(volume * per_error).estimate(),
             )
         )
     return rows
+
+
+# ---------------------------------------------------------------- sums of parts (MOVER)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One term of a money figure that is a sum over tasks: its value, its 95% interval and its draws
+    over the cluster resamples (last axis; draw 0 is the sample's), which give the terms' correlations."""
+
+    value: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    draws: np.ndarray
+
+    def scaled(self, factor: float) -> Part:
+        ends = (self.low * factor, self.high * factor)
+        low, high = (ends[1], ends[0]) if factor < 0 else ends
+        return Part(self.value * factor, low, high, self.draws * factor)
+
+    def estimate(self) -> Estimate:
+        value, low, high = (float(np.asarray(x).flat[0]) for x in (self.value, self.low, self.high))
+        return Estimate(value, low, high) if np.isfinite(value) else UNKNOWN
+
+
+def error_part(sums: ClusterSums, d: Draws, task: str, mode: str) -> Part:
+    """A task's error rate in `mode` (single or mixed) with its Wilson interval (Wilson 1927)."""
+    n = sums.items.sum(axis=-1)
+    right = (sums.correct_single if mode == "single" else sums.correct_mixed).sum(axis=-1)
+    low, high = wilson_bounds(n - right, n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = (n - right) / n
+    draws = 1 - (d.acc_single if mode == "single" else d.acc_mixed)[task]
+    return Part(np.asarray(value), low, high, draws)
+
+
+def accuracy_change_part(sums: ClusterSums, d: Draws, task: str) -> Part:
+    """A task's accuracy mixed minus single on the same items, with Newcombe's paired interval
+    (roi.stats.paired_interval): the error rate it saves by mixing."""
+    both, single_only, mixed_only, neither = sums.paired_table()
+    drop_low, drop_high = paired_interval(both, single_only, mixed_only, neither, Z95)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = (mixed_only - single_only) / (both + single_only + mixed_only + neither)
+    return Part(np.asarray(value), -drop_high, -drop_low, d.acc_mixed[task] - d.acc_single[task])
+
+
+def bootstrap_part(draws: np.ndarray) -> Part:
+    """A continuous figure (a cost) with its percentile interval over the resamples that hold it."""
+    rest = np.where(np.isfinite(draws[..., 1:]), draws[..., 1:], np.nan)
+    tail = (1 - LEVEL) / 2 * 100
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # no finite resample: NaN ends
+        low, high = np.nanpercentile(rest, [tail, 100 - tail], axis=-1)
+    return Part(np.asarray(draws[..., 0]), low, high, draws)
+
+
+def sum_bounds(parts: Sequence[Part]) -> tuple[np.ndarray, np.ndarray]:
+    """The interval of the sum of `parts`, by MOVER (roi.stats.mover_sum_bounds)."""
+    if not parts:
+        return np.asarray(0.0), np.asarray(0.0)
+    stack = [np.stack(np.broadcast_arrays(*(getattr(p, k) for p in parts)), axis=-1) for k in ("value", "low", "high")]
+    draws = np.stack(np.broadcast_arrays(*(p.draws for p in parts)), axis=-2)
+    return mover_sum_bounds(stack[0], stack[1], stack[2], draws)
+
+
+@dataclass(frozen=True)
+class MoneyBounds:
+    """Intervals of a plan's monthly error cost (all single, the plan) and net monthly benefit."""
+
+    error_single: tuple[np.ndarray, np.ndarray]
+    error_plan: tuple[np.ndarray, np.ndarray]
+    net: tuple[np.ndarray, np.ndarray]
+
+
+def money_bounds(
+    pilot: Pilot, sums: dict[str, ClusterSums], d: Draws, shares: dict[str, float], compute_saving: np.ndarray
+) -> MoneyBounds:
+    """Error cost and net benefit of a plan serving `shares` of each task's volume mixed, as sums of
+    parts: per task its error rates (Wilson) and the accuracy mixing changes (Newcombe), scaled by
+    volume x `cost_per_error_usd`, and the compute saving (`compute_saving`, its draws: bootstrap)."""
+    single, plan, net = [], [], [bootstrap_part(compute_saving)]
+    for spec in pilot.tasks:
+        t, share = spec.name, shares[spec.name]
+        weight = _volume(spec.monthly_volume) * spec.cost_per_error_usd
+        single.append(error_part(sums[t], d, t, "single").scaled(weight))
+        if share < 1:
+            plan.append(error_part(sums[t], d, t, "single").scaled(weight * (1 - share)))
+        if share > 0:
+            plan.append(error_part(sums[t], d, t, "mixed").scaled(weight * share))
+            net.append(accuracy_change_part(sums[t], d, t).scaled(weight * share))
+    return MoneyBounds(sum_bounds(single), sum_bounds(plan), sum_bounds(net))
 
 
 @dataclass(frozen=True)
@@ -455,9 +569,12 @@ def serving_economics(
         single[t] = measured
         plan[t] = _blend(how.mixed_share, how.mixed_scale * mixed, how.single_scale * option)
     mixed_tasks = [t for t, how in serving.items() if how.mixed_share > 0]
-    low, high = saving_bounds(pilot, single, plan, r.counts)
+    saving = saving_bounds(pilot, single, plan, r.counts)
     figures = plan_figures(pilot, d, cost, acc)
-    return _plan(pilot, model, figures, (low, high), mixed_tasks, r.clusters, _issues(pilot, pairs, figures))
+    shares = {t: how.mixed_share for t, how in serving.items()}
+    bounds = money_bounds(pilot, r.sums, d, shares, figures.compute_single - figures.compute_plan)
+    issues = _issues(pilot, pairs, figures)
+    return _plan(pilot, model, figures, _Intervals(saving, bounds), mixed_tasks, r.clusters, issues)
 
 
 def _blend(share: float, mixed: np.ndarray, single: np.ndarray) -> np.ndarray:
@@ -491,19 +608,37 @@ def _issues(pilot: Pilot, pairs: dict[str, TaskPairs], f: PlanFigures) -> _Issue
     return _Issues(cost, volume, unpaired, unset)
 
 
+@dataclass(frozen=True)
+class _Intervals:
+    """A plan's intervals that do not come from the percentiles of its own draws."""
+
+    saving: tuple[np.ndarray, np.ndarray]
+    money: MoneyBounds
+
+
+def _bounded(value: np.ndarray, bounds: tuple[np.ndarray, np.ndarray]) -> Estimate:
+    if not np.isfinite(value[0]):
+        return UNKNOWN
+    low, high = (float(np.asarray(x).flat[0]) for x in bounds)
+    return Estimate(float(value[0]), low if np.isfinite(low) else None, high if np.isfinite(high) else None)
+
+
 def _plan(
     pilot: Pilot,
     model: str,
     f: PlanFigures,
-    saving: tuple[np.ndarray, np.ndarray],
+    intervals: _Intervals,
     mixed_tasks: Sequence[str],
     clusters: int,
     issues: _Issues,
 ) -> PlanEconomics:
-    def monthly(draws: np.ndarray) -> Estimate:
-        return UNKNOWN if issues.volume else _estimate(draws)
+    def monthly(draws: np.ndarray, bounds: tuple[np.ndarray, np.ndarray] | None = None) -> Estimate:
+        if issues.volume:
+            return UNKNOWN
+        return _estimate(draws) if bounds is None else _bounded(draws, bounds)
 
-    net = monthly(f.net)
+    money = intervals.money
+    net = monthly(f.net, money.net)
     investment = pilot.economics.pilot_investment_usd
     horizon = pilot.economics.horizon_months
     return PlanEconomics(
@@ -516,9 +651,9 @@ def _plan(
         cost_per_item_plan_usd=_estimate(f.per_item_plan),
         monthly_compute_single_usd=monthly(f.compute_single),
         monthly_compute_plan_usd=monthly(f.compute_plan),
-        monthly_error_single_usd=monthly(f.error_single),
-        monthly_error_plan_usd=monthly(f.error_plan),
-        cost_saving=_saving(f.saving[0], *saving) if issues.cost is None else UNKNOWN,
+        monthly_error_single_usd=monthly(f.error_single, money.error_single),
+        monthly_error_plan_usd=monthly(f.error_plan, money.error_plan),
+        cost_saving=_saving(f.saving[0], *intervals.saving) if issues.cost is None else UNKNOWN,
         monthly_compute_saving_usd=monthly(f.compute_single - f.compute_plan),
         net_monthly_benefit_usd=net,
         payback_months=payback(net, investment),
@@ -566,99 +701,3 @@ def roi_over_horizon(net: Estimate, investment: float, horizon: int) -> Estimate
         _roi_one(net.low, investment, horizon),
         _roi_one(net.high, investment, horizon),
     )
-
-
-@dataclass(frozen=True)
-class SavingSources:
-    """Where a mode's cost per item comes from, so that no saving a prefix cache would give anyway is
-    sold as mixed prompting's. The cacheable share is estimated from characters: the longest prefix each
-    call shares with the other calls of its context (single: its task; mixed: its group), over the
-    prompt's length."""
-
-    model: str
-    mode: str
-    calls_per_item: float | None
-    prompt_tokens_per_item: float | None
-    cacheable_prompt_share: float | None  # estimated; None with fewer than two calls per context
-    uncached_prompt_tokens_per_item: float | None  # estimated tokens per item a prefix cache leaves
-    cached_prompt_tokens_reported: int | None  # what the backend said it served from a cache
-    output_tokens_per_item: float | None
-    compute_s_per_item: float | None  # measured machine time where the backend gives it, else latency
-    cost_per_item_usd: float | None
-    compute_measured: bool = False  # compute_s_per_item is measured machine time (a local engine)
-    latency_s_per_call: float | None = None  # mean latency of a call, what every item of it waits (local: modelled)
-
-
-def _common_prefix(texts: list[str]) -> int:
-    first, last = min(texts), max(texts)  # the lexicographic extremes bound every common prefix
-    size = 0
-    while size < min(len(first), len(last)) and first[size] == last[size]:
-        size += 1
-    return size
-
-
-def _contexts(calls: pd.DataFrame) -> pd.Series:
-    return calls["call_id"].str.rsplit(":", n=1).str[0]  # model/single:task or model/mixed:g0
-
-
-def shared_prefix_chars(calls: pd.DataFrame) -> pd.Series:
-    """Characters of each call's prompt that every call of its context shares (single: its task; mixed:
-    its group): what a prefix cache could serve. 0 for a call alone in its context."""
-    out = pd.Series(0, index=calls.index, dtype=int)
-    for _, group in calls.groupby(_contexts(calls)):
-        if len(group) >= 2:
-            out[group.index] = _common_prefix([str(p) for p in group["prompt"]])
-    return out
-
-
-def _cacheable_share(calls: pd.DataFrame) -> float | None:
-    if (calls.groupby(_contexts(calls)).size() < 2).any():
-        return None
-    lengths = calls["prompt"].str.len()
-    shares = (shared_prefix_chars(calls) / lengths)[lengths > 0]
-    return float(shares.mean()) if len(shares) else None
-
-
-def _known_mean(values: pd.Series) -> float | None:
-    return None if values.empty or values.isna().any() else float(values.mean())
-
-
-def saving_sources(summary: ModeSummary | None, calls: pd.DataFrame, model: str, mode: str) -> SavingSources:
-    """A mode's cost per item, part by part. The counts, tokens, machine time and cost are the run's
-    summary of the model and mode (roi/metrics.py; None: the mode has no call); read from the calls is
-    only what the summary does not hold: the prompts' shared prefixes, the tokens a backend served from
-    its own prompt cache, and the latency."""
-    ok = calls[(calls["model"] == model) & (calls["mode"] == mode) & calls["error"].isna()]
-    if summary is None:
-        return SavingSources(
-            model=model, mode=mode, calls_per_item=None, prompt_tokens_per_item=None, cacheable_prompt_share=None,
-            uncached_prompt_tokens_per_item=None, cached_prompt_tokens_reported=None, output_tokens_per_item=None,
-            compute_s_per_item=None, cost_per_item_usd=None,
-        )  # fmt: skip
-    items = summary.items
-    share = _cacheable_share(ok) if len(ok) else None
-    prompt_per_item = _per_item(summary.prompt_tokens, items)
-    cached = ok["cached_prompt_tokens"]
-    return SavingSources(
-        model=model,
-        mode=mode,
-        calls_per_item=(summary.calls - summary.failed_calls) / items if items else None,
-        prompt_tokens_per_item=prompt_per_item,
-        cacheable_prompt_share=share,
-        uncached_prompt_tokens_per_item=None
-        if share is None or prompt_per_item is None
-        else prompt_per_item * (1 - share),
-        cached_prompt_tokens_reported=None if cached.isna().all() else int(cached.fillna(0).sum()),
-        output_tokens_per_item=_per_item(summary.output_tokens, items),
-        compute_s_per_item=_per_item(summary.compute_s, items),
-        cost_per_item_usd=_per_item(summary.cost_usd, items),
-        compute_measured=summary.compute_basis == "machine",
-        latency_s_per_call=float(ok["latency_s"].mean()) if len(ok) else None,
-    )
-
-
-def _per_item(total: float | pd.Series | None, items: int) -> float | None:
-    """A total over a mode's answered items, per item (None: unknown, or no item answered)."""
-    if total is None or not items:
-        return None
-    return float((total.sum() if isinstance(total, pd.Series) else total) / items)

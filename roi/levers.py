@@ -38,11 +38,11 @@ from roi.economics import (
     pairings,
     plan_pairs,
     serving_economics,
-    shared_prefix_chars,
     task_pairs,
 )
 from roi.gates import PLACING
 from roi.pilot import ModelSpec, Pilot, Price
+from roi.saving_sources import shared_prefix_chars
 
 OPTIONS = ("single", "single_cached", "single_batch", "mixed", "mixed_batch")
 MIXED_OPTIONS = ("mixed", "mixed_batch")

@@ -8,9 +8,11 @@ Attribution rules (also in the README):
 - a mode's compute seconds are the machine time its calls took where the backend measured it (a
   local engine: what the model is paid by), else the sum of its calls' latencies (API models, where
   calls overlap); items per second divide the answered items by those seconds.
-- an item of a failed call (stored with no answer) counts as wrong in accuracy and in the paired
-  comparison, and is left out of the unparseable, swap, latency and cost figures, which describe the
-  calls that answered; the failed calls themselves are counted per model and mode.
+- an item of a failed call (stored with no answer) counts as wrong in its mode's accuracy, and is left
+  out of the unparseable, swap, latency and cost figures, which describe the calls that answered; the
+  failed calls themselves are counted per model and mode. In the paired comparison an item of a failed
+  mixed call counts as wrong, but an item whose *single* call failed is left out (and counted): there
+  is no single answer to compare with, and counting it wrong would credit mixing with single's failures.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class CellSummary:
     output_tokens_per_item: float | None
     cost_per_item_usd: float | None
     vs_single: PairedDiff | None  # mixed minus single on the same items (mixed rows only)
+    single_failed: int = 0  # items left out of vs_single because their single call failed
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,8 @@ class ModeSummary:
     mode: str
     calls: int
     failed_calls: int
-    items: int
+    items: int  # items asked, those of failed calls included
+    answered_items: int  # items whose call answered: what tokens, compute and cost were spent on
     compute_s: float  # machine time of the calls where measured (`compute_basis`), else their latencies
     items_per_s: float | None  # answered items per compute second
     prompt_tokens: int | None
@@ -105,10 +109,12 @@ def _cell(items: pd.DataFrame, single: pd.DataFrame | None, model: str, task: st
     ok = answered(items)
     n = len(ok)
     lat = live_latencies(ok)
-    vs_single = None
+    vs_single, single_failed = None, 0
     if mode != "single" and single is not None:
-        paired = single.merge(items, on="item_id", suffixes=("_single", "_mixed"))
+        asked = single.merge(items[["item_id"]], on="item_id")
+        paired = answered(asked).merge(items, on="item_id", suffixes=("_single", "_mixed"))
         vs_single = paired_difference(paired["correct_single"].to_numpy(), paired["correct_mixed"].to_numpy())
+        single_failed = len(asked) - len(paired)
     return CellSummary(
         model=model,
         task=task,
@@ -124,6 +130,7 @@ def _cell(items: pd.DataFrame, single: pd.DataFrame | None, model: str, task: st
         output_tokens_per_item=_per_item(ok, "output_tokens"),
         cost_per_item_usd=_per_item(ok, "cost_usd"),
         vs_single=vs_single,
+        single_failed=single_failed,
     )
 
 
@@ -140,6 +147,7 @@ def _mode(calls: pd.DataFrame, items: pd.DataFrame, model: str, mode: str) -> Mo
         calls=len(calls),
         failed_calls=failed,
         items=len(items),
+        answered_items=answered_items,
         compute_s=compute_s,
         items_per_s=answered_items / compute_s if compute_s > 0 else None,
         prompt_tokens=None if tokens["prompt_tokens"] is None else int(tokens["prompt_tokens"]),

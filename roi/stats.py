@@ -8,6 +8,7 @@ thousands of simulated pilots at once.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from statistics import NormalDist
@@ -269,6 +270,47 @@ def percentile_bounds(draws: np.ndarray, level: float = LEVEL) -> tuple[np.ndarr
     return low, high
 
 
+def correlations(draws: np.ndarray) -> np.ndarray:
+    """Correlation matrix of the components on axis -2 over the draws on the last axis (leading axes:
+    several pilots), counting only the draws where every component is finite. A component that does not
+    vary is uncorrelated with the others."""
+    draws = np.asarray(draws, dtype=float)
+    ok = np.isfinite(draws).all(axis=-2, keepdims=True)
+    used = np.maximum(ok.sum(axis=-1, keepdims=True), 1)
+    mean = np.where(ok, draws, 0.0).sum(axis=-1, keepdims=True) / used
+    dev = np.where(ok, draws - mean, 0.0)
+    cov = dev @ np.swapaxes(dev, -1, -2)
+    sd = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
+    scale = sd[..., :, None] * sd[..., None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(scale > 0, cov / np.where(scale > 0, scale, 1.0), 0.0)
+    k = draws.shape[-2]
+    r[..., np.arange(k), np.arange(k)] = 1.0
+    return np.asarray(r)
+
+
+def mover_sum_bounds(
+    values: np.ndarray, lows: np.ndarray, highs: np.ndarray, draws: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Interval of a sum of estimated components, each with its own interval: MOVER, the method of
+    variance estimates recovery (Zou & Donner 2008, "Construction of confidence limits about effect
+    measures: a general approach", Stat Med 27:1693-1702; for correlated components, Zou 2008, Am J
+    Epidemiol 168:212-224). With d_i = value_i - low_i and e_i = high_i - value_i,
+        low  = sum(value) - sqrt(sum_ij r_ij d_i d_j)
+        high = sum(value) + sqrt(sum_ij r_ij e_i e_j)
+    where r is the components' correlation, here measured over cluster bootstrap `draws` (components
+    on axis -2, draws on the last; draw 0 is the sample's and is left out). Each component keeps the
+    shape of its own interval (a Wilson or Newcombe interval does not collapse when nothing varies),
+    and the sum's interval is as wide as theirs allow. Components on the last axis of `values`."""
+    values, lows, highs = (np.asarray(x, dtype=float) for x in (values, lows, highs))
+    r = correlations(np.asarray(draws, dtype=float)[..., 1:])
+    below, above = values - lows, highs - values
+    spread_low = np.einsum("...i,...ij,...j->...", below, r, below)
+    spread_high = np.einsum("...i,...ij,...j->...", above, r, above)
+    total = values.sum(axis=-1)
+    return total - np.sqrt(np.maximum(spread_low, 0.0)), total + np.sqrt(np.maximum(spread_high, 0.0))
+
+
 def ratio_bounds(
     numerator: np.ndarray, denominator: np.ndarray, counts: np.ndarray, level: float = LEVEL
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -288,10 +330,14 @@ def ratio_bounds(
         spread = (a * a) @ counts.T / total_a**2 - 2 * (a * b) @ counts.T / (total_a * total_b)
         spread += (b * b) @ counts.T / total_b**2
         se = np.sqrt(np.maximum(spread, 0.0) * n / max(n - 1, 1))
-        t = np.nan_to_num((log_r[..., 1:] - log_r[..., :1]) / se[..., 1:], nan=0.0, posinf=1e6, neginf=-1e6)
+        t = (log_r[..., 1:] - log_r[..., :1]) / se[..., 1:]
+    # A resample with no spread (one cluster drawn n times) has no t: it is left out, not clamped.
+    t = np.where(np.isfinite(t), t, np.nan)
     tail = (1 - level) / 2 * 100
-    t_low, t_high = np.percentile(t, [tail, 100 - tail], axis=-1)
-    flat = ~(se[..., 0] > 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # every resample flat: NaN ends, judged below
+        t_low, t_high = np.nanpercentile(t, [tail, 100 - tail], axis=-1)
+    flat = ~(se[..., 0] > 0) | np.isnan(t_low)
     low = np.where(flat, log_r[..., 0], log_r[..., 0] - t_high * se[..., 0])
     high = np.where(flat, log_r[..., 0], log_r[..., 0] - t_low * se[..., 0])
     with np.errstate(over="ignore"):  # a degenerate resample (one cluster drawn n times) may run off

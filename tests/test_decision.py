@@ -312,8 +312,6 @@ def test_failed_calls_count_as_wrong_and_have_their_gate(tmp_path: Path) -> None
     failing = {f"fake/mixed:g0:{i}" for i in range(8)}  # 8 of 160 mixed calls fail: 5%
     backend = TimedFake(pilot.spec.models[0], pilot, gold, fail_keys=failing)
     result = run_pilot(pilot, RunOptions(out_dir=tmp_path / "out", backends={"fake": backend}))
-    mixed = gate(result, "failed_calls")
-    assert mixed.mode == "single" or mixed.mode == "mixed"
     by_mode = {g.mode: g for g in result.decision.chosen.gates if g.gate == "failed_calls"}  # type: ignore[union-attr]
     assert by_mode["single"].status is Status.PASS and by_mode["single"].n == 320
     failed = by_mode["mixed"]
@@ -323,6 +321,25 @@ def test_failed_calls_count_as_wrong_and_have_their_gate(tmp_path: Path) -> None
     drop = gate(result, "accuracy_drop", "alpha")
     assert drop.value == pytest.approx(8 / 160) and drop.n == 160
     assert result.summary.cells[1].accuracy.k == 152  # alpha mixed: 160 items, 8 of failed calls
+
+
+def test_failed_single_calls_are_left_out_of_the_comparison(tmp_path: Path) -> None:
+    """An item whose single call failed has no single answer: counted wrong, it would credit mixing with
+    single's failures (a drop of 0 would read as a gain of 5%). Its pair is left out, and counted."""
+    pilot = make_pilot(tmp_path, items=160)
+    failing = {f"fake/single:alpha:{i}" for i in range(1, 9)}
+    backend = TimedFake(pilot.spec.models[0], pilot, gold, fail_keys=failing)
+    result = run_pilot(pilot, RunOptions(out_dir=tmp_path / "out", backends={"fake": backend}))
+    drop = gate(result, "accuracy_drop", "alpha")
+    assert drop.value == pytest.approx(0.0) and drop.n == 152  # mixing gained nothing: every answer is right
+    alpha = {c.mode: c for c in result.summary.cells if c.task == "alpha"}
+    assert alpha["single"].accuracy.k == 152 and alpha["single"].accuracy.n == 160  # still wrong in single
+    assert alpha["mixed"].vs_single is not None and alpha["mixed"].single_failed == 8
+    by_mode = {g.mode: g for g in result.decision.chosen.gates if g.gate == "failed_calls"}  # type: ignore[union-attr]
+    assert by_mode["single"].value == pytest.approx(8 / 320)
+    # the money compares the same pairs: all single is not charged for errors its failed calls made
+    plan = result.decision.chosen.grouping.all_mixed_economics  # type: ignore[union-attr]
+    assert plan.monthly_error_single_usd.value == pytest.approx(0.0)
 
 
 @dataclasses.dataclass

@@ -3,15 +3,22 @@ bootstrap's intervals; unknown cost stays unknown."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from roi.economics import Estimate, TaskPairs, payback, plan_economics, roi_over_horizon, saving_sources
-from roi.metrics import ModeSummary
+from roi.economics import Estimate, TaskPairs, payback, plan_economics, roi_over_horizon
 from roi.pilot import Pilot
+
+Z = 1.959963984540054
+
+
+def wilson_by_hand(k: int, n: int) -> tuple[float, float]:
+    p, z2 = k / n, Z * Z
+    centre, half = (p + z2 / (2 * n)) / (1 + z2 / n), Z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return centre - half, centre + half
 
 
 def pilot(investment: float = 600.0, volumes: tuple[int, int] = (1000, 3000)) -> Pilot:
@@ -66,9 +73,26 @@ def test_plan_figures_by_hand() -> None:
     assert e.net_monthly_benefit_usd.value == pytest.approx(-388.0)
     assert e.payback_months.value is None
     assert e.roi.value == pytest.approx((-388 * 12 - 600) / 600)
-    # bootstrap interval: t1's mixed error rate ranges over resamples, so net's interval is wide and below 0
-    assert e.net_monthly_benefit_usd.low is not None and e.net_monthly_benefit_usd.high is not None
-    assert e.net_monthly_benefit_usd.low < -388 < e.net_monthly_benefit_usd.high <= 12.0
+    # the net's interval, by MOVER: the compute part has no spread (constant costs); t1's accuracy change,
+    # mixed 8/10 against single 10/10 on the same items, takes Newcombe's interval (a margin is empty, so
+    # phi = 0: the square-and-add of the Wilson intervals' distances), x 1,000 items x $2; t2 is right in
+    # both modes, its change 0 +- z^2 / (10 + z^2), on the third of its 3,000 items mixing carries, x $0.5.
+    # Neither part varies with the other over the resamples (t2 not at all): they add in quadrature.
+    (l_single, _), (l_mixed, u_mixed) = wilson_by_hand(10, 10), wilson_by_hand(8, 10)
+    # Newcombe: the drop's upper end is 0.2 + sqrt((u_single - 1)^2 + (0.8 - l_mixed)^2), single's u = 1;
+    # its lower end is 0.2 - sqrt((1 - l_single)^2 + (u_mixed - 0.8)^2)
+    t1_worse = math.hypot(0.0, 0.8 - l_mixed)
+    t1_better = math.hypot(1 - l_single, u_mixed - 0.8)
+    t2 = Z * Z / (10 + Z * Z) * 1000 * 0.5
+    net = e.net_monthly_benefit_usd
+    assert net.low == pytest.approx(-388 - math.hypot(2000 * t1_worse, t2))
+    assert net.high == pytest.approx(-388 + math.hypot(2000 * t1_better, t2))
+    # the error cost of the plan adds t1's mixed Wilson interval and t2's (single and mixed) in quadrature
+    zero_errors = wilson_by_hand(0, 10)[1]
+    low, high = wilson_by_hand(2, 10)
+    parts_high = [2000 * (high - 0.2), 1000 * zero_errors, 500 * zero_errors]
+    assert e.monthly_error_plan_usd.high == pytest.approx(400 + math.sqrt(sum(x * x for x in parts_high)))
+    assert e.monthly_error_plan_usd.low == pytest.approx(400 - 2000 * (0.2 - low))
 
 
 def test_mixed_calls_are_limited_by_the_smaller_volume() -> None:
@@ -115,8 +139,11 @@ def test_plan_keeping_a_task_single_and_pairing() -> None:
     assert e.monthly_compute_plan_usd.value == pytest.approx(10.0 + 12.0)
     assert e.net_monthly_benefit_usd.value == pytest.approx(18.0)
     assert e.monthly_compute_saving_usd == Estimate(pytest.approx(18.0), pytest.approx(18.0), pytest.approx(18.0))
-    # costs are constant per item and t2 is always right in both modes: a paired interval has no width
-    assert (e.net_monthly_benefit_usd.low, e.net_monthly_benefit_usd.high) == pytest.approx((18.0, 18.0))
+    # costs are constant per item, so the compute saving has no width; t2 is right in both modes on all 10
+    # items, which does not show that mixing never errs: Newcombe's interval of its accuracy change is
+    # +- z^2 / (10 + z^2) (Wilson's distance at 10/10 in each mode, phi = 0), on its 3,000 items x $0.5
+    width = Z * Z / (10 + Z * Z) * 3000 * 0.5
+    assert (e.net_monthly_benefit_usd.low, e.net_monthly_benefit_usd.high) == pytest.approx((18 - width, 18 + width))
     assert e.payback_months.value == pytest.approx(600 / 18)
     assert e.roi.value == pytest.approx((18 * 12 - 600) / 600)
     # volume-weighted cost per item: (1000 x 0.01 + 3000 x 0.004) / 4000
@@ -137,41 +164,3 @@ def test_payback_and_roi_take_opposite_ends() -> None:
     assert payback(net, 1000.0) == Estimate(10.0, 5.0, None)  # the low end never pays back
     assert roi_over_horizon(net, 1000.0, 12) == Estimate(0.2, -1.6, 1.4)
     assert roi_over_horizon(net, 0.0, 12).value is None  # nothing invested: ROI undefined, not infinite
-
-
-def test_saving_sources_from_calls() -> None:
-    prefix_s, prefix_m = "INSTRUCTION AND EIGHT EXAMPLES " * 3, "ALL TASKS' EXAMPLES " * 3
-    calls = pd.DataFrame(
-        {
-            "call_id": ["m/single:t1:1", "m/single:t1:2", "m/mixed:g0:0", "m/mixed:g0:1"],
-            "model": ["m"] * 4,
-            "mode": ["single", "single", "mixed", "mixed"],
-            "prompt": [prefix_s + "q1", prefix_s + "q2", prefix_m + "q1 q2", prefix_m + "q3 q4"],
-            "prompt_tokens": [100, 100, 120, 120],
-            "cached_prompt_tokens": [None] * 4,
-            "output_tokens": [2, 2, 10, 10],
-            "latency_s": [1.0, 1.0, 3.0, 3.0],
-            "cost_usd": [0.1, 0.1, 0.3, 0.3],
-            "n_items": [1, 1, 2, 2],
-            "error": [None] * 4,
-        }
-    )
-
-    def mode(name: str, prompt: int, output: int, compute_s: float, cost: float) -> ModeSummary:
-        return ModeSummary(
-            model="m", mode=name, calls=2, failed_calls=0, items=2 if name == "single" else 4, compute_s=compute_s,
-            items_per_s=None, prompt_tokens=prompt, output_tokens=output, cost_usd=cost, latency_p50_s=None,
-            latency_p95_s=None,
-        )  # fmt: skip
-
-    single = saving_sources(mode("single", 200, 4, 2.0, 0.2), calls, "m", "single")
-    mixed = saving_sources(mode("mixed", 240, 20, 6.0, 0.6), calls, "m", "mixed")
-    assert single.calls_per_item == 1.0 and mixed.calls_per_item == 0.5
-    assert single.prompt_tokens_per_item == 100 and mixed.prompt_tokens_per_item == 60
-    share = (len(prefix_s) + 1) / (len(prefix_s) + 2)  # "q" is shared too: the estimate is by characters
-    assert single.cacheable_prompt_share == pytest.approx(share)
-    assert single.uncached_prompt_tokens_per_item == pytest.approx(100 * (1 - share))
-    assert single.cached_prompt_tokens_reported is None
-    assert mixed.compute_s_per_item == 1.5 and mixed.cost_per_item_usd == pytest.approx(0.15)
-    assert mixed.latency_s_per_call == 3.0  # every item of a call waits for all of it
-    assert saving_sources(None, calls, "m", "mixed").calls_per_item is None  # a mode without calls

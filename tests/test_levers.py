@@ -15,12 +15,12 @@ import pytest
 import yaml
 
 from roi.backends import GenerationRequest, GenerationResult
-from roi.economics import shared_prefix_chars
 from roi.levers import CACHE_WRITES_PER_MONTH, batch_tasks, cached_call_cost_usd, write_share
 from roi.pilot import LoadedPilot, Price, load_pilot
 from roi.prompts import PromptCall, Query
 from roi.report.wording import decision_line
 from roi.runner import RunOptions, RunResult, run_pilot
+from roi.saving_sources import shared_prefix_chars
 
 from .fakes import FakeBackend, Policy, gold
 

@@ -11,14 +11,18 @@ from roi.stats import (
     Z95,
     binomial_cdf,
     cluster_resample_counts,
+    correlations,
     effective_calls,
     mcnemar_exact,
+    mover_sum_bounds,
     order_statistic_ranks,
     paired_difference,
     paired_interval,
     percentile,
     percentile_bounds,
+    quantile_bounds,
     quantile_interval,
+    ratio_bounds,
     simultaneous_level,
     wilson,
     z_for,
@@ -174,6 +178,23 @@ def test_quantile_interval_over_calls() -> None:
     assert few.high is None and few.value is not None
 
 
+def test_quantile_bounds_with_calls_of_unequal_size() -> None:
+    # 12 calls of 1, 2, 3, 1, 2, 3, ... items, latencies 1..12 s: 24 items, sum of squares 56, so Kish's
+    # effective number of calls is floor(576 / 56) = 10
+    sizes = np.array([1.0, 2.0, 3.0] * 4)
+    assert int(effective_calls(sizes)) == 10
+    # the median of 10 values at 90%: P(Bin(10, 0.5) <= 1) = 0.0107 <= 0.05 < P(<= 2) = 0.0547, and
+    # P(<= 7) = 0.9453 < 0.95 <= P(<= 8) = 0.9893: ranks 2 and 9 of 10
+    assert _cdf(10, 0.5, 1) <= 0.05 < _cdf(10, 0.5, 2) and _cdf(10, 0.5, 7) < 0.95 <= _cdf(10, 0.5, 8)
+    assert order_statistic_ranks(10, 0.5, 0.9) == (2, 9)
+    # rank r of 10 is the first latency whose share of the items reaches r / 10; cumulative items over
+    # 24: 1, 3, 6, 7, 9, 12, 13, 15, 18, 19, 21, 24. Share 0.2 is first reached at 6 / 24 = 0.25 (3 s),
+    # share 0.9 at 24 / 24 (12 s); shuffled input gives the same
+    order = np.random.default_rng(0).permutation(12)
+    low, high = quantile_bounds(np.arange(1.0, 13.0)[order], sizes[order], 0.5, 0.9)
+    assert (float(low[0]), float(high[0])) == (3.0, 12.0)
+
+
 def test_effective_calls_of_unequal_size() -> None:
     # Kish: (sum w)^2 / sum w^2 = 36 / 14 for calls of 1, 2 and 3 items
     assert int(effective_calls(np.array([1.0, 2.0, 3.0]))) == 2
@@ -195,3 +216,69 @@ def test_cluster_resample_counts() -> None:
 def test_percentile() -> None:
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
     assert percentile([], 95) is None
+
+
+def _ratio_by_hand(a: list[float], b: list[float], weights: list[float]) -> tuple[float, float]:
+    """log(A / B) of a resample and its linearised standard error, sqrt(n / (n - 1) * sum_i w_i (a_i / A -
+    b_i / B)^2), one cluster at a time."""
+    big_a = sum(w * x for w, x in zip(weights, a, strict=True))
+    big_b = sum(w * x for w, x in zip(weights, b, strict=True))
+    spread = sum(w * (x / big_a - y / big_b) ** 2 for w, x, y in zip(weights, a, b, strict=True))
+    return math.log(big_a / big_b), math.sqrt(spread * len(a) / (len(a) - 1))
+
+
+def test_ratio_bounds_by_hand() -> None:
+    a, b = [1.0, 2.0, 3.0, 4.0], [2.0, 2.0, 2.0, 2.0]
+    # the sample: A = 10, B = 8, r = 1.25; se^2 = 4/3 x ((0.1 - 0.25)^2 + (0.2 - 0.25)^2 + (0.3 - 0.25)^2 +
+    # (0.4 - 0.25)^2) = 4/3 x 0.05
+    log_r, se = _ratio_by_hand(a, b, [1.0] * 4)
+    assert (math.exp(log_r), se) == pytest.approx((1.25, math.sqrt(0.2 / 3)))
+    draws = [[1, 1, 1, 1], [2, 0, 1, 1], [0, 2, 1, 1], [1, 1, 2, 0], [1, 1, 0, 2], [2, 1, 1, 0]]
+    # each resample's t = (its log ratio - the sample's) / its own se; at level 1 the ends use the
+    # smallest and largest t: low = log r - t_max se, high = log r - t_min se
+    ts = [(x - log_r) / s for x, s in (_ratio_by_hand(a, b, [float(w) for w in row]) for row in draws[1:])]
+    expected = (math.exp(log_r - max(ts) * se), math.exp(log_r - min(ts) * se))
+    counts = np.array(draws, dtype=float)
+    low, high = ratio_bounds(np.array(a), np.array(b), counts, level=1.0)
+    assert (float(low), float(high)) == pytest.approx(expected)
+    assert float(low) <= 1.25 <= float(high)
+    # a resample that draws one cluster four times has no spread and no t: it is left out, not clamped
+    degenerate = ratio_bounds(np.array(a), np.array(b), np.vstack([counts, [4, 0, 0, 0]]), level=1.0)
+    assert (float(degenerate[0]), float(degenerate[1])) == pytest.approx(expected)
+
+
+def test_ratio_bounds_flat_and_skewed() -> None:
+    b = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    counts = cluster_resample_counts(5, 400, seed=2)
+    low, high = ratio_bounds(0.6 * b, b, counts)  # every cluster at the same ratio: no spread
+    assert (float(low), float(high)) == pytest.approx((0.6, 0.6))
+    rng = np.random.default_rng(4)
+    a, b = rng.lognormal(0.0, 1.0, size=30), rng.lognormal(0.0, 0.3, size=30)
+    low, high = ratio_bounds(a, b, cluster_resample_counts(30, 2000, seed=5))
+    assert float(low) < a.sum() / b.sum() < float(high)
+
+
+# ---------------------------------------------------------------- sums of estimated parts (MOVER)
+
+
+def test_mover_sum_bounds_by_hand() -> None:
+    values, lows, highs = np.array([1.0, 2.0]), np.array([0.0, 1.5]), np.array([3.0, 2.5])
+    # distances to the ends: below (1, 0.5), above (2, 0.5)
+    flat = np.ones((2, 5))  # parts that do not vary over the resamples are uncorrelated
+    low, high = mover_sum_bounds(values, lows, highs, flat)
+    assert (float(low), float(high)) == pytest.approx((3 - math.sqrt(1.25), 3 + math.sqrt(4.25)))
+    together = np.array([[0.0, 1.0, 2.0, 3.0, 4.0], [0.0, 2.0, 4.0, 6.0, 8.0]])  # draw 0 is left out
+    low, high = mover_sum_bounds(values, lows, highs, together)
+    assert (float(low), float(high)) == pytest.approx((3 - 1.5, 3 + 2.5))  # r = 1: the distances add
+    apart = together * np.array([[1.0], [-1.0]])
+    low, high = mover_sum_bounds(values, lows, highs, apart)
+    assert (float(low), float(high)) == pytest.approx((3 - 0.5, 3 + 1.5))  # r = -1: they offset
+
+
+def test_correlations_skip_unfinished_draws() -> None:
+    draws = np.array([[1.0, 2.0, 3.0, np.nan], [2.0, 4.0, 7.0, 1.0], [5.0, 5.0, 5.0, 5.0]])
+    r = correlations(draws)
+    assert r[0, 1] == pytest.approx(np.corrcoef([1, 2, 3], [2, 4, 7])[0, 1])
+    assert r[0, 2] == 0.0 and r[2, 2] == 1.0  # a constant part is uncorrelated with the others
+    many = correlations(np.stack([draws, draws]))  # leading axes: several pilots at once
+    assert many.shape == (2, 3, 3) and np.allclose(many[1], r)

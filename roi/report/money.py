@@ -10,8 +10,6 @@ from roi.economics import (
     Estimate,
     Pairing,
     PlanEconomics,
-    SavingSources,
-    saving_sources,
     task_economics,
     task_pairs,
 )
@@ -21,6 +19,7 @@ from roi.report import charts
 from roi.report.i18n import join, text
 from roi.report.inputs import ReportInputs, decided_models
 from roi.report.wording import cost_unknown_sentences, estimate, pct, projection_sentence, usd
+from roi.saving_sources import SavingSources, saving_sources
 
 
 def _plan_rows(plan: PlanEconomics, lang: str) -> dict[str, str]:
