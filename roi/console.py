@@ -2,8 +2,10 @@
 
 Tables fit 80 columns: names and run ids never wrap (`no_wrap`), figures are short, an interval sits
 after its value with a space, so a narrow terminal stacks it under the value instead of breaking it
-mid-word, and long headers of unwrapped columns carry their own line breaks. `wide=True` (the CLI's
-`--wide`) adds the columns a wide terminal or a file has room for.
+mid-word (`fit` narrows such columns, never below their longest word), and long headers of unwrapped
+columns carry their own line breaks. Tables of several models that still do not fit are printed one per
+model, the model in the title. `wide=True` (the CLI's `--wide`) adds the columns a wide terminal or a
+file has room for.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, ConsoleOptions
 from rich.markup import escape
 from rich.measure import Measurement
 from rich.progress import (
@@ -24,7 +26,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from roi.baseline import BaselineCheck
@@ -124,7 +126,9 @@ def run_progress() -> Iterator[tuple[Progress, Callable[[RunProgress], None]]]:
 
 def table(title: str, columns: Sequence[tuple[str, str]]) -> Table:
     """A borderless table whose columns behave by kind (see NAME, NUMBER, FIGURE)."""
-    grid = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False)
+    grid = Table(
+        title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False
+    )
     for header, kind in columns:
         grid.add_column(header, no_wrap=kind != FIGURE, justify="right" if kind == NUMBER else "left")
     return grid
@@ -134,6 +138,7 @@ def show(grid: Table, wide: bool = False) -> None:
     """A table at the terminal's width; with `wide`, at its own full width, however wide the terminal
     (cells whole, for a wide window or a file), never squeezed into ellipses."""
     if not wide:
+        fit(grid, out.width)
         out.print(grid)
         return
     natural = Measurement.get(out, out.options.update_width(1000), grid).maximum
@@ -141,6 +146,48 @@ def show(grid: Table, wide: bool = False) -> None:
     width = max(natural, out.width)
     full = Console(file=out.file, width=width, force_terminal=out.is_terminal, no_color=out.no_color, highlight=False)
     full.print(grid, crop=False)
+
+
+def fit(grid: Table, width: int) -> bool:
+    """Narrow the wrapping (FIGURE) columns, widest first and never below their longest word, until the
+    table fits `width`; False when even that is too wide (Rich would then cut cells to `…`). Rich's own
+    shrinking ignores the longest word, so the widths are set here."""
+    options = out.options.update_width(10_000)
+    excess = Measurement.get(out, options, grid).maximum - width
+    if excess <= 0:
+        return True
+    wrapping = [(column, *_word_and_line(column, options)) for column in grid.columns if not column.no_wrap]
+    if excess > sum(line - word for _, word, line in wrapping):
+        return False
+
+    def cut(level: int) -> int:
+        return sum(line - max(word, min(line, level)) for _, word, line in wrapping)
+
+    level = max(line for _, _, line in wrapping)
+    while cut(level) < excess:
+        level -= 1
+    for column, word, line in wrapping:
+        column.max_width = max(word, min(line, level))
+    return True
+
+
+def _word_and_line(column: Column, options: ConsoleOptions) -> tuple[int, int]:
+    """The widths of a column's longest word and longest line, header included."""
+    sizes = [Measurement.get(out, options, cell) for cell in [column.header, *column.cells]]
+    return max(m.minimum for m in sizes), max(m.maximum for m in sizes)
+
+
+def show_by_model(builds: Sequence[Callable[[str | None], Table]], models: Sequence[str], wide: bool) -> None:
+    """Tables of all models (`build(None)`) when they fit the terminal, or with `wide`; else each model's
+    tables in turn (`build(model)`), its name in their titles."""
+    whole = [build(None) for build in builds]
+    if wide or len(models) < 2 or all(fit(grid, out.width) for grid in whole):
+        for grid in whole:
+            show(grid, wide)
+        return
+    for model in models:
+        for build in builds:
+            show(build(model), wide)
 
 
 def interval(low: float | None, high: float | None, fmt: Callable[[float | None], str]) -> str:
@@ -191,23 +238,26 @@ def _rank(order: Sequence[str]) -> Callable[[str], tuple[int, str]]:
 
 
 def summary_table(
-    summary: RunSummary, tasks: Sequence[str] = (), models: Sequence[str] = (), wide: bool = False
+    summary: RunSummary,
+    tasks: Sequence[str] = (),
+    models: Sequence[str] = (),
+    wide: bool = False,
+    model: str | None = None,
 ) -> Table:
-    """Per model x task x mode; tasks and models in pilot order. One model: its name is in the title."""
-    several = len({c.model for c in summary.cells}) > 1
-    title = f"{summary.pilot} · run {summary.run_id}" + (
-        "" if several else f" · {summary.cells[0].model}" if summary.cells else ""
-    )
+    """Per model x task x mode (only `model`'s rows when given); tasks and models in pilot order. One
+    model: its name is in the title."""
+    cells = [c for c in summary.cells if model is None or c.model == model]
+    several = len({c.model for c in cells}) > 1
+    title = f"{summary.pilot} · run {summary.run_id}" + ("" if several or not cells else f" · {cells[0].model}")
     columns = [("model", NAME)] if several else []
     columns += [("task", NAME), ("mode", NAME), ("n", NUMBER), ("accuracy [95% CI]", FIGURE)]
     columns += [("accuracy drop\npoints [95% CI]", FIGURE)] + ([("McNemar\np", NUMBER)] if wide else [])
-    columns += [("un-\nparsed", NUMBER), ("swaps", NUMBER), ("p95 s", NUMBER)]
+    columns += [("un-\nparsed", NUMBER)] + ([("swaps", NUMBER)] if wide else []) + [("p95 s", NUMBER)]
     columns += [("p50 s", NUMBER), ("tokens/item\nin+out", NUMBER)] if wide else []
     columns += [("$ per 1k\nitems", NUMBER)]
     grid = table(title, columns)
     task_rank, model_rank = _rank(tasks), _rank(models)
-    cells = sorted(summary.cells, key=lambda c: (model_rank(c.model), task_rank(c.task), c.mode != "single"))
-    for c in cells:
+    for c in sorted(cells, key=lambda c: (model_rank(c.model), task_rank(c.task), c.mode != "single")):
         grid.add_row(*_summary_row(c, several, wide))
     return grid
 
@@ -218,7 +268,7 @@ def _summary_row(c: CellSummary, several: bool, wide: bool) -> list[str]:
     row += [c.task, c.mode, str(c.accuracy.n), rate(c.accuracy), drop(c.vs_single) if mixed else ""]
     if wide:
         row.append(p_value(c.vs_single.mcnemar_p) if mixed and c.vs_single else "")
-    row += [str(c.unparseable.k), str(c.swaps.k), seconds(c.latency_p95_s)]
+    row += [str(c.unparseable.k)] + ([str(c.swaps.k)] if wide else []) + [seconds(c.latency_p95_s)]
     if wide:
         tokens = (
             "n/a"
@@ -230,22 +280,29 @@ def _summary_row(c: CellSummary, several: bool, wide: bool) -> list[str]:
     return row
 
 
-def modes_table(summary: RunSummary, models: Sequence[str] = (), wide: bool = False) -> Table:
-    retried = wide or any(m.retries for m in summary.modes)
-    columns = [("model", NAME), ("mode", NAME), ("calls", NUMBER), ("failed", NUMBER)]
+def modes_table(summary: RunSummary, models: Sequence[str] = (), wide: bool = False, model: str | None = None) -> Table:
+    """Per model and mode, over all tasks (only `model`'s rows when given). One model: its name is in
+    the title."""
+    modes = [m for m in summary.modes if model is None or m.model == model]
+    several = len({m.model for m in modes}) > 1
+    retried = wide or any(m.retries for m in modes)
+    columns = [("model", NAME)] if several else []
+    columns += [("mode", NAME), ("calls", NUMBER), ("failed", NUMBER)]
     columns += [("retries", NUMBER)] if retried else []
     columns += [("items", NUMBER), ("items/s", NUMBER), ("p95 s", NUMBER)]
     columns += [("compute s", NUMBER)] if wide else []
     columns += [("cost", NUMBER)]
-    grid = table("per model and mode (the level the latency gate judges)", columns)
+    scope = "per model and mode" if several or not modes else f"{modes[0].model} · per mode"
+    grid = table(f"{scope}, all tasks (the level the latency gate judges)", columns)
     rank = _rank(models)
-    for m in sorted(summary.modes, key=lambda m: (rank(m.model), m.mode != "single")):
-        grid.add_row(*_mode_row(m, retried, wide))
+    for m in sorted(modes, key=lambda m: (rank(m.model), m.mode != "single")):
+        grid.add_row(*_mode_row(m, several, retried, wide))
     return grid
 
 
-def _mode_row(m: ModeSummary, retried: bool, wide: bool) -> list[str]:
-    row = [m.model, m.mode, str(m.calls), _failed(m)] + ([str(m.retries)] if retried else [])
+def _mode_row(m: ModeSummary, several: bool, retried: bool, wide: bool) -> list[str]:
+    row = [m.model] if several else []
+    row += [m.mode, str(m.calls), _failed(m)] + ([str(m.retries)] if retried else [])
     row += [str(m.items), "n/a" if m.items_per_s is None else f"{m.items_per_s:.2f}", seconds(m.latency_p95_s)]
     row += [f"{m.compute_s:.1f}"] if wide else []
     return [*row, usd(m.cost_usd)]
@@ -256,12 +313,13 @@ def _failed(m: ModeSummary) -> str:
     return str(m.failed_calls) if m.failed.high is None else f"{m.failed_calls} (≤{m.failed.high:.0%})"
 
 
-def latency_notes(summary: RunSummary) -> list[str]:
-    """Why a latency is n/a, which level each p95 is measured at, and what the failed column holds."""
+def latency_notes(summary: RunSummary, wide: bool = False) -> list[str]:
+    """Why a latency is n/a, which level each p95 is measured at, what the failed column holds, and
+    where the swaps are when the table leaves them out."""
     notes = ["accuracy drop: single − mixed on the same items, in points; positive when mixed is worse, "
              "as the accuracy gate judges it.",
-             "p95 s: per item, over the task's items in the first table; over all the model's items per mode "
-             "in the second, which is the figure the latency gate judges.",
+             "p95 s: per item; over a task's items in the table by task, over all of a model's items in the "
+             "table by mode, which is the figure the latency gate judges.",
              "failed (≤x%): failed calls, and the upper end of the 95% interval of their rate, which the "
              "failed-calls gate judges; a failed call's items count as wrong."]  # fmt: skip
     if any(c.latency_p95_s is None and c.accuracy.n for c in summary.cells):
@@ -269,15 +327,23 @@ def latency_notes(summary: RunSummary) -> list[str]:
             "n/a latency: every call of that row was answered from the response cache, and latency counts "
             "live calls only (roi run --fresh measures again)."
         )
+    swapped = sum(c.swaps.k for c in summary.cells)
+    if swapped and not wide:
+        notes.append(f"swaps: {swapped} answers were another query's expected answer from the same call "
+                     "(roi run --wide shows them per row).")  # fmt: skip
     return notes
 
 
 def show_summary(
     summary: RunSummary, run_dir: str, tasks: Sequence[str] = (), models: Sequence[str] = (), wide: bool = False
 ) -> None:
-    show(summary_table(summary, tasks, models, wide), wide)
-    show(modes_table(summary, models, wide), wide)
-    for line in latency_notes(summary):
+    models = in_order([c.model for c in summary.cells], models)
+    builds = (
+        lambda model: summary_table(summary, tasks, models, wide, model),
+        lambda model: modes_table(summary, models, wide, model),
+    )
+    show_by_model(builds, models, wide)
+    for line in latency_notes(summary, wide):
         note(line)
     path_line(f"Run {summary.run_id} stored; files in {run_dir}")
 
@@ -347,7 +413,7 @@ def plan_table(plan: Plan) -> Table:
 
 
 def show_plan(plan: Plan) -> None:
-    out.print(plan_table(plan))
+    show(plan_table(plan))
     for number, group in enumerate(plan.mixed_groups, 1):
         note(f"mixed group {number} (one call answers one item of each): {', '.join(group)}")
     default = "tokens counted by {r.counted_by}; time {r.time_basis}"
@@ -388,7 +454,7 @@ def _probe_model(f: MixtureFigures) -> str:
 
 
 def show_probe(figures: list[MixtureFigures]) -> None:
-    out.print(probe_table(figures))
+    show(probe_table(figures))
     note("KL(pi||p) uses p as measured (not renormalised, as the paper does); 'renorm.' rescales p over the "
          "mixture's tasks. Leftover: probability on any other continuation.")  # fmt: skip
 
@@ -438,18 +504,18 @@ def show_history(rows: list[HistoryRow], wide: bool = False) -> None:
         note("spent: what the run's own calls cost; calls answered from the response cache cost nothing again.")
 
 
-def comparison_table(comparison: Comparison, wide: bool = False) -> Table:
+def comparison_table(comparison: Comparison, wide: bool = False, model: str | None = None) -> Table:
+    """Per model x task x mode (only `model`'s rows when given). One model: its name is in the title."""
     a, b = comparison.run_a, comparison.run_b
-    several = len({c.model for c in comparison.cells}) > 1
-    title = f"{comparison.pilot_b}: B {b} against A {a}"
-    if comparison.cells and not several:
-        title += f" · {comparison.cells[0].model}"
+    cells = [c for c in comparison.cells if model is None or c.model == model]
+    several = len({c.model for c in cells}) > 1
+    title = f"{comparison.pilot_b}: B {b} against A {a}" + ("" if several or not cells else f" · {cells[0].model}")
     columns = [("model", NAME)] if several else []
     columns += [("task", NAME), ("mode", NAME), ("pairs", NUMBER), ("accuracy A", FIGURE), ("accuracy B", FIGURE)]
     columns += [("B − A, points\n[95% CI]", FIGURE)]
     columns += [("McNemar\np", NUMBER), ("p50 s\nA→B", NUMBER), ("$ per 1k\nitems A→B", NUMBER)] if wide else []
     grid = table(title, columns)
-    for c in comparison.cells:
+    for c in cells:
         pairs = f"{c.shared}" + (
             f" (+{c.only_a} A only, +{c.only_b} B only)" if wide and (c.only_a or c.only_b) else ""
         )
@@ -464,7 +530,8 @@ def comparison_table(comparison: Comparison, wide: bool = False) -> Table:
 
 
 def show_comparison(comparison: Comparison, wide: bool = False) -> None:
-    show(comparison_table(comparison, wide), wide)
+    models = list(dict.fromkeys(c.model for c in comparison.cells))  # the cells are in pilot order
+    show_by_model([lambda model: comparison_table(comparison, wide, model)], models, wide)
     if not wide:
         note("B − A: negative means B is worse. --wide adds McNemar p, latency, cost and the items one run lacks.")
     for missing in comparison.missing:

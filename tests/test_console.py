@@ -1,6 +1,7 @@
 """The terminal at 80 and 120 columns: every table fits, no cell is broken mid-word or cut short, tasks
 and models keep the pilot's order. Runs use the deterministic fake backend (a long model name, task
-names out of alphabetical order); one test runs the installed `roi history` as users do."""
+names out of alphabetical order; then two models of more than 20 characters and a 22-character task);
+one test runs the installed `roi history` as users do."""
 
 from __future__ import annotations
 
@@ -32,6 +33,19 @@ from .fakes import FakeBackend
 MODEL = "gemma-3-270m-it-q4"
 TASKS = ("urgency", "department", "language_code")  # not alphabetical: the pilot's order must survive
 WIDTHS = (80, 120)
+LOCAL = {"name": MODEL, "backend": "transformers", "model": "embedded", "cost": {"usd_per_hour": 0.4}}
+# A local model against an API model, both with long names, and a long task name: the common case.
+TWO_MODELS = [
+    {**LOCAL, "name": "gemma-3-270m-it-q4-local-cpu"},
+    {
+        "name": "gpt-4o-mini-2024-07-18-eu-api",
+        "backend": "openai",
+        "model": "gpt-4o-mini",
+        "base_url": "http://127.0.0.1:9/v1",  # never called: the fake backend answers
+        "price": {"input_per_1m": 0.15, "output_per_1m": 0.6},
+    },
+]
+LONG_TASKS = ("urgency", "customer_language_code")
 
 
 def half_right(query: Query, call: PromptCall) -> str | None:
@@ -40,12 +54,14 @@ def half_right(query: Query, call: PromptCall) -> str | None:
     return query.item.output if number % 2 == 0 or call.mode == "single" else "wrong"
 
 
-def console_pilot(folder: Path) -> LoadedPilot:
+def console_pilot(
+    folder: Path, models: list[dict[str, Any]] | None = None, tasks: tuple[str, ...] = TASKS
+) -> LoadedPilot:
     spec = {
         "pilot": "support-console",
         "business_unit": "Unit",
         "owner": "owner@example.com",
-        "models": [{"name": MODEL, "backend": "transformers", "model": "embedded", "cost": {"usd_per_hour": 0.4}}],
+        "models": models or [LOCAL],
         "tasks": [
             {
                 "name": t,
@@ -55,7 +71,7 @@ def console_pilot(folder: Path) -> LoadedPilot:
                 "scorer": "exact",
                 "monthly_volume": 10000,
             }
-            for t in TASKS
+            for t in tasks
         ],
         "modes": {"single": {"shots": 2}, "mixed": {"shots_per_task": 1}},
     }
@@ -64,15 +80,25 @@ def console_pilot(folder: Path) -> LoadedPilot:
     return load_pilot(path)
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[LoadedPilot, RunResult, RunResult]:
+def two_runs(folder: Path, pilot: LoadedPilot) -> tuple[LoadedPilot, RunResult, RunResult]:
     """Two runs of one pilot: the second is answered from the response cache."""
-    folder = tmp_path_factory.mktemp("console")
-    pilot = console_pilot(folder)
-    options = RunOptions(out_dir=folder / "out", backends={MODEL: FakeBackend(pilot.spec.models[0], pilot, half_right)})
+    fakes = {m.name: FakeBackend(m, pilot, half_right) for m in pilot.spec.models}
+    options = RunOptions(out_dir=folder / "out", backends=fakes)
     first = run_pilot(pilot, options)
     second = run_pilot(pilot, options)
     return pilot, first, second
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[LoadedPilot, RunResult, RunResult]:
+    folder = tmp_path_factory.mktemp("console")
+    return two_runs(folder, console_pilot(folder))
+
+
+@pytest.fixture(scope="module")
+def long_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[LoadedPilot, RunResult, RunResult]:
+    folder = tmp_path_factory.mktemp("long-names")
+    return two_runs(folder, console_pilot(folder, TWO_MODELS, LONG_TASKS))
 
 
 @pytest.fixture(params=WIDTHS)
@@ -107,6 +133,15 @@ def assert_fits(output: str, width: int, words: list[str]) -> None:
         assert re.search(rf"(?<!\S){re.escape(word)}(?!\S)", output), f"{word!r} broken at {width} columns"
 
 
+def comparison(runs: tuple[LoadedPilot, RunResult, RunResult]) -> compare.Comparison:
+    _, first, second = runs
+    db = store.connect(first.db_path)
+    try:
+        return compare.compare_runs(db, first.run_id, second.run_id)
+    finally:
+        db.close()
+
+
 def table_rows(output: str, names: tuple[str, ...]) -> list[str]:
     return [name for line in output.splitlines() for name in names if re.match(rf"\s*{name}\s", line)]
 
@@ -123,6 +158,28 @@ def test_run_summary_fits_and_keeps_pilot_order(runs: Any, screen: Console) -> N
     assert MODEL in output and result.run_id in output
     # mixed lost half of 12 items: a drop of 50 points; Newcombe's paired interval is 15.4 to 74.6
     assert "+50" in output.split() and "[+15,+75]" in output.split()
+
+
+def test_two_long_named_models_and_a_long_task_fit(long_runs: Any, screen: Console) -> None:
+    pilot, result, _ = long_runs
+    tasks, models = list(LONG_TASKS), [m.name for m in pilot.spec.models]
+    console.show_summary(result.summary, str(result.run_dir), tasks, models)
+    output = printed(screen)
+    words = [w for m in models for w in cell_words(console.summary_table(result.summary, tasks, models, model=m))]
+    words += [w for m in models for w in cell_words(console.modes_table(result.summary, models, model=m))]
+    assert_fits(output, screen.width, words)
+    assert "[+15,+75]" in output.split() and all(m in output for m in models)
+    first = [output.index(m) for m in models]
+    assert first == sorted(first)  # the pilot's order
+
+
+def test_compare_of_two_long_named_models_fits(long_runs: Any, screen: Console) -> None:
+    pilot, _, _ = long_runs
+    result = comparison(long_runs)
+    console.show_comparison(result)
+    models = [m.name for m in pilot.spec.models]
+    words = [w for m in models for w in cell_words(console.comparison_table(result, model=m))]
+    assert_fits(printed(screen), screen.width, words)
 
 
 def test_cached_run_explains_its_missing_latency(runs: Any, screen: Console) -> None:
@@ -146,12 +203,7 @@ def test_history_fits_with_whole_run_ids(runs: Any, screen: Console) -> None:
 
 
 def test_compare_fits_in_pilot_order(runs: Any, screen: Console) -> None:
-    _, first, second = runs
-    db = store.connect(first.db_path)
-    try:
-        result = compare.compare_runs(db, first.run_id, second.run_id)
-    finally:
-        db.close()
+    result = comparison(runs)
     console.show_comparison(result)
     output = printed(screen)
     assert_fits(output, screen.width, cell_words(console.comparison_table(result)))
@@ -184,7 +236,7 @@ def test_wide_adds_columns(runs: Any) -> None:
     _, result, _ = runs
     narrow = [c.header for c in console.summary_table(result.summary).columns]
     wide = [c.header for c in console.summary_table(result.summary, wide=True).columns]
-    assert set(narrow) < set(wide) and "p50 s" in wide
+    assert set(narrow) < set(wide) and "p50 s" in wide and "swaps" in wide
 
 
 def test_help_shows_no_bool_type() -> None:
@@ -204,3 +256,17 @@ def test_installed_history_at_80_columns(runs: Any) -> None:
     )
     assert shown.returncode == 0, shown.stderr
     assert_fits(shown.stdout, 80, [first.run_id, second.run_id, "reused)", "n=36"])
+
+
+def test_swaps_left_out_of_the_narrow_table_are_named(tmp_path: Path, screen: Console) -> None:
+    def swapped(query: Query, call: PromptCall) -> str | None:
+        """In mixed calls every query gets the next query's expected answer."""
+        others = [q.item.output for q in call.queries]
+        return others[(call.queries.index(query) + 1) % len(others)]
+
+    pilot = console_pilot(tmp_path)
+    fake = FakeBackend(pilot.spec.models[0], pilot, swapped)
+    result = run_pilot(pilot, RunOptions(out_dir=tmp_path / "out", backends={MODEL: fake}))
+    console.show_summary(result.summary, str(result.run_dir), list(TASKS), [MODEL])
+    output = " ".join(printed(screen).split())
+    assert "swaps: 36 answers were another query's expected answer" in output and "--wide" in output
