@@ -20,6 +20,7 @@ from roi import purge as purging
 from roi.backends import preflight
 from roi.errors import ExitCode, RoiError, RunFailed
 from roi.events import EventLog, ignore
+from roi.files import write_atomic
 from roi.pilot import LoadedPilot, load_pilot
 from roi.planning import plan_pilot
 from roi.redaction import clip
@@ -341,7 +342,7 @@ def schema(
     if out is None:
         console.raw(schema_text())
     else:
-        out.write_text(schema_text(), encoding="utf-8")
+        write_atomic(out, schema_text())
         console.path_line(f"wrote {out}")
 
 

@@ -2,18 +2,21 @@
 files with the right header, and the pilot's JSON Schema for editors. `roi schema` prints the schema.
 
 Tasks given as `name:choice/choice/...` get a `choice` scorer; a bare name gets `exact`. Without tasks
-the scaffold holds two small worked tasks, so `roi run NEW.yaml --limit 2` runs as written.
+the scaffold holds two small worked tasks, so `roi run NEW.yaml --limit 2` runs as written; one task gets
+a worked one beside it, since mixed prompting needs two. The files are written owner-only, like all
+roi writes: the data files are where customer text goes.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from roi.errors import Problem, RoiError
+from roi.files import write_atomic
 from roi.pilot import NAME_PATTERN, Pilot
 
 SCHEMA_FILE = "roi-pilot.schema.json"
@@ -26,6 +29,7 @@ class TaskDraft:
     choices: list[str] = field(default_factory=list)  # empty: an `exact` scorer
     rows: list[tuple[str, str]] = field(default_factory=list)  # worked rows; empty: placeholders
     instruction: str = ""  # empty: a placeholder sentence
+    comment: str = ""  # a line above the task in the pilot file
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,7 @@ def write_scaffold(folder: Path, draft: PilotDraft, force: bool = False) -> list
     """Write the pilot, its data files and the schema under `folder`; refuse to overwrite unless `force`."""
     if not re.match(NAME_PATTERN, draft.name):
         raise RoiError([Problem(f"{draft.name!r} is not a pilot name (letters, digits, _ . -)", None, None, "NAME")])
-    tasks = draft.tasks or WORKED
+    tasks = _with_a_second(draft.tasks or WORKED)
     if len({t.name for t in tasks}) != len(tasks):
         raise RoiError([Problem("two tasks have the same name", None, None, "--task")])
     files = {folder / f"{draft.name}.yaml": pilot_yaml(draft, tasks), folder / SCHEMA_FILE: schema_text()}
@@ -106,9 +110,17 @@ def write_scaffold(folder: Path, draft: PilotDraft, force: bool = False) -> list
     if existing and not force:
         raise RoiError([Problem("already exists (use --force to overwrite it)", p) for p in existing])
     for path, content in files.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content, encoding="utf-8")
+        write_atomic(path, content)
     return list(files)
+
+
+def _with_a_second(tasks: list[TaskDraft]) -> list[TaskDraft]:
+    """One task gets a worked one beside it: a mixed call answers one item of each of two tasks or more."""
+    if len(tasks) != 1:
+        return tasks
+    worked = next(t for t in WORKED if t.name != tasks[0].name)
+    comment = "a worked second task: mixed prompting needs two or more; replace it with one of yours"
+    return [*tasks, replace(worked, comment=comment)]
 
 
 def _rows(task: TaskDraft, start: int, count: int) -> list[tuple[str, str, str]]:
@@ -163,7 +175,8 @@ def _task_yaml(task: TaskDraft) -> str:
     else:
         instruction = task.instruction or "Tell the model what to do with the input, in one or two sentences."
         scorer = "exact"
-    return (
+    heading = f"  # {task.comment}\n" if task.comment else ""
+    return heading + (
         f"  - name: {task.name}\n"
         f"    instruction: {_q(instruction)}\n"
         f"    examples: data/{task.name}_examples.csv  # few-shot examples: id,input,output\n"

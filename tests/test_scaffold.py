@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +58,26 @@ def test_init_with_own_tasks_and_an_api_model(tmp_path: Path) -> None:
     assert urgency.scorer.type == "choice" and urgency.scorer.choices == ["low", "medium", "high"]
     assert summary.scorer.type == "exact"
     assert pilot.spec.models[0].backend == "openai" and pilot.spec.models[0].api_key_env == "OPENAI_API_KEY"
+
+
+def readme_init_command() -> list[str]:
+    """The `roi init` example of the README's walk-through, as its words."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"`roi (init [^`]+)`", readme)
+    assert found is not None, "the README shows no roi init command"
+    return shlex.split(found.group(1))
+
+
+def test_the_readme_init_command_writes_a_valid_pilot(tmp_path: Path) -> None:
+    command = readme_init_command()
+    assert command[:3] == ["init", "my-pilot", "--task"] and len(command) == 4  # one task, as written there
+    init(tmp_path, *command[1:])
+    pilot = load_pilot(tmp_path / "my-pilot.yaml")
+    assert [t.spec.name for t in pilot.tasks] == ["urgency", "sentiment"] and pilot.spec.modes.mixed.enabled
+    text = (tmp_path / "my-pilot.yaml").read_text()
+    assert "# a worked second task: mixed prompting needs two or more" in text
+    for path in (tmp_path / "my-pilot.yaml", tmp_path / "data" / "urgency_eval.csv"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600  # the data files will hold customer text
 
 
 def test_init_never_overwrites_without_force(tmp_path: Path) -> None:
