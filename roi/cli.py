@@ -90,7 +90,9 @@ def run(
     resume: Annotated[str | None, typer.Option(help="Continue this run id, skipping finished calls.")] = None,
     max_cost: Annotated[
         float | None,
-        typer.Option("--max-cost", min=0, help="Stop before the run's spend (USD) would pass this; keep what is done."),
+        typer.Option(
+            "--max-cost", min=0, help="Stop before the run's spend (USD) would pass this; keep what is done; exit 4."
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print only a one-line result (for cron).")] = False,
     log_json: Annotated[
@@ -110,7 +112,7 @@ def run(
 
     A re-run after a crash resumes the unfinished run of the pilot. Exit 3: the decision dropped a stage
     or a gate regressed against the baseline. Exit 4: too many of a model's calls failed, or the run
-    deadline stopped the run."""
+    deadline or --max-cost stopped the run."""
     log = EventLog(log_json) if log_json is not None else None
     try:
         emit = log.emit if log is not None else ignore

@@ -34,9 +34,9 @@ EXIT_MEANINGS = {
         "(or, before one is accepted, the previous complete run)"
     ),
     ExitCode.INCOMPLETE: (
-        "the run ended, but its evidence is incomplete: more than `limits.max_failed_call_rate` (default 10%) "
-        "of a model's calls failed, or all of them, or the run deadline (`--max-minutes`) stopped it; wins over "
-        "3, and `--quiet` names the cause"
+        "the run ended, but its evidence is incomplete: a stop left calls unmade (the run deadline "
+        "`--max-minutes`, lock wait included, or `--max-cost`), or more than `limits.incomplete_failed_call_rate` "
+        "(default 10%) of a model's calls failed, or all of them; wins over 3, and `--quiet` names the cause"
     ),
     ExitCode.INTERRUPTED: (
         "interrupted (Ctrl-C): finished calls are stored; the same `roi run` command (or `--resume RUN_ID`) continues"

@@ -29,7 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from roi.errors import RunFailed
+from roi.errors import ExitCode, RunFailed
 from roi.files import PRIVATE_FILE, private_dir
 
 POLL_S = 0.5
@@ -37,6 +37,13 @@ POLL_S = 0.5
 
 class LockBusy(RunFailed):
     """Another process runs this pilot: this run did not start (exit 1, "failed to run")."""
+
+
+class LockWaitExpired(LockBusy):
+    """The run deadline passed while waiting for another run of the pilot: this run did not start, and
+    the deadline's exit code applies (4), as for a deadline that stops a run."""
+
+    exit_code = ExitCode.INCOMPLETE
 
 
 @dataclass(frozen=True)
@@ -92,7 +99,8 @@ class PilotLock:
     """`with PilotLock(out, pilot, wait=False) as lock:` runs the body holding the pilot's lock.
 
     `previous` is the holder still recorded in the file when we took the lock: a clean release empties
-    the file, so this is a process that died holding it (a stale lock, now taken over).
+    the file, so this is a process that died holding it (a stale lock, now taken over). With `wait`,
+    `timeout_s` is what is left of the run deadline: past it, `LockWaitExpired`.
     """
 
     def __init__(
@@ -103,12 +111,14 @@ class PilotLock:
         wait: bool = False,
         timeout_s: float | None = None,
         on_wait: Callable[[Holder], None] = lambda h: None,
+        refused: str = "",
     ) -> None:
         self.path = lock_path(out_dir, pilot)
         self.pilot = pilot
         self.wait = wait
         self.timeout_s = timeout_s
         self.on_wait = on_wait
+        self.refused = refused  # what a refusal adds for the command that asked (what to do instead)
         self.previous: Holder | None = None
         self._fd: int | None = None
 
@@ -122,9 +132,12 @@ class PilotLock:
                 break
             except BlockingIOError:
                 holder = read_holder(fd)
-                if not self.wait or (deadline is not None and time.monotonic() >= deadline):
+                if not self.wait:
                     os.close(fd)
-                    raise LockBusy(self._busy_message(holder)) from None
+                    raise LockBusy(f"{self._busy(holder)}. {self.refused}".rstrip()) from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise LockWaitExpired(self._expired(holder)) from None
                 if not told:
                     self.on_wait(holder)
                     told = True
@@ -135,12 +148,14 @@ class PilotLock:
         self._write(None)
         return self
 
-    def _busy_message(self, holder: Holder) -> str:
+    def _busy(self, holder: Holder) -> str:
         run = f" as run {holder.run_id}" if holder.run_id else ""
-        return (
-            f"pilot {self.pilot!r} is already running{run} ({holder.describe()}; lock {self.path}). "
-            "This run did not start; use --wait to queue behind it."
-        )
+        return f"pilot {self.pilot!r} is already running{run} ({holder.describe()}; lock {self.path})"
+
+    def _expired(self, holder: Holder) -> str:
+        seconds = self.timeout_s or 0.0
+        waited = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+        return f"waited {waited} while {self._busy(holder)}; the run deadline passed, so this run did not start"
 
     def _write(self, run_id: str | None) -> None:
         assert self._fd is not None

@@ -216,7 +216,7 @@ class Limits(Strict):
     """How long a run may take, and how many failed calls it may have before its exit code says so
     (exit 4, docs/cron.md)."""
 
-    max_failed_call_rate: Fraction = 0.10  # a model with a larger share of failed calls (or all) fails the run
+    incomplete_failed_call_rate: Fraction = 0.10  # a model with more failed calls than this (or all): exit 4
     max_run_minutes: float | None = Field(default=None, gt=0, le=7 * 24 * 60)  # overall deadline; None: none
 
 

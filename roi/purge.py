@@ -101,7 +101,7 @@ def _kept_baselines(db: sqlite3.Connection, runs: list[store.RunRef]) -> list[st
 def _locked(pilots: set[str], out_dir: Path) -> Iterator[None]:
     with contextlib.ExitStack() as stack:
         for name in sorted(pilots):
-            stack.enter_context(PilotLock(out_dir, name))
+            stack.enter_context(PilotLock(out_dir, name, refused="Nothing was purged; try again when it has ended."))
         yield
 
 

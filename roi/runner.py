@@ -80,7 +80,7 @@ class RunResult:
     run_dir: Path
     db_path: Path
     evaluation: RunEvaluation  # the finished run summarised, decided and checked against its baseline
-    stopped: str | None = None  # why the run ended before all calls were sent (--max-cost), if it did
+    stopped: str | None = None  # why the run ended before all calls were made (--max-cost, deadline), if it did
     incomplete: list[str] = field(default_factory=list)  # why the evidence is incomplete (exit 4), if it is
 
     @property
@@ -152,7 +152,12 @@ def run_pilot(pilot: LoadedPilot, options: RunOptions | None = None) -> RunResul
     preflight(pilot, skip=opts.backends or {})
     deadline = Deadline.after(opts.max_minutes or pilot.spec.limits.max_run_minutes)
     with locking.PilotLock(
-        opts.out_dir, pilot.name, wait=opts.wait, timeout_s=deadline.seconds_left(), on_wait=lambda h: _waiting(opts, h)
+        opts.out_dir,
+        pilot.name,
+        wait=opts.wait,
+        timeout_s=deadline.seconds_left(),
+        on_wait=lambda h: _waiting(opts, h),
+        refused="This run did not start; use --wait to queue behind it.",
     ) as lock:
         if lock.previous is not None:
             opts.status(f"Took over the lock of a run that is gone ({lock.previous.describe()})")
@@ -505,8 +510,8 @@ def finish(
         summary=summary,
         decision_brief=evaluation.decision_brief,
     )
-    incomplete = failed_models(evaluation.summary, pilot.spec.limits.max_failed_call_rate)
-    if stop is not None and stop.status == "stopped_deadline":
+    incomplete = failed_models(evaluation.summary, pilot.spec.limits.incomplete_failed_call_rate)
+    if stop is not None:  # calls left unmade: the evidence is not what the pilot asked for
         incomplete.append(stop.note)
     return RunResult(run_id, run_dir, db_path, evaluation, None if stop is None else stop.note, incomplete)
 

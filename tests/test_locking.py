@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from roi import locking
-from roi.errors import RunFailed
+from roi.errors import ExitCode, RunFailed
 from roi.pilot import LoadedPilot, load_pilot
 from roi.runner import RunOptions, run_pilot
 
@@ -27,15 +27,16 @@ HOLD = """
 import sys, time
 from pathlib import Path
 from roi.locking import PilotLock
-with PilotLock(Path(sys.argv[1]), "demo") as lock:
+with PilotLock(Path(sys.argv[1]), sys.argv[2]) as lock:
     lock.note_run("run-held")
     print("locked", flush=True)
     time.sleep(120)
 """
 
 
-def _holder(out: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+def _holder(out: Path, pilot: str = "demo") -> subprocess.Popen[str]:
+    command = [sys.executable, "-c", HOLD, str(out), pilot]
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
     return proc
 
@@ -48,7 +49,7 @@ def test_second_lock_fails_at_once_with_the_holder_named(tmp_path: Path) -> None
             pass
         assert time.monotonic() - started < 5
         message = str(error.value)
-        assert f"pid {proc.pid}" in message and "run-held" in message and "--wait" in message
+        assert f"pid {proc.pid}" in message and "run-held" in message
         assert isinstance(error.value, locking.LockBusy)
         with locking.PilotLock(tmp_path, "other-pilot") as other:  # other pilots are not blocked
             assert other.previous is None
@@ -92,9 +93,26 @@ def test_run_refused_while_the_pilot_runs(tmp_path: Path) -> None:
     demo = load_pilot(PILOTS / "superposition-demo.yaml")
     with locking.PilotLock(tmp_path, demo.name):
         backend = FakeBackend(demo.spec.models[0], demo)
-        with pytest.raises(locking.LockBusy):
+        with pytest.raises(locking.LockBusy, match="This run did not start; use --wait to queue behind it"):
             run_pilot(demo, RunOptions(out_dir=tmp_path, limit=1, backends={"gemma-270m": backend}))
         assert backend.seen == [] and not (tmp_path / "roi.db").exists()  # nothing ran, nothing written
+
+
+def test_the_run_deadline_passing_in_the_lock_wait_exits_4_unstarted(tmp_path: Path) -> None:
+    """Through the installed CLI, as cron runs it: --wait behind a held lock, --max-minutes shorter."""
+    proc = _holder(tmp_path, "superposition-demo")
+    try:
+        command = [sys.executable, "-m", "roi", "run", str(PILOTS / "superposition-demo.yaml"), "--out", str(tmp_path)]
+        command += ["--wait", "--max-minutes", "0.02", "--quiet"]
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    finally:
+        proc.kill()
+        proc.wait()
+    message = " ".join(done.stderr.split())
+    assert done.returncode == ExitCode.INCOMPLETE, done.stderr
+    assert f"pid {proc.pid}" in message and "the run deadline passed, so this run did not start" in message
+    assert "--wait to queue" not in message and "Traceback" not in message
+    assert not (tmp_path / "roi.db").exists()
 
 
 def test_plain_rerun_resumes_the_run_left_unfinished(tmp_path: Path) -> None:

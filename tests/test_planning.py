@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from roi.cli import app
-from roi.errors import RoiError
+from roi.errors import ExitCode, RoiError
 from roi.pilot import LoadedPilot, ModelSpec, Price, load_pilot
 from roi.planning import approx_tokens, ideal_output, plan_pilot
 from roi.prompts import build_calls, parse_answers
@@ -113,6 +113,9 @@ def test_max_cost_stops_before_the_limit_and_resume_continues(demo: LoadedPilot,
     assert spent <= limit and 0 < n < len(per_call)
     assert first.stopped is not None and f"{len(per_call) - n} calls not sent" in first.stopped
     assert db.execute("SELECT status FROM runs").fetchone() == ("stopped_max_cost",)
+    assert first.exit_code == ExitCode.INCOMPLETE and first.incomplete == [
+        first.stopped
+    ]  # fewer items: no "regression"
     assert json.loads((first.run_dir / "summary.json").read_text())["stopped"] == first.stopped
     assert json.loads((first.run_dir / "report.json").read_text())["run"]["status"] == "stopped_max_cost"
     again = FakeBackend(spec, pilot)
@@ -120,7 +123,7 @@ def test_max_cost_stops_before_the_limit_and_resume_continues(demo: LoadedPilot,
         pilot,
         RunOptions(out_dir=tmp_path, limit=3, resume=first.run_id, max_cost_usd=1.0, backends={"api": again}),
     )
-    assert second.stopped is None and len(again.seen) == len(per_call) - n
+    assert second.stopped is None and len(again.seen) == len(per_call) - n and second.exit_code == ExitCode.OK
     assert db.execute("SELECT COUNT(*), SUM(cost_usd) FROM calls").fetchone() == (
         len(per_call), pytest.approx(sum(per_call)))  # fmt: skip
 

@@ -111,7 +111,7 @@ def test_cached_answers_before_a_date_are_not_reused(demo: LoadedPilot, tmp_path
 
 def test_a_running_pilot_is_not_purged(demo: LoadedPilot, tmp_path: Path) -> None:
     old, _ = run(demo, tmp_path)
-    with locking.PilotLock(tmp_path, demo.name), pytest.raises(locking.LockBusy):
+    with locking.PilotLock(tmp_path, demo.name), pytest.raises(locking.LockBusy, match="Nothing was purged"):
         purge(tmp_path, pilot=demo.name)
     assert counts(tmp_path, old.run_id)[0] == 1
 
