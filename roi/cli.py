@@ -124,6 +124,9 @@ def run(
     except BaseException as error:
         if log is not None:
             log.emit("run_failed", error=type(error).__name__, message=clip(str(error), 500))
+        if isinstance(error, KeyboardInterrupt):  # typer would exit 130 without a word
+            console.interrupted()
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
         raise
     finally:
         if log is not None:
@@ -359,9 +362,6 @@ def main() -> None:
     except RunFailed as error:
         console.run_failed(str(error))
         raise SystemExit(error.exit_code) from None
-    except KeyboardInterrupt:
-        console.err.print("Interrupted: finished calls are stored; the same roi run command resumes the run.")
-        raise SystemExit(ExitCode.INTERRUPTED) from None
     except typer.Exit as done:
         raise SystemExit(done.exit_code) from None
     except typer.Abort:

@@ -61,6 +61,10 @@ def run_failed(message: str) -> None:
     err.print(Text.assemble(("Run failed: ", "bold red"), redact(message)), soft_wrap=True)
 
 
+def interrupted() -> None:
+    err.print("Interrupted: finished calls are stored; the same roi run command resumes the run.")
+
+
 def warn(message: str) -> None:
     err.print(Text.assemble(("Warning: ", "bold yellow"), message))
 

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from roi.errors import ExitCode
+from tests.servers import Behaviour, HostileServer
+
 from .conftest import PILOTS, REPO
+from .test_hostile import KEY, KEY_ENV, api_pilot
 
 ROI = [sys.executable, "-m", "roi"]
 
@@ -36,6 +42,30 @@ def test_usage_error_exits_2() -> None:
     result = roi("run")
     assert result.returncode == 2
     assert "Missing argument" in result.stderr
+
+
+def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path: Path) -> None:
+    """SIGINT while a call is in flight (a server that drips its reply): exit 130, the README's message,
+    and the run stored as interrupted, for the same command to resume."""
+    pilot = tmp_path / "hostile.yaml"
+    with HostileServer(Behaviour.DRIP_BODY, drip_s=0.5) as server:
+        pilot.write_text(api_pilot(server.url, timeout_s=60), encoding="utf-8")
+        env = {**os.environ, "COLUMNS": "200", KEY_ENV: KEY}
+        command = [*ROI, "run", str(pilot), "--out", str(tmp_path / "reports"), "--limit", "2", "--quiet"]
+        proc = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while server.requests == 0 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == ExitCode.INTERRUPTED, stderr
+    assert "Interrupted: finished calls are stored; the same roi run command resumes the run." in stderr
+    assert "Traceback" not in stderr
+    db = sqlite3.connect(tmp_path / "reports" / "roi.db")
+    try:
+        assert db.execute("SELECT status FROM runs").fetchall() == [("interrupted",)]
+    finally:
+        db.close()
 
 
 def test_help_lists_commands_and_exit_codes() -> None:
