@@ -13,8 +13,10 @@ The synthetic pilots (the model is stated here so the figures can be judged):
   n items per task, so n mixed calls and n x T single calls.
 - Accuracy: each item is right in single mode with probability p_single; mixed mode drops it by `drop`:
   of the items, drop + 0.2 (1 - p_single) are right only in single mode and 0.2 (1 - p_single) right
-  only in mixed mode (some items go either way, as they do with a real model). Every task of a pilot
-  has the same truth; answers always parse.
+  only in mixed mode (some items go either way, as they do with a real model). In the first table every
+  task of a pilot has the same truth (so a harmful task joins a group only with another harmful one);
+  the second puts one harmful task among T - 1 harmless ones, the realistic risk. Answers always parse,
+  so the unparseable gate, at 0 of n, passes only from about 96-127 items (2-5 tasks).
 - Latency: lognormal, median 0.5 s for a single call and 0.5 (1 + 0.5 (k - 1)) s for a mixed call of
   k items, sigma 0.4 (log scale); cost = latency x $3.60 per hour. In the latency table's second half,
   call sizes vary within a pilot (2 to 5 items, uniformly).
@@ -46,7 +48,7 @@ from roi.stats import (
     wilson_bounds,
     z_for,
 )
-from roi.verdicts import Status, accuracy_verdicts, rate_verdicts, verdicts
+from roi.verdicts import Status, accuracy_verdicts, cost_verdicts, rate_verdicts, verdicts
 
 GATES = Gates()
 LIMIT = GATES.max_accuracy_drop
@@ -108,10 +110,7 @@ def accuracy_row(n: int, p_single: float, drop: float, pilots: int, rng: np.rand
         low, high = paired_interval(*x.transpose(2, 0, 1), Z95)
         tallies["cover"].add((low <= drop + 1e-12) & (high >= drop - 1e-12))
         tallies["cover_gate"].add(v.worst >= drop - 1e-12)
-        unparseable = rate_verdicts(0, n, limit=GATES.max_unparseable_rate, z=z, min_n=GATES.min_items_per_task)[3]
-        items = np.where(n >= GATES.min_items_per_task, PASS, Status.MORE_DATA.value)
-        statuses = np.stack(np.broadcast_arrays(items, v.status, unparseable), axis=-1)
-        placed = placements(statuses)
+        placed = placements(_placing_statuses(n, v.status, z))
         if drop >= LIMIT:
             tallies["admitted"].add(group_mask(placed).any(axis=1))
         else:
@@ -123,6 +122,35 @@ def accuracy_row(n: int, p_single: float, drop: float, pilots: int, rng: np.rand
             _follow(x[planned], v.needed[planned], truth, z, rng, tallies)
     row = {"n": n, "p_single": p_single, "drop": drop} | {k: t.rate for k, t in tallies.items()}
     return row | {"median_n": float(np.median(np.concatenate(needs))) if needs else math.nan}
+
+
+def _placing_statuses(n: int, accuracy: np.ndarray, z: float) -> np.ndarray:
+    """The statuses of a task's placing gates (items, accuracy drop, unparseable answers; last axis), with
+    no unparseable answer: its Wilson upper end at 0 of n is z^2 / (n + z^2), above the 5% limit below
+    about 96-127 items (2-5 tasks), so smaller pilots cannot place any task in a group."""
+    unparseable = rate_verdicts(0, n, limit=GATES.max_unparseable_rate, z=z, min_n=GATES.min_items_per_task)[3]
+    items = np.where(n >= GATES.min_items_per_task, PASS, Status.MORE_DATA.value)
+    return np.stack(np.broadcast_arrays(items, accuracy, unparseable), axis=-1)
+
+
+def one_harmful_row(n: int, p_single: float, drop: float, pilots: int, rng: np.random.Generator) -> dict[str, float]:
+    """One harmful task (true drop `drop`) among T - 1 harmless ones (no drop), the realistic risk: how
+    often the harmful task joins the group, how often its own accuracy gate passes, and how often a
+    harmless task beside it is kept single or grouped."""
+    tallies = {k: Tally() for k in ("admitted", "harm_pass", "dropped", "grouped")}
+    for tasks, count in pilots_by_tasks(pilots):
+        z = z_for(level_of(tasks))
+        harmful = rng.multinomial(n, cells(p_single, drop), size=(count, 1))
+        harmless = rng.multinomial(n, cells(p_single, 0.0), size=(count, tasks - 1))
+        x = np.concatenate([harmful, harmless], axis=1).astype(float)
+        v = accuracy_verdicts(*x.transpose(2, 0, 1), limit=LIMIT, z=z, min_n=GATES.min_items_per_task)
+        placed = placements(_placing_statuses(n, v.status, z))
+        group = group_mask(placed)
+        tallies["admitted"].add(group[:, 0])
+        tallies["harm_pass"].add(v.status[:, 0] == PASS)
+        tallies["dropped"].add(placed[:, 1:] == KEEP_SINGLE)
+        tallies["grouped"].add(group[:, 1:])
+    return {"n": n, "p_single": p_single, "drop": drop} | {k: t.rate for k, t in tallies.items()}
 
 
 def _follow(
@@ -262,7 +290,7 @@ def money_row(n: int, pilots: int, rng: np.random.Generator, resamples: int, chu
             single, mixed = {t: c[0] for t, c in costs.items()}, {t: c[1] for t, c in costs.items()}
             low, high = saving_bounds(pilot, single, mixed, counts, LEVEL)
             tallies["cover_saving"].add((low <= saving) & (high >= saving))
-            status = verdicts(f.saving[..., 0], high, low, saving, upper=False, n=n, min_n=GATES.min_items_per_task)
+            status = cost_verdicts(f.saving[..., 0], high, low, saving, n=n, min_n=GATES.min_items_per_task)
             tallies["boundary_pass"].add(status == PASS)
             every_task = dict.fromkeys(names, 1.0)
             low, high = money_bounds(pilot, sums, means, every_task, f.compute_single - f.compute_plan).net
@@ -307,7 +335,7 @@ def _num(x: float) -> str:
 def accuracy_table(rows: list[dict[str, float]]) -> str:
     head = (
         "| n | p single | true drop | gate passes | 95% interval covers | gate's worst end covers "
-        "| harmful task admitted | harmless task kept single | N given | median N | pass at N if measured "
+        "| harmful task grouped (all harmful) | harmless task kept single | N given | median N | pass at N if measured "
         "| pass at N, real truth |\n|" + " --- |" * 12
     )
     lines = [head]
@@ -318,6 +346,20 @@ def accuracy_table(rows: list[dict[str, float]]) -> str:
             f"| {r['n']:.0f} | {r['p_single']:.1f} | {100 * r['drop']:.1f}% | {_pct(r['pass'])} | {_pct(r['cover'])} "
             f"| {_pct(r['cover_gate'])} | {admitted} | {dropped} "
             f"| {_pct(r['planned'])} | {_num(r['median_n'])} | {_pct(r['measured'])} | {_pct(r['truth'])} |"
+        )
+    return "\n".join(lines)
+
+
+def one_harmful_table(rows: list[dict[str, float]]) -> str:
+    head = (
+        "| n | p single | harmful task's true drop | harmful task admitted | its accuracy gate passes "
+        "| harmless task kept single | harmless task grouped |\n|" + " --- |" * 7
+    )
+    lines = [head]
+    for r in rows:
+        lines.append(
+            f"| {r['n']:.0f} | {r['p_single']:.1f} | {100 * r['drop']:.1f}% | {_pct(r['admitted'])} "
+            f"| {_pct(r['harm_pass'])} | {_pct(r['dropped'])} | {_pct(r['grouped'])} |"
         )
     return "\n".join(lines)
 
@@ -335,6 +377,7 @@ def simple_table(rows: list[dict[str, float]], columns: dict[str, str]) -> str:
 @dataclass(frozen=True)
 class Calibration:
     accuracy: list[dict[str, float]]
+    one_harmful: list[dict[str, float]]
     rates: list[dict[str, float]]
     latency: list[dict[str, float]]
     money: list[dict[str, float]]
@@ -352,11 +395,12 @@ def calibrate(
 ) -> Calibration:
     rng = np.random.default_rng(seed)
     accuracy = [accuracy_row(n, p, d, pilots, rng) for n in sizes for p in p_single for d in drops]
+    harmful = [one_harmful_row(n, p, d, pilots, rng) for n in sizes for p in p_single for d in drops if d >= LIMIT]
     limit = GATES.max_failed_call_rate
     rates = [rate_row(n, r, pilots, rng) for n in sizes for r in (limit / 2, limit, 2 * limit)]
     latency = [latency_row(n, v, pilots, rng, bootstrap) for v in (False, True) for n in sizes]
     money = [money_row(n, pilots, rng, resamples) for n in sizes]
-    return Calibration(accuracy, rates, latency, money)
+    return Calibration(accuracy, harmful, rates, latency, money)
 
 
 def report(c: Calibration) -> str:
@@ -370,7 +414,9 @@ def report(c: Calibration) -> str:
              "boundary_pass": "cost gate passes at the true saving"}  # fmt: skip
     return "\n\n".join(
         [
-            'Accuracy drop gate, grouping and "about N items"\n\n' + accuracy_table(c.accuracy),
+            'Accuracy drop gate, grouping and "about N items" (every task of a pilot with the same truth)\n\n'
+            + accuracy_table(c.accuracy),
+            "One harmful task among T - 1 harmless ones (grouping)\n\n" + one_harmful_table(c.one_harmful),
             "Failed calls (Wilson), limit 5%\n\n" + simple_table(c.rates, rates),
             "p95 latency over calls (order statistics), limit = the true p95\n\n" + simple_table(c.latency, latency),
             "Money over calls (saving: bootstrap-t, net benefit: MOVER; p single 0.9, drop 2.5%)\n\n"

@@ -24,7 +24,7 @@ from roi.metrics import CellSummary, RunSummary, answered
 from roi.pilot import Pilot
 from roi.sample_size import normal_items_needed, quantile_calls_needed, rate_items_needed
 from roi.stats import LEVEL, Z95, PairedDiff, Rate, quantile_interval, z_for
-from roi.verdicts import Status, accuracy_verdicts, judge, none_if_nan, rate_verdicts
+from roi.verdicts import COST_PASS_FACTOR, Status, accuracy_verdicts, judge, judge_cost, none_if_nan, rate_verdicts
 
 MODES = ("single", "mixed")
 LATENCY_QUANTILE = 0.95
@@ -287,14 +287,13 @@ def judge_cost_saving(ev: Evidence) -> list[GateResult]:
     plan = grouping.economics if grouping.mixed_tasks else grouping.all_mixed_economics
     s, n, limit, min_n = plan.cost_saving, plan.clusters, gates.min_cost_saving, gates.min_items_per_task
     known = plan.cost_known and s.value is not None
-    status = judge(s.value, s.high, s.low, limit, upper=False, n=n, min_n=min_n) if known else Status.UNKNOWN
-    if status is Status.FAIL and n < min_n:
-        status = Status.MORE_DATA  # a bootstrap over a handful of calls is too narrow to fail on (one: [x, x])
+    status = Status.UNKNOWN
+    if known:
+        status = judge_cost(s.value, s.high, s.low, limit, n=n, min_n=min_n)
     needed = None
     if status is Status.MORE_DATA and s.value is not None:
-        needed = normal_items_needed(
-            n, s.value, s.value if s.low is None else s.low, limit, upper=False, z=Z95, min_n=min_n
-        )
+        worst = s.value if s.low is None else s.low
+        needed = normal_items_needed(n, s.value, worst, limit, upper=False, z=Z95, min_n=COST_PASS_FACTOR * min_n)
     ends = (s.value, s.low, s.high)
     gate = interval_gate("cost_saving", status, ends, limit, n, needed, upper=False, scope=Scope(unit="calls"))
     return [replace(gate, why=plan.cost_issue) if status is Status.UNKNOWN else gate]

@@ -39,6 +39,28 @@ def verdicts(
     return np.where(n == 0, Status.MORE_DATA.value, out)
 
 
+COST_PASS_FACTOR = 2
+
+
+def cost_verdicts(
+    value: ArrayLike, best: ArrayLike, worst: ArrayLike, limit: float, *, n: ArrayLike, min_n: int
+) -> np.ndarray:
+    """The cost-saving gate (a minimum) on its bootstrap-t interval over n clusters, with two small-sample
+    rules. It passes only from `COST_PASS_FACTOR` x `min_n` calls: the bootstrap-t's ends are accurate to
+    order 1/n, and at 30 calls a saving exactly at the limit passed in 3% of simulated pilots against the
+    2.5% promised (BENCHMARKS.md, "Calibration"). It fails only from `min_n` calls: a bootstrap over a
+    handful of calls is too narrow to fail on (one call: [x, x])."""
+    status = verdicts(value, best, worst, limit, upper=False, n=n, min_n=COST_PASS_FACTOR * min_n)
+    few = np.asarray(n, dtype=float) < min_n
+    return np.where((status == Status.FAIL.value) & few, Status.MORE_DATA.value, status)
+
+
+def judge_cost(
+    value: float | None, best: float | None, worst: float | None, limit: float, *, n: int, min_n: int
+) -> Status:
+    return Status(str(cost_verdicts(_nan(value), _nan(best), _nan(worst), limit, n=n, min_n=min_n)))
+
+
 def _nan(x: float | None) -> float:
     return math.nan if x is None else x
 

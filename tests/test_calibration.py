@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from benchmarks.calibration import LIMIT, accuracy_row, latency_row, money_row, rate_row
+from benchmarks.calibration import LIMIT, accuracy_row, latency_row, money_row, one_harmful_row, rate_row
 
 PILOTS = 2000
 
@@ -33,6 +33,18 @@ def test_accuracy_gate_grouping_and_items_needed() -> None:
                 assert 0.94 - slack(0.94) <= row["cover"] <= 0.97 + slack(0.97)
 
 
+def test_one_harmful_task_among_harmless_ones() -> None:
+    """The realistic risk: one task truly at (or past) the limit beside harmless ones joins their group
+    about as rarely as its own gate passes, and the harmless ones are rarely kept single."""
+    rng = np.random.default_rng(16)
+    for n, p_single in ((120, 0.6), (300, 0.9)):
+        for drop in (LIMIT, 2 * LIMIT):
+            row = one_harmful_row(n, p_single, drop, PILOTS, rng)
+            assert row["admitted"] <= row["harm_pass"] <= 0.025 + slack(0.025)
+            assert row["dropped"] <= 0.025 + slack(0.025)
+    assert one_harmful_row(300, 0.9, 2 * LIMIT, PILOTS, rng)["grouped"] > 0.5  # the harmless ones still group
+
+
 def test_failed_calls_gate() -> None:
     rng = np.random.default_rng(13)
     boundary = rate_row(120, 0.05, PILOTS, rng)
@@ -50,6 +62,7 @@ def test_p95_latency_over_calls() -> None:
 
 
 def test_money_over_calls() -> None:
+    assert money_row(30, 200, np.random.default_rng(17), resamples=200)["boundary_pass"] == 0.0  # passes from 60
     row = money_row(120, 1000, np.random.default_rng(15), resamples=500)
     assert row["boundary_pass"] <= 0.025 + slack(0.025, 1000)
     assert 0.94 - slack(0.94, 1000) <= row["cover_saving"] <= 0.97 + slack(0.97, 1000)

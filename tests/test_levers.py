@@ -114,13 +114,13 @@ def make_pilot(
         ],
         "tasks": tasks,
         "modes": {"single": {"shots": 8}, "mixed": {"shots_per_task": 1}},
-        "gates": {  # limits that 30 items all answered right can meet
+        "gates": {  # limits that 30 items all answered right can meet (the cost gate passes from 2 x 15 calls)
             "max_accuracy_drop": 0.2,
             "max_unparseable_rate": 0.15,
             "max_swap_rate": 0.15,
             "max_failed_call_rate": 0.15,
             "min_cost_saving": 0.1,
-            "min_items_per_task": 30,
+            "min_items_per_task": 15,
         },
         "operations": {"reviewers": ["r@example.com"], "escalation_contact": "lead@example.com"},
     }
