@@ -215,7 +215,7 @@ def report(
 ) -> None:
     """Rebuild a run's report.html and report.json from the store (the run's folder is recreated if gone)."""
     files = rebuild_report(out, run_id, language)
-    console.show_decision(files.decision, str(files.html))
+    console.show_decision(files.decision, str(files.html), files.briefing)
 
 
 OutOption = Annotated[Path, typer.Option(help="Folder holding roi.db (as given to roi run --out).")]

@@ -1,6 +1,8 @@
 """Figures for people, shared by the terminal and the report: money in currency format (never in
-scientific notation, never NaN), and accuracy changes in percentage points with one sign convention:
-a change is *mixed minus single* (or *B minus A*), so a negative number means mixed (or B) is worse."""
+scientific notation, never NaN), and accuracy changes in signed percentage points. Which change is
+shown is the caller's: tables and charts of a run show the accuracy *drop* (single − mixed, positive
+when mixed is worse, as the accuracy gate judges it); `roi compare` shows *B − A* (negative when B is
+worse); sentences say "mixed is N points worse"."""
 
 from __future__ import annotations
 

@@ -542,6 +542,7 @@ def rebuild_report(out_dir: Path, run_id: str, language: str | None = None) -> R
 
 
 def _probe_backend(model: ModelSpec, pilot: LoadedPilot, opts: RunOptions) -> tuple[Backend, bool]:
-    """An injected backend (kept open) or a new one (closed after the probe)."""
+    """An injected backend (kept open) or a new one (closed after the probe); one that cannot load fails
+    the run (exit 1) like a model of the calls: the run is already stored, so it is no bad input (2)."""
     injected = (opts.backends or {}).get(model.name)
-    return (injected, False) if injected else (create_backend(model, pilot.path.parent, opts.status), True)
+    return (injected, False) if injected else (_load_backend(model, pilot, opts), True)

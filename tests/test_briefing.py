@@ -55,7 +55,7 @@ def test_too_few_items_asks_for_how_many_more(tmp_path: Path) -> None:
     assert collect.values == {"more": 91, "needed": 96, "n": 5}  # the accuracy gate settles at 96 items
     page = brief_page(b, 5, "en")
     assert page is not None
-    assert "Collect about 91 more labelled items per task (about 96 in all)" in page["next"][0]
+    assert "Collect about 91 more labelled items per task (about 96 per task in all)" in page["next"][0]
     assert page["measured"].endswith("This was a trial on the first 5 items of each task.")
     assert page["why"][0] == "Only 5 items per task were compared; the pilot asks for 30 before deciding."
     assert len(page["why"]) == 1  # what is merely unsettled with 5 items is said by that already

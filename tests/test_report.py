@@ -140,6 +140,7 @@ def test_roi_report_rebuilds_the_same_page(hostile_run: RunResult) -> None:
     result = CliRunner().invoke(app, ["report", hostile_run.run_id, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "Stage 0 (pilot)" in result.output
+    assert "What to do next:" in result.output  # the briefing, as roi run printed it
     assert (hostile_run.run_dir / "report.html").read_text(encoding="utf-8") == before
     result = CliRunner().invoke(app, ["report", hostile_run.run_id, "--out", str(out), "--language", "ja"])
     assert result.exit_code == 0

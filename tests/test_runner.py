@@ -140,6 +140,24 @@ def test_missing_api_key_fails_before_anything_is_written(
     assert not (tmp_path / "out").exists()
 
 
+def test_a_probe_model_that_cannot_load_fails_the_run(
+    demo: LoadedPilot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The probe builds its own backend when the calls needed none (all reused): failing there is exit 1,
+    as for the calls' models, since the run is stored by then (not exit 2, bad input)."""
+    from roi.errors import ExitCode, RunFailed
+    from roi.pilot import ModelSpec
+    from roi.runner import _probe_backend
+
+    monkeypatch.delenv("ROI_TEST_ABSENT_KEY", raising=False)
+    api = ModelSpec(
+        name="api", backend="openai", model="m", base_url="http://127.0.0.1:9/v1", api_key_env="ROI_TEST_ABSENT_KEY"
+    )
+    with pytest.raises(RunFailed, match=r"model 'api' could not load: .*ROI_TEST_ABSENT_KEY") as error:
+        _probe_backend(api, demo, RunOptions(out_dir=tmp_path))
+    assert error.value.exit_code == ExitCode.FAILED_TO_RUN
+
+
 def test_each_mode_runs_as_its_own_batch_priced_by_machine_time(demo: LoadedPilot, tmp_path: Path) -> None:
     """A local engine's machine time per mode is what that mode costs alone: the runner never mixes the
     modes' calls in one batch, and a call's cost is its machine time (not its latency) x usd_per_hour."""

@@ -1,7 +1,8 @@
 """The briefing at the top of the page, in the page's language: what was measured, why, what next.
 
-Accuracy changes are told in points as *mixed compared with single* ("mixed is 38 points worse"), the
-same direction as every chart and table of the page (mixed − single, negative when mixed is worse).
+Accuracy changes are told in points as *mixed compared with single* ("mixed is 38 points worse"): the
+words carry the direction, which agrees with the page's charts and tables, where the accuracy drop
+(single − mixed) is positive when mixed is worse.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from roi.briefing import Briefing
 from roi.decision import Decision
 from roi.errors import Problem, RoiError
 from roi.evaluation import RunEvaluation
@@ -36,6 +37,7 @@ class ReportFiles:
     json: Path
     decision: Decision
     language: str
+    briefing: Briefing | None  # what `roi run` printed at the run's end; `roi report` prints it again
 
 
 def build_report(inputs: ReportInputs) -> dict[str, Any]:
@@ -135,10 +137,4 @@ def write_report(evaluation: RunEvaluation, run_dir: Path, language: str | None 
     page["sections"] = [{k: v for k, v in s.items() if k != "template"} for s in data["sections"]]
     figures = _json_ready(page) | {"decision_detail": _json_ready(asdict(inputs.decision))}
     write_atomic(json_path, json.dumps(figures, indent=2, ensure_ascii=False, default=str) + "\n")
-    return ReportFiles(html_path, json_path, inputs.decision, inputs.lang)
-
-
-def _write(path: Path, content: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(content, encoding="utf-8")
-    tmp.replace(path)
+    return ReportFiles(html_path, json_path, inputs.decision, inputs.lang, evaluation.briefing)
