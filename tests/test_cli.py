@@ -44,6 +44,9 @@ def test_usage_error_exits_2() -> None:
     assert "Missing argument" in result.stderr
 
 
+DEFAULT_SIGINT = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); import roi.__main__"
+
+
 def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path: Path) -> None:
     """SIGINT while a call is in flight (a server that drips its reply): exit 130, the README's message,
     and the run stored as interrupted, for the same command to resume."""
@@ -51,7 +54,10 @@ def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path: Path) -> None:
     with HostileServer(Behaviour.DRIP_BODY, drip_s=0.5) as server:
         pilot.write_text(api_pilot(server.url, timeout_s=60), encoding="utf-8")
         env = {**os.environ, "COLUMNS": "200", KEY_ENV: KEY, "PYTHONFAULTHANDLER": "1"}
-        command = [*ROI, "run", str(pilot), "--out", str(tmp_path / "reports"), "--limit", "2", "--quiet"]
+        # A process started in the background (`make test &`) inherits SIGINT ignored, and Python then
+        # installs no KeyboardInterrupt: give roi the default handler a terminal's Ctrl-C meets.
+        command = [sys.executable, "-c", DEFAULT_SIGINT, "run", str(pilot), "--out", str(tmp_path / "reports")]
+        command += ["--limit", "2", "--quiet"]
         proc = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 300  # bounds a hang only: a loaded machine may start roi slowly
         while server.requests == 0 and proc.poll() is None and time.monotonic() < deadline:
