@@ -117,6 +117,7 @@ class PlanEconomics:
     payback_months: Estimate  # None ends: the benefit is not positive there ("never")
     roi: Estimate  # (net benefit x horizon - investment) / investment; None without an investment
     clusters: int = 0  # independent units resampled: mixed calls with the single calls of their items
+    calls: int = 0  # the plan's own mixed calls (of its mixed tasks; all clusters when none): the cost gate's n
     pairing: list[Pairing] = field(default_factory=list)  # the plan's mixed calls a month, per group
     cost_issue: str | None = None  # why the cost per item is unknown: no_pairs | no_cost | zero_cost
     volume_issue: str | None = None  # why monthly figures are unknown: missing_volume | zero_volume
@@ -192,11 +193,13 @@ def plan_pairs(
 ) -> dict[str, TaskPairs] | None:
     """The pairs a plan grouping `group` is priced from when its measured plan ran (roi/measured_plan.py):
     the group's tasks against their `plan` calls, the others as in `task_pairs`. None when the plan was
-    not measured for every task of the group."""
+    not measured on every item of the group's tasks (e.g. `--max-cost` stopped it): a plan cut short is
+    not priced as if it were complete; the grouping is then priced from the pilot's mixed calls."""
     measured = task_pairs(items, model, group, mode="plan")
-    if len(group) < 2 or any(measured[t].n == 0 for t in group):
+    paired = task_pairs(items, model, tasks)
+    if len(group) < 2 or any(measured[t].n == 0 or measured[t].n < paired[t].n for t in group):
         return None
-    return task_pairs(items, model, tasks) | measured
+    return paired | measured
 
 
 # ---------------------------------------------------------------- cluster bootstrap
@@ -574,7 +577,8 @@ def serving_economics(
     shares = {t: how.mixed_share for t, how in serving.items()}
     bounds = money_bounds(pilot, r.sums, d, shares, figures.compute_single - figures.compute_plan)
     issues = _issues(pilot, pairs, figures)
-    return _plan(pilot, model, figures, _Intervals(saving, bounds), mixed_tasks, r.clusters, issues)
+    calls = len({k for t in mixed_tasks for k in pairs[t].cluster_keys()}) if mixed_tasks else r.clusters
+    return _plan(pilot, model, figures, _Intervals(saving, bounds), mixed_tasks, (r.clusters, calls), issues)
 
 
 def _blend(share: float, mixed: np.ndarray, single: np.ndarray) -> np.ndarray:
@@ -629,7 +633,7 @@ def _plan(
     f: PlanFigures,
     intervals: _Intervals,
     mixed_tasks: Sequence[str],
-    clusters: int,
+    clusters: tuple[int, int],
     issues: _Issues,
 ) -> PlanEconomics:
     def monthly(draws: np.ndarray, bounds: tuple[np.ndarray, np.ndarray] | None = None) -> Estimate:
@@ -658,7 +662,8 @@ def _plan(
         net_monthly_benefit_usd=net,
         payback_months=payback(net, investment),
         roi=roi_over_horizon(net, investment, horizon),
-        clusters=clusters,
+        clusters=clusters[0],
+        calls=clusters[1],
         cost_issue=issues.cost,
         volume_issue=issues.volume,
         tasks_without_pairs=issues.without_pairs,

@@ -285,7 +285,7 @@ def judge_cost_saving(ev: Evidence) -> list[GateResult]:
     # With no group to price, show what mixing every task would save (the stage is blocked anyway).
     grouping, gates = ev.placed, ev.pilot.gates
     plan = grouping.economics if grouping.mixed_tasks else grouping.all_mixed_economics
-    s, n, limit, min_n = plan.cost_saving, plan.clusters, gates.min_cost_saving, gates.min_items_per_task
+    s, n, limit, min_n = plan.cost_saving, plan.calls, gates.min_cost_saving, gates.min_items_per_task
     known = plan.cost_known and s.value is not None
     status = Status.UNKNOWN
     if known:

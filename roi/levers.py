@@ -18,7 +18,8 @@ resamples as every other economics figure (roi/economics.py `serving_economics`)
 
 Single-prompt options keep single mode's answers, so they carry no accuracy risk; mixed options carry
 the grouped tasks' measured accuracy, and pass only when the decision's accuracy gates for the grouped
-tasks pass. The recommendation is the cheapest passing option by monthly compute + error cost.
+tasks pass and the model reaches stage 1. Mixing with prompt caching is not an option (not priced).
+The recommendation is the cheapest passing option by monthly compute + error cost.
 """
 
 from __future__ import annotations
@@ -257,12 +258,16 @@ def _cheapest(levers: list[Lever]) -> str | None:
 
 
 def mixing_passes(decision: ModelDecision) -> bool:
-    """Whether the recommended group's tasks pass every accuracy gate (on the interval's worst end)."""
+    """Whether mixing may go ahead: the recommended group's tasks pass every accuracy gate (on the
+    interval's worst end) and the model reaches stage 1. The placing gates alone pass by construction
+    for a grouped task; a stage held at 0 (failed calls, the cost gate) must not name mixing as the
+    cheapest option that passes."""
     grouped = set(decision.grouping.mixed_tasks)
     gates = [
         g for g in decision.gates if g.task in grouped and g.gate in PLACING
     ]  # what passes the accuracy gates means
-    return len(grouped) >= 2 and bool(gates) and all(g.status is Status.PASS for g in gates)
+    placed = len(grouped) >= 2 and bool(gates) and all(g.status is Status.PASS for g in gates)
+    return placed and decision.stage >= 1
 
 
 def with_levers(pilot: Pilot, items: pd.DataFrame, calls: pd.DataFrame, decision: Decision) -> Decision:

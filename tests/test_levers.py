@@ -217,7 +217,9 @@ def test_a_cheaper_lever_than_mixing_leads_the_decision_line(tmp_path: Path) -> 
     assert d.levers.cheapest == "single_cached" and hand["single_cached"] < hand["mixed"]
     line = decision_line(result.decision)
     # the stage sentence follows: the cheaper lever is read first
-    assert line.split(": ", 1)[1].startswith("Serving single prompts with prompt caching saves more than mixing")
+    assert line.split(": ", 1)[1].startswith(
+        "Serving single prompts with prompt caching saves more than mixing as measured"
+    )
     assert "at no accuracy cost" in line
 
 

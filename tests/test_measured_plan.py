@@ -49,6 +49,9 @@ def test_a_dropped_task_gives_plan_calls_the_roi_section_uses(tmp_path: Path) ->
     roi = next(s for s in report["sections"] if s["id"] == "roi")["data"]["models"][0]
     assert "The plan is measured" in roi["measured"] and "160 calls" in roi["measured"]
     assert roi["economics"]["cost_saving"]["value"] == pytest.approx(1 / 3)
+    # the cost gate counts the group's 160 plan calls, not those plus the 160 mixed calls gamma's items sat in
+    assert plan.clusters == 320 and plan.calls == 160
+    assert next(x for x in result.decision.chosen.gates if x.gate == "cost_saving").n == 160
     cells = {(c.task, c.mode) for c in result.summary.cells}
     assert ("alpha", "plan") in cells and ("gamma", "plan") not in cells  # shown like the other modes
     assert {m.mode for m in result.summary.modes} == {"single", "mixed", "plan"}
@@ -75,6 +78,13 @@ def test_max_cost_covers_the_plan_calls(tmp_path: Path) -> None:
     result = run_pilot(pilot, RunOptions(out_dir=tmp_path / "out", max_cost_usd=0.6455, backends={"fake": backend}))
     assert result.stopped is not None and "155 calls not sent" in result.stopped
     assert sum(k.startswith("fake/plan:") for k in backend.seen) == 5
+    # 5 of 160 plan calls are not the plan: it is priced from the pilot's mixed calls, and says so
+    g = result.decision.chosen.grouping  # type: ignore[union-attr]
+    assert g.mixed_tasks == ["alpha", "beta"] and not g.measured_plan
+    assert g.economics.calls == 160  # the cost gate's n: the group's own mixed calls
+    report = json.loads((result.run_dir / "report.json").read_text())
+    roi = next(s for s in report["sections"] if s["id"] == "roi")["data"]["models"][0]
+    assert "stopped short (5 calls" in roi["measured"]
 
 
 def test_roi_plan_counts_the_measured_plan(tmp_path: Path) -> None:

@@ -87,7 +87,7 @@ def build_roi(inputs: ReportInputs) -> dict[str, Any]:
                 else text(lang, "roi.all_mixed_comparison"),
                 "labels": {k: text(lang, f"roi.{k}" + ("" if grouped else "_all_mixed")) for k in ("net", "saving")},
                 "figures": _plan_rows(plan, lang),
-                "measured": _measured_note(inputs, d.model) if g.measured_plan else "",
+                "measured": _measured_note(inputs, d.model, g.measured_plan),
                 "pairing": [_pairing_sentence(p, lang) for p in plan.pairing],
                 "issues": [x for x in (projection_sentence(plan, lang), *cost_unknown_sentences(d, lang)) if x],
                 "economics": asdict(plan),
@@ -125,10 +125,14 @@ def _pairing_sentence(pairing: Pairing, lang: str) -> str:
     return text(lang, "roi.pairing", calls=calls, tasks=join(lang, pairing.tasks), rest=tail)
 
 
-def _measured_note(inputs: ReportInputs, model: str) -> str:
+def _measured_note(inputs: ReportInputs, model: str, measured: bool) -> str:
+    """What the plan is priced from: its own calls (measured), or, when they stopped short (`--max-cost`,
+    the deadline), the pilot's mixed calls, saying so."""
     calls = inputs.calls
     plan_calls = int(((calls["model"] == model) & (calls["mode"] == "plan")).sum())
-    return text(inputs.lang, "roi.plan_measured", calls=plan_calls)
+    if measured:
+        return text(inputs.lang, "roi.plan_measured", calls=plan_calls)
+    return text(inputs.lang, "roi.plan_cut_short", calls=plan_calls) if plan_calls else ""
 
 
 def _net_chart(rows: list[dict[str, Any]], title: str) -> charts.Canvas:
