@@ -273,3 +273,55 @@ def test_a_zero_price_gives_the_true_reason(tmp_path: Path) -> None:
     assert "no cost (set cost.usd_per_hour or price" not in html  # not the missing-price reason
     no_nonsense(html)
     no_nonsense((result.run_dir / "report.json").read_text())
+
+
+@dataclasses.dataclass
+class CachingFake(TokenFake):
+    """An API that reports cached prompt tokens: none for a task's first single call (the cache is empty),
+    then 30 for alpha and 20 for beta (mixed calls report none)."""
+
+    first: set[str] = dataclasses.field(default_factory=set)
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> Iterator[GenerationResult]:
+        for result, request in zip(super().generate(requests), requests, strict=True):
+            if "/single:" not in request.key:
+                yield result
+                continue
+            task = request.key.split("/single:", 1)[1].split(":", 1)[0]
+            cached = 0 if task not in self.first else {"alpha": 30, "beta": 20}[task]
+            self.first.add(task)
+            yield dataclasses.replace(result, cached_prompt_tokens=cached)
+
+
+def test_reported_cached_tokens_price_the_caching_option(tmp_path: Path) -> None:
+    """When the API reported cached tokens, each call's cacheable prefix is the most its task reported
+    (30 and 20 tokens here), not the modelled common prefix."""
+    loaded = make_pilot(tmp_path)
+    backend = CachingFake(loaded.spec.models[0], loaded, gold)
+    result = run_pilot(loaded, RunOptions(out_dir=tmp_path / "out", backends={"api": backend}))
+    d = result.decision.chosen
+    assert d.levers is not None
+    lever = d.levers.lever("single_cached")
+    assert lever.source == "reported" and lever.plan is not None
+    calls = result.evaluation.calls
+    f = 8640 / VOLUME
+    hand = 0.0
+    for task, prefix in (("alpha", 30), ("beta", 20)):
+        prompts = calls[calls["call_id"].str.startswith(f"api/single:{task}:")]["prompt"].tolist()
+        cached = [((len(p) - prefix) + prefix * (f * 1.25 + (1 - f) * 0.1) + 10 * 4) / 1e6 for p in prompts]
+        hand += VOLUME * sum(cached) / len(cached)
+    assert lever.plan.monthly_compute_plan_usd.value == pytest.approx(hand)
+
+
+def test_the_cost_gate_judges_the_volume_weighted_rows(tmp_path: Path) -> None:
+    """The cost gate's figure is 1 - sum_t w_t c(t, plan) / sum_t w_t c(t, single), from the per-task cost
+    per item of each mode in the summary and the tasks' volumes (equal here; both tasks mixed)."""
+    _, result = run(tmp_path)
+    d = result.decision.chosen
+    assert d.grouping.mixed_tasks == ["alpha", "beta"]
+    cost = {(c.task, c.mode): c.cost_per_item_usd for c in result.summary.cells}
+    single = VOLUME * (cost[("alpha", "single")] + cost[("beta", "single")])  # type: ignore[operator]
+    plan = VOLUME * (cost[("alpha", "mixed")] + cost[("beta", "mixed")])  # type: ignore[operator]
+    gate = next(g for g in d.gates if g.gate == "cost_saving")
+    assert gate.value == pytest.approx(1 - plan / single)
+    assert gate.n == 30  # the group's mixed calls

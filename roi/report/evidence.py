@@ -11,6 +11,7 @@ from roi.economics import Estimate
 from roi.formats import p_value
 from roi.gates import GateResult
 from roi.grouping import interference_matrix
+from roi.metrics import answered
 from roi.report import charts
 from roi.report.i18n import text
 from roi.report.inputs import ReportInputs, decided_models
@@ -193,7 +194,9 @@ def build_latency(inputs: ReportInputs) -> dict[str, Any]:
     lang, rows = inputs.lang, []
     for model in [m.name for m in inputs.pilot.models]:
         for mode in ("single", "mixed"):
-            lat = inputs.items[(inputs.items["model"] == model) & (inputs.items["mode"] == mode)]["latency_s"]
+            # a failed call's wait is no answer's latency: left out, as the gate leaves it out
+            own = answered(inputs.items[(inputs.items["model"] == model) & (inputs.items["mode"] == mode)])
+            lat = own["latency_s"]
             values = lat.to_numpy(dtype=float)
             if not values.size:
                 continue

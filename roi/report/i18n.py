@@ -200,7 +200,7 @@ EN: dict[str, str] = {
     "interference.none": "No answer swaps and no answers in another task's space were seen.",
     "latency.chart": "Latency per item (s): box p25–p75, whiskers min–max, p95 marked; dashed: limit {limit} s",
     "latency.note": "In a mixed call every item waits for the whole call, so its latency is the call's wall time; the p95 gate's interval is taken over calls.",
-    "latency.level_note": "p95 here is over all of a model's items in a mode, the level the latency gate judges; the end of roi run also shows it per task, labelled so.",
+    "latency.level_note": "p95 here is over a model's items in a mode whose call answered; the latency gate judges the mixed calls that answered live, over calls; the end of roi run also shows it per task, labelled so.",
     "latency.reused_note": "{reused} of {calls} calls were answered from the response cache: their latency is the one measured when each answer was first made, in an earlier run (the terminal counts live calls only and shows n/a where there were none; roi run --fresh measures again).",
     "latency.modelled_note": "A local model's latency is modelled: each call's wall time run alone on this machine "
     "(its prompt's prefill and decoding steps, timed alone), because the engine runs many calls in one batch. "
@@ -612,7 +612,7 @@ JA: dict[str, str] = {
     "interference.none": "回答の取り違えも、他タスクの回答空間に入った回答もありませんでした。",
     "latency.chart": "1件あたりのレイテンシ(秒): 箱 p25〜p75、ひげ 最小〜最大、p95 に印。破線: 基準値 {limit} 秒",
     "latency.note": "混合呼び出しでは各項目が呼び出し全体を待つため、レイテンシは呼び出し全体の所要時間です。p95 基準の区間は呼び出し単位で求めます。",
-    "latency.level_note": "ここでの p95 はモデルとモードごとの全項目に対する値で、レイテンシのゲートが判定する単位です。roi run の最後の表ではタスクごとの値も示します。",
+    "latency.level_note": "ここでの p95 はモデルとモードごとの、呼び出しが応答した項目に対する値です。レイテンシのゲートは、その場で応答した混合呼び出しを呼び出し単位で判定します。roi run の最後の表ではタスクごとの値も示します。",
     "latency.reused_note": "{calls} 回の呼び出しのうち {reused} 回は応答キャッシュから回答されました。そのレイテンシは以前の実行で回答を最初に作成したときの測定値です(端末の表は実際に呼び出したものだけを数え、ない場合は n/a と表示します。roi run --fresh で再測定できます)。",
     "latency.modelled_note": "ローカルモデルのレイテンシはモデル値です: エンジンは多数の呼び出しを1つのバッチで実行するため、"
     "各呼び出しをこのマシンで単独実行した場合の所要時間(プロンプトの前処理と生成ステップを単独で計測)を示します。"
