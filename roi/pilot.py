@@ -52,13 +52,45 @@ class Price(Strict):
     min_cacheable_tokens: int = Field(default=0, ge=0)  # a shorter shared prefix is never cached
 
 
+# What a pilot may pass to vLLM's batch runner: engine and resource settings only. A pilot file may come
+# from someone else, so it names no program (the interpreter is ROI_VLLM_PYTHON, set by whoever runs
+# roi), no flag that loads code (--trust-remote-code, plugins, worker classes) and no variable that
+# changes what runs (LD_PRELOAD, PYTHONPATH): docs/api-models.md, "Self-hosted: vLLM's batch runner".
+RUNNER_FLAGS = frozenset({
+    "--dtype", "--max-model-len", "--enable-prefix-caching", "--no-enable-prefix-caching",
+    "--enable-prompt-tokens-details", "--chat-template", "--max-num-seqs", "--max-num-batched-tokens",
+    "--seed", "--kv-cache-dtype", "--block-size", "--enforce-eager", "--gpu-memory-utilization",
+    "--tensor-parallel-size", "--quantization",
+})  # fmt: skip
+RUNNER_VARIABLES = frozenset({
+    "VLLM_CPU_KVCACHE_SPACE", "VLLM_CPU_OMP_THREADS_BIND", "VLLM_CPU_NUM_OF_RESERVED_CPU", "OMP_NUM_THREADS",
+    "CUDA_VISIBLE_DEVICES",
+})  # fmt: skip
+
+
 class BatchRunner(Strict):
     """A batch job run on this machine by vLLM's batch runner instead of a provider's batches endpoint."""
 
-    python: str = Field(min_length=1)  # the interpreter of the environment vLLM is installed in
     model_path: str = Field(min_length=1)  # `embedded`, or the model folder vLLM loads
-    args: list[str] = []  # further engine arguments, e.g. --dtype bfloat16, --chat-template ...
-    env: dict[str, str] = {}  # extra environment, e.g. VLLM_CPU_KVCACHE_SPACE
+    args: list[str] = []  # further engine settings (RUNNER_FLAGS), e.g. --dtype bfloat16, --chat-template ...
+    env: dict[str, str] = {}  # further environment (RUNNER_VARIABLES), e.g. VLLM_CPU_KVCACHE_SPACE
+
+    @field_validator("args")
+    @classmethod
+    def _engine_flags(cls, args: list[str]) -> list[str]:
+        flags = [a.partition("=")[0] for a in args if a.startswith("-")]
+        refused = [f for f in flags if f not in RUNNER_FLAGS]
+        if refused:
+            raise ValueError(f"{', '.join(refused)} cannot be set here; allowed: {', '.join(sorted(RUNNER_FLAGS))}")
+        return args
+
+    @field_validator("env")
+    @classmethod
+    def _engine_variables(cls, env: dict[str, str]) -> dict[str, str]:
+        refused = [k for k in env if k not in RUNNER_VARIABLES]
+        if refused:
+            raise ValueError(f"{', '.join(refused)} cannot be set here; allowed: {', '.join(sorted(RUNNER_VARIABLES))}")
+        return env
 
 
 _OPENAI_ONLY = ("base_url", "api_key_env", "price", "batch_runner")
@@ -114,6 +146,8 @@ class ModelSpec(Strict):
     def _check_batch_runner(self) -> None:
         if not self.batch:
             raise ValueError("batch_runner runs batch jobs: set batch: true as well")
+        if self.base_url is not None:
+            raise ValueError("batch_runner runs the job on this machine: base_url does not apply")
         if self.endpoint != "chat":
             # vLLM's batch runner accepts only /v1/chat/completions lines.
             raise ValueError(

@@ -667,6 +667,12 @@ class BatchJobs:
         )
         return [_batch_record(r) for r in rows]
 
+    def finished_keys(self) -> set[str]:
+        rows = self.db.execute(
+            "SELECT call_id FROM calls WHERE run_id = ? AND model = ? AND error IS NULL", (self.run_id, self.model)
+        )
+        return {r[0] for r in rows}
+
     def uploaded(self, keys: Sequence[str], input_sha256: str, input_ref: str) -> BatchRecord:
         with transaction(self.db):
             cursor = self.db.execute(

@@ -39,11 +39,12 @@ def with_models(pilot: LoadedPilot, models: list[ModelSpec], *, mixed: bool = Tr
     return LoadedPilot(spec, pilot.path, pilot.sha256, pilot.tasks)
 
 
-def demo_pilot_file(folder: Path, models: list[dict[str, Any]], name: str = "demo-copy") -> Path:
+def demo_pilot_file(folder: Path, models: list[dict[str, Any]], name: str = "demo-copy", *, mixed: bool = True) -> Path:
     """The demo pilot with other models, written to `folder` (its data files named by absolute path),
     for tests that run `roi` as a separate process."""
     data = yaml.safe_load((PILOTS / "superposition-demo.yaml").read_text(encoding="utf-8"))
     data["pilot"], data["models"] = name, models
+    data["modes"]["mixed"]["enabled"] = mixed
     for task in data["tasks"]:
         for key in ("examples", "eval"):
             task[key] = str((PILOTS / task[key]).resolve())

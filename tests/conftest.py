@@ -24,6 +24,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for fixture, mark in _SLOW_FIXTURES.items():
             if fixture in getattr(item, "fixturenames", ()):
                 item.add_marker(mark)
+    # The tests on the vLLM server last, together: the server (several GB) then starts after every other
+    # test and stops at once (a stable sort keeps each module's order).
+    items.sort(key=lambda item: "vllm_server" in getattr(item, "fixturenames", ()))
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,16 @@ Where the job runs is a `BatchService`: a provider's files and batches endpoints
 (`roi/backends/batch_vllm.py`, when the model sets `batch_runner`).
 
 Each step is written to the run's journal (the store) before the next is taken: the input file's id
-once uploaded, the job's id once created, and the job's collection once its results are stored. A run
-killed at any point therefore resumes by polling the job it submitted; a job whose creation was cut off
-before its id was written is looked up by its input file before a new one is made. No job is ever
-submitted twice for the same calls.
+once uploaded, the job's id once created, and the job's collection once every call it holds has its
+result stored. A run killed at any point therefore resumes by polling the job it submitted; a job whose
+creation was cut off before its id was written is looked up by its input file before a new one is made.
+A job stays open while any of its calls has no stored result, whatever a later `generate` asks for (a
+resume may ask for a few calls at a time, under `--max-cost`, or for other calls first): a call a job
+holds is read from that job, never sent in another. Only a job the service no longer knows (lost) has
+its calls sent again, once.
+
+The output is untrusted: a line that does not parse, or names no call, is skipped, and a call without a
+readable line is stored as failed (`BatchMissing`), so `--resume` sends it again.
 
 A call's `latency_s` is the job's turnaround (submission to results), the time a caller of a batch
 waits; its tokens and cached tokens come from each reply's `usage`, priced with `price.batch_discount`.
@@ -45,6 +51,7 @@ from roi.backends.batch_provider import ProviderBatches
 from roi.backends.batch_service import BatchLost, BatchService, Polled
 from roi.backends.batch_vllm import VllmBatchRunner
 from roi.backends.openai_backend import Attempts, endpoint_path, read_api_key, reply_result, request_body
+from roi.errors import RunFailed
 from roi.files import write_atomic
 from roi.pilot import ModelSpec
 from roi.redaction import clip
@@ -54,8 +61,16 @@ MAX_ERROR_CHARS = 300
 
 @dataclass(frozen=True)
 class Finished:
-    record: BatchRecord  # as last written (a job created again has a new id and time)
+    record: BatchRecord  # as last written (a lost job's calls sent again are a new record)
     last: Polled
+
+
+@dataclass(frozen=True)
+class Replies:
+    """A finished job's output and error lines by custom_id, and why some calls may have none."""
+
+    lines: dict[str, dict[str, Any]]
+    problems: tuple[str, ...] = ()
 
 
 class BatchBackend:
@@ -74,6 +89,7 @@ class BatchBackend:
         self._journal: BatchJournal = MemoryJournal()
         self._on_progress: Callable[[BatchProgress], None] = lambda p: None
         self._deadline: float | None = None  # time.monotonic() at which polling ends
+        self._delivered: set[str] = set()  # calls whose results this process has handed out
 
     # ------------------------------------------------------------ Backend protocol and capability
 
@@ -99,24 +115,27 @@ class BatchBackend:
         self._service.close()
 
     def generate(self, requests: Sequence[GenerationRequest]) -> Iterator[GenerationResult]:
-        """First the jobs an earlier process left open (their calls are not sent again), then one new
-        job for the calls no job holds."""
+        """First the jobs an earlier process (or call) left open, for the requested calls they hold (never
+        sent again), then one new job for the requested calls no job holds."""
         wanted = {r.key: r for r in requests}
+        finished = self._journal.finished_keys()
         for record in self._journal.open_batches():
             held = [wanted.pop(k) for k in record.keys if k in wanted]
-            yield from self._collect(record, held)
+            yield from self._collect(record, held, finished)
         if wanted:
-            yield from self._collect(self._submit(list(wanted.values())), list(wanted.values()))
+            todo = list(wanted.values())
+            yield from self._collect(self._upload(todo), todo, finished)
 
     # ------------------------------------------------------------ one job
 
-    def _submit(self, requests: list[GenerationRequest]) -> BatchRecord:
+    def _upload(self, requests: list[GenerationRequest]) -> BatchRecord:
+        """The job's input, written and uploaded; the job is created when it is first waited for."""
         text = batch_input(self.spec, requests)
         digest = hashlib.sha256(text.encode()).hexdigest()
         path = write_atomic(self._journal.folder / f"{self.spec.name}-{digest[:16]}.jsonl", text)
         record = self._journal.uploaded([r.key for r in requests], digest, self._service.upload(path))
         self._status(f"{self.spec.name}: batch input of {len(requests)} calls ready ({record.input_ref})")
-        return self._create(record)
+        return record
 
     def _create(self, record: BatchRecord) -> BatchRecord:
         found = self._service.find(record.input_ref)
@@ -126,30 +145,36 @@ class BatchBackend:
         self._status(f"{self.spec.name}: batch {batch_id} {verb}; polling for results")
         return self._journal.submitted(record.number, batch_id)
 
-    def _collect(self, record: BatchRecord, requests: list[GenerationRequest]) -> Iterator[GenerationResult]:
+    def _collect(
+        self, record: BatchRecord, requests: list[GenerationRequest], finished: set[str]
+    ) -> Iterator[GenerationResult]:
+        """Results for `requests` (calls `record` holds) once its job is done; the record is closed only
+        when every call it holds has a result, delivered now or stored before."""
         if requests:
-            polled = self._wait(record)
+            polled = self._wait(record, requests)
             if polled is None:
                 return  # the run's deadline came first: the job stays open for the next run
-            latency_s = turnaround_s(polled.record)
+            record = polled.record
+            latency_s = turnaround_s(record)
             replies = self._replies(polled.last)
             for request in requests:
-                yield self._result(request, replies.get(request.key), latency_s, polled.last.error)
-        self._journal.collected(record.number)
+                self._delivered.add(request.key)
+                yield self._result(request, replies, latency_s, polled.last.error)
+        if set(record.keys) <= self._delivered | finished:
+            self._journal.collected(record.number)
 
-    def _wait(self, record: BatchRecord) -> Finished | None:
-        if record.batch_id is None:
-            record = self._create(record)
-        delay = self.poll_first_s
+    def _wait(self, record: BatchRecord, requests: list[GenerationRequest]) -> Finished | None:
+        delay, resent = self.poll_first_s, False
         while True:
-            assert record.batch_id is not None
             try:
+                record = record if record.batch_id is not None else self._create(record)
+                assert record.batch_id is not None
                 polled = self._service.poll(record.batch_id)
-            except BatchLost:
-                self._status(f"{self.spec.name}: batch {record.batch_id} is gone; running its input again")
-                record = self._journal.submitted(record.number, self._service.create(
-                    record.input_ref, endpoint_path(self.spec), {"roi_model": self.spec.name}
-                ))  # fmt: skip
+            except BatchLost as lost:
+                if resent:
+                    message = f"model '{self.spec.name}': batch lost again right after it was sent: {lost}"
+                    raise RunFailed(message) from None
+                record, resent = self._resend(record, requests), True
                 continue
             self._on_progress(polled.progress)
             if polled.progress.finished:
@@ -161,23 +186,44 @@ class BatchBackend:
             time.sleep(min(delay, left))
             delay = min(self.poll_max_s, delay * self.poll_factor)
 
-    def _replies(self, polled: Polled) -> dict[str, dict[str, Any]]:
-        """Output and error lines by custom_id."""
+    def _resend(self, lost: BatchRecord, requests: list[GenerationRequest]) -> BatchRecord:
+        """A job (or its input file) the service no longer knows: nothing more can come of it, so its
+        record is closed and the requested calls it held go out in a new job."""
+        self._status(f"{self.spec.name}: batch {lost.batch_id or lost.input_ref} is gone; sending its calls again")
+        self._journal.collected(lost.number)
+        return self._upload(requests)
+
+    def _replies(self, polled: Polled) -> Replies:
+        """Output and error lines by custom_id; lines that do not parse or name no call are counted, not
+        trusted (their calls are then missing and stored as failed)."""
         lines: dict[str, dict[str, Any]] = {}
+        problems: list[str] = []
         for ref in polled.outputs:
-            for raw in self._service.read(ref).splitlines():
-                if raw.strip():
-                    line = json.loads(raw)
-                    lines[str(line.get("custom_id"))] = line
-        return lines
+            try:
+                text = self._service.read(ref)
+            except BatchLost:
+                problems.append(f"output file {ref} is gone")
+                continue
+            unreadable = 0
+            for raw in text.splitlines():
+                line = parse_line(raw) if raw.strip() else {}
+                if line is None:
+                    unreadable += 1
+                elif line:
+                    lines[line["custom_id"]] = line
+            if unreadable:
+                problems.append(f"{unreadable} unreadable lines in {ref}")
+        return Replies(lines, tuple(problems))
 
     def _result(
-        self, request: GenerationRequest, line: dict[str, Any] | None, latency_s: float, job_error: str | None
+        self, request: GenerationRequest, replies: Replies, latency_s: float, job_error: str | None
     ) -> GenerationResult:
+        line = replies.lines.get(request.key)
         if line is None:
-            error = f"BatchMissing: not in the batch's output ({job_error or 'no reason given'})"
+            reasons = ([job_error] if job_error else []) + list(replies.problems)
+            error = f"BatchMissing: not in the batch's output ({'; '.join(reasons) or 'no reason given'})"
             return failed(request, clip(error, MAX_ERROR_CHARS, self._key), latency_s)
-        response = line.get("response") or {}
+        response = as_dict(line.get("response"))
         body = response.get("body")
         if line.get("error") or response.get("status_code") != 200 or not isinstance(body, dict):
             return failed(request, clip(line_error(line), MAX_ERROR_CHARS, self._key), latency_s)
@@ -212,12 +258,24 @@ def turnaround_s(record: BatchRecord) -> float:
     return max(0.0, (datetime.now(UTC) - datetime.fromisoformat(record.submitted_at)).total_seconds())
 
 
+def parse_line(raw: str) -> dict[str, Any] | None:
+    """One output line as an object with a string `custom_id`; None when it is not one."""
+    try:
+        line = json.loads(raw)
+    except ValueError:
+        return None
+    return line if isinstance(line, dict) and isinstance(line.get("custom_id"), str) else None
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def line_error(line: dict[str, Any]) -> str:
     """One output line's failure in the form `describe_error` gives direct calls."""
-    response = line.get("response") or {}
+    response = as_dict(line.get("response"))
     status = response.get("status_code")
-    body = response.get("body")
-    error = line.get("error") or (body.get("error") if isinstance(body, dict) else None) or {}
+    error = line.get("error") or as_dict(response.get("body")).get("error") or {}
     message = error.get("message") if isinstance(error, dict) else str(error)
     head = "BatchRequestError" + (f" (HTTP {status})" if status is not None else "")
     return f"{head}: {' '.join(str(message or '').split())}"
@@ -243,6 +301,9 @@ class MemoryJournal:
 
     def open_batches(self) -> list[BatchRecord]:
         return [r for n, r in sorted(self._records.items()) if n not in self._collected]
+
+    def finished_keys(self) -> set[str]:
+        return set()  # nothing is stored: the backend's own record of what it delivered counts
 
     def uploaded(self, keys: Sequence[str], input_sha256: str, input_ref: str) -> BatchRecord:
         record = BatchRecord(len(self._records) + 1, tuple(keys), input_ref, None, None)

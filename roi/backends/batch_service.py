@@ -11,7 +11,8 @@ from roi.backends import BatchProgress
 
 
 class BatchLost(Exception):
-    """The service no longer knows the job (a batch runner here that died with an earlier process)."""
+    """The service no longer knows the job or file (a provider answered 404; a batch runner here that
+    died with an earlier process)."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """A provider's batch control plane on loopback: the OpenAI files and batches endpoints, each job's lines
 executed one by one on a real server upstream (vLLM or llama.cpp), its output and error files served
-back. Tests can hold jobs before they run (to kill roi while one is pending), fail chosen lines, and
-count uploads and job creations (a resumed run must not submit twice)."""
+back. Tests can hold jobs before they run (to kill roi while one is pending), fail chosen lines, spoil
+chosen output lines, forget a job as an expired one is forgotten (404), and count uploads and job
+creations (a resumed run must not submit twice)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from typing import Any
 
 @dataclass
 class Job:
+    number: int  # 1 for the first job created
     id: str
     input_file_id: str
     endpoint: str
@@ -45,11 +47,13 @@ class Job:
 class BatchApi:
     upstream_port: int
     fail_custom_ids: set[str] = field(default_factory=set)  # lines answered with a 500 in the error file
+    garble_custom_ids: set[str] = field(default_factory=set)  # lines cut short in the output file
     files: dict[str, bytes] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)
     uploads: int = 0
     created: int = 0
-    release: threading.Event = field(default_factory=threading.Event)  # jobs wait for this before running
+    release: threading.Event = field(default_factory=threading.Event)  # held jobs wait for this before running
+    _free_until: int = 0  # jobs numbered above this are held (while `release` is clear)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
@@ -57,8 +61,15 @@ class BatchApi:
     def __post_init__(self) -> None:
         self.release.set()
 
-    def hold(self) -> None:
+    def hold(self, after: int = 0) -> None:
+        """Jobs created from now on wait for `release`, except the next `after` of them."""
+        self._free_until = self.created + after
         self.release.clear()
+
+    def forget(self, batch_id: str) -> None:
+        """Drop a job and its input file, as a provider does once they expire (both then answer 404)."""
+        job = self.jobs.pop(batch_id)
+        self.files.pop(job.input_file_id, None)
 
     @property
     def base_url(self) -> str:
@@ -90,11 +101,16 @@ class BatchApi:
             self.uploads += 1
         return file_json(file_id, content)
 
-    def create(self, request: dict[str, Any]) -> Job:
-        job = Job(self.new_id("batch"), request["input_file_id"], request["endpoint"], request.get("metadata") or {})
+    def create(self, request: dict[str, Any]) -> Job | None:
+        """A new job on an uploaded file; None when there is no such file."""
+        if request["input_file_id"] not in self.files:
+            return None
         with self._lock:
-            self.jobs[job.id] = job
             self.created += 1
+            number = self.created
+        job = Job(number, self.new_id("batch"), request["input_file_id"], request["endpoint"],
+                  request.get("metadata") or {})  # fmt: skip
+        self.jobs[job.id] = job
         threading.Thread(target=self._run, args=(job,), daemon=True).start()
         return job
 
@@ -102,15 +118,20 @@ class BatchApi:
         lines = [json.loads(x) for x in self.files[job.input_file_id].decode().splitlines() if x.strip()]
         job.total = len(lines)
         job.status = "in_progress"
-        self.release.wait()
+        if job.number > self._free_until:
+            self.release.wait()
         output, errors = [], []
         for line in lines:
             status, body = self._execute(line)
             record = {"id": self.new_id("req"), "custom_id": line["custom_id"], "error": None,
                       "response": {"status_code": status, "request_id": self.new_id("r"), "body": body}}  # fmt: skip
-            (output if status == 200 else errors).append(json.dumps(record))
+            text = json.dumps(record)
+            text = text[: len(text) // 2] if line["custom_id"] in self.garble_custom_ids else text
+            (output if status == 200 else errors).append(text)
             job.completed += status == 200
             job.failed += status != 200
+        if self.garble_custom_ids:
+            output.append('["a line that is JSON but not a request\'s result"]')
         job.status = "finalizing"
         job.output_file_id = self._store("\n".join(output)) if output else None
         job.error_file_id = self._store("\n".join(errors)) if errors else None
@@ -181,7 +202,10 @@ def _handler_for(api: BatchApi) -> type[BaseHTTPRequestHandler]:
             if self.path == "/v1/files":
                 return self._json(200, api.upload(multipart_file(self.headers["content-type"], body)))
             if self.path == "/v1/batches":
-                return self._json(200, api.create(json.loads(body)).as_json())
+                job = api.create(json.loads(body))
+                if job is None:
+                    return self._json(404, {"error": {"message": "no such file"}})
+                return self._json(200, job.as_json())
             self._json(404, {"error": {"message": f"no route {self.path}"}})
 
         def _json(self, status: int, payload: Any) -> None:

@@ -1,9 +1,11 @@
 """A server process on 127.0.0.1 for tests: started with a command, ready once `GET /v1/models` answers
 (polled with a deadline; between polls we wait on the process itself, so a server that dies while
-starting is reported at once with the end of its log), stopped or killed by its own id."""
+starting is reported at once with the end of its log), stopped or killed with every process it started
+(it leads a process group of its own: vLLM's engine runs in a child that would outlive its server)."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
@@ -12,6 +14,27 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Self
+
+
+def group_members(group: int) -> list[int]:
+    """Live processes of a process group (zombies left out: they compute nothing and hold no memory)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # the process ended while we looked
+            continue
+        if fields[0] != "Z" and int(fields[2]) == group:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def wait_group_gone(group: int, deadline_s: float = 30.0) -> list[int]:
+    """Wait for a process group to empty; the processes still in it at the deadline (none: gone)."""
+    deadline = time.monotonic() + deadline_s
+    while (left := group_members(group)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
 
 
 def free_port() -> int:
@@ -43,7 +66,9 @@ class ServerProcess:
 
     def start(self) -> Self:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=self.environment())
+        self.process = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, env=self.environment(), start_new_session=True
+        )
         log.close()
         self._wait_ready(self.start_deadline_s)
         return self
@@ -73,19 +98,26 @@ class ServerProcess:
             conn.close()
 
     def kill(self) -> None:
-        """End the server abruptly, as a crash would."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
+        """End the server and its children abruptly, as a crash would."""
+        if self.process is not None:
+            self._signal_group(signal.SIGKILL)
             self.process.wait(timeout=30)
 
     def stop(self, grace_s: float = 15.0) -> None:
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        if self.process.poll() is None:
+            self._signal_group(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=grace_s)
+        self.kill()  # whatever the server left running: its group outlives it
+        left = wait_group_gone(self.process.pid)
+        assert not left, f"{self.name}: processes {left} outlived their server"
+
+    def _signal_group(self, signal_number: int) -> None:
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal_number)
 
     def log_tail(self, lines: int = 30) -> str:
         if not self.log_path.exists():

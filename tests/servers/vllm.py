@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from roi.backends.batch_vllm import NO_TELEMETRY
 from tests.servers.process import ServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,4 +51,4 @@ class VllmServer(ServerProcess):
         return [str(vllm_python()), *server, *model, *ENGINE_SETTINGS]
 
     def environment(self) -> dict[str, str]:
-        return {**os.environ, **ENGINE_ENVIRONMENT}
+        return {**os.environ, **ENGINE_ENVIRONMENT, **NO_TELEMETRY}
