@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from roi import store
-from roi.backends import GenerationRequest, GenerationResult
+from roi.backends import GenerationRequest, GenerationResult, traits
 from roi.backends.local.local_models import model_fingerprint
 from roi.endpoints import effective_base_url
 from roi.pilot import ModelSpec
@@ -52,7 +52,7 @@ def model_identity(spec: ModelSpec, base_dir: Path) -> dict[str, str | None]:
     """What makes two calls go to the same model, resolved now (relative local paths from `base_dir`,
     the pilot's folder). The display `name` is left out on purpose (renaming a model in the pilot does
     not change its answers); credentials are never part of it."""
-    api = spec.backend == "openai"
+    api = traits(spec).remote
     return {
         "backend": spec.backend,
         "model": spec.model,

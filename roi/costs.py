@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from roi.backends import traits
 from roi.pilot import ModelSpec
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ def call_cost_usd(
     output_tokens: int | None,
     cached_prompt_tokens: int | None = None,
 ) -> float | None:
-    if spec.backend == "transformers":
+    if not traits(spec).billed_by_tokens:
         if spec.cost is None or machine_s is None:
             return None
         return machine_s * spec.cost.usd_per_hour / 3600.0

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from roi import store
-from roi.backends import Backend, GenerationRequest, GenerationResult, preflight
+from roi.backends import Backend, GenerationRequest, GenerationResult, preflight, traits
 from roi.backends.openai_logprobs import planned_calls
 from roi.costs import call_cost_usd, result_cost_usd
 from roi.errors import RoiError
@@ -94,14 +94,14 @@ def _plan_row(mixed: PlanRow) -> PlanRow:
 
 
 def _probe_row(pilot: LoadedPilot, model: ModelSpec, count: Counter, counted_by: str) -> PlanRow:
-    """The probe's calls. Local: one prompt pass (and a beam search) per prompt. API: echo's one call
+    """The probe's calls. Local: one prompt pass (and the top-K search) per prompt. API: echo's one call
     per candidate, plus the top-logprob beam and top-K check, capped per prompt."""
     spec = pilot.spec.probe
     assert spec is not None
     prompts = build_prompts(pilot)
-    if model.backend != "openai":
+    if not traits(model).remote:
         tokens = sum(count(p.text) for p in prompts)
-        note = f"{len(prompts)} prompts, one pass each for all {len(spec.tasks)} answers, plus a beam search"
+        note = f"{len(prompts)} prompts, one pass each for all {len(spec.tasks)} answers, plus the top-K search"
         return PlanRow(
             model=model.name, mode="probe", calls=len(prompts), items=len(prompts), prompt_tokens=tokens,
             output_tokens=0, max_output_tokens=0, counted_by=counted_by, cost_usd=None, max_cost_usd=None,
@@ -142,11 +142,11 @@ def _row(
     elif latency is not None:
         # A local call's figure is its machine time in its batch: calls of a batch do not add up their
         # latencies, and the machine time is what a local model is paid by.
-        parallel = model.max_concurrency if model.backend == "openai" else 1
+        parallel = model.max_concurrency if traits(model).remote else 1
         time_s = latency[0] * len(calls) / parallel
-        what = "calls" if model.backend == "openai" else "calls' machine time"
+        what = "calls" if traits(model).remote else "calls' machine time"
         basis = f"mean of {latency[1]} earlier {what}" + (f", {parallel} in flight" if parallel > 1 else "")
-    machine_s = None if model.backend == "openai" else time_s
+    machine_s = None if traits(model).billed_by_tokens else time_s
 
     def cost(out_tokens: int) -> float | None:
         return call_cost_usd(model, machine_s=machine_s, prompt_tokens=prompt, output_tokens=out_tokens)
@@ -184,7 +184,7 @@ def token_counter(model: ModelSpec, base_dir: Path) -> tuple[Counter, str]:
 
 
 def local_tokenizer_file(model: ModelSpec, base_dir: Path) -> Path | None:
-    if model.backend != "transformers":
+    if traits(model).remote:
         return None
     from roi.backends.local import local_models
 
@@ -235,7 +235,7 @@ def _identity(model: dict[str, Any]) -> tuple[Any, ...]:
 
 def check_budgetable(models: Sequence[ModelSpec]) -> None:
     """A spending limit needs every model's spend to be known."""
-    unpriced = [m.name for m in models if (m.price if m.backend == "openai" else m.cost) is None]
+    unpriced = [m.name for m in models if (m.price if traits(m).billed_by_tokens else m.cost) is None]
     if unpriced:
         raise RoiError(
             f"--max-cost needs a price for every model; no price for: {', '.join(unpriced)} "
@@ -257,7 +257,7 @@ class Budget:
     costliest_usd: dict[str, float] = field(default_factory=dict)
 
     def ceiling_usd(self, spec: ModelSpec, request: GenerationRequest) -> float:
-        if spec.backend != "openai" or spec.price is None:
+        if not traits(spec).billed_by_tokens or spec.price is None:
             return self.costliest_usd.get(spec.name, 0.0)
         size = len(request.prompt.encode("utf-8"))
         # Byte-level and byte-fallback tokenizers never make more tokens than bytes: a safe first bound.
@@ -295,7 +295,7 @@ def generate_within(
     by_key = {r.key: r for r in requests}
     todo = list(requests)
     while todo:
-        if spec.backend != "openai":
+        if not traits(spec).billed_by_tokens:
             at_most = 1  # paid by time: each call's cost is known only once it has run
         elif spec.name in budget.tokens_per_byte:
             at_most = len(todo)

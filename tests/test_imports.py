@@ -118,3 +118,31 @@ def test_the_checks_see_a_cycle_and_a_deep_module() -> None:
     """The reader resolves `from roi.report import charts` to the module, and a cycle is found."""
     assert "roi.report.charts" in GRAPH["roi.report.evidence"]
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_backend_name_is_checked_outside_the_registry() -> None:
+    """What differs between backends is declared in their registry entries (`Traits`); only the registry
+    (roi/backends/__init__.py) and the pilot schema (roi/pilot.py) compare a model's `backend` to a name."""
+    allowed = {"roi.backends", "roi.pilot"}
+    found = []
+    for name, path in MODULES.items():
+        if name in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Compare):
+                continue
+            sides = [node.left, *node.comparators]
+            if any(_is_backend(s) for s in sides) and any(_names(s) for s in sides):
+                found.append(f"{name}:{node.lineno}")
+    assert found == []
+
+
+def _is_backend(node: ast.expr) -> bool:
+    return isinstance(node, ast.Attribute) and node.attr == "backend"
+
+
+def _names(node: ast.expr) -> bool:
+    """A string, or a collection written out with one."""
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str)
+    return isinstance(node, ast.Tuple | ast.List | ast.Set) and any(_names(e) for e in node.elts)

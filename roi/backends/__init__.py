@@ -193,9 +193,27 @@ Preflight = Callable[[ModelSpec, Path], str | None]
 
 
 @dataclass(frozen=True)
+class Traits:
+    """What the rest of roi may know of a model's backend (costs, the response cache, plans, budgets,
+    credentials), declared in its registry entry: nothing outside the registry checks a backend's name."""
+
+    # Calls go to an HTTP endpoint (`base_url`, an API key): its URL, not weights on disk, identifies the
+    # model; its credentials are checked before a run; `max_concurrency` calls are in flight at once.
+    remote: bool
+    # Priced per token (`price`), so a call's cost is bounded before it is sent; otherwise by machine
+    # time (`cost.usd_per_hour`), known only once the call has run.
+    billed_by_tokens: bool
+
+
+LOCAL_ENGINE = Traits(remote=False, billed_by_tokens=False)
+TOKEN_API = Traits(remote=True, billed_by_tokens=True)
+
+
+@dataclass(frozen=True)
 class BackendEntry:
     factory: str  # "module:Class", imported only when the backend is built
     install_hint: str
+    traits: Traits
     preflight: str | None = None  # "module:function" of a light module (a Preflight)
 
 
@@ -203,20 +221,25 @@ _REGISTRY: dict[str, BackendEntry] = {
     "transformers": BackendEntry(
         "roi.backends.local.transformers_backend:TransformersBackend",
         "pip install torch==2.13.0 transformers gguf accelerate",
+        LOCAL_ENGINE,
         "roi.backends.local.local_models:missing_model",
     ),
-    "openai": BackendEntry("roi.backends.openai_backend:OpenAIBackend", "pip install openai"),
+    "openai": BackendEntry("roi.backends.openai_backend:OpenAIBackend", "pip install openai", TOKEN_API),
 }
 # Models with `batch: true` send their calls as batch jobs.
 _BATCH_REGISTRY: dict[str, BackendEntry] = {
     "openai": BackendEntry(
-        "roi.backends.batch:BatchBackend", "pip install openai", "roi.backends.batch_vllm:missing_runner"
+        "roi.backends.batch:BatchBackend", "pip install openai", TOKEN_API, "roi.backends.batch_vllm:missing_runner"
     ),
 }
 
 
 def _entry(spec: ModelSpec) -> BackendEntry:
     return (_BATCH_REGISTRY if spec.batch else _REGISTRY)[spec.backend]
+
+
+def traits(spec: ModelSpec) -> Traits:
+    return _entry(spec).traits
 
 
 def _resolve(target: str) -> Any:
@@ -245,7 +268,7 @@ def check_credentials(models: Sequence[ModelSpec], skip: Collection[str] = ()) -
     (`base_url`, else `OPENAI_BASE_URL`) is not an http(s) URL a key may be sent to (roi/endpoints.py)."""
     problems = []
     for m in models:
-        if m.name in skip or m.backend != "openai":
+        if m.name in skip or not traits(m).remote:
             continue
         if m.api_key_env and not os.environ.get(m.api_key_env):
             problems.append(
