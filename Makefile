@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -e .
 	touch $@
 
-# The dev extra builds llama-cpp-python[server] from source (about seven minutes on 2 cores).
+# The dev extra builds llama-cpp-python[server] from source (a C++ compiler; it takes minutes).
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/pip install -e '.[dev]'
 	touch $@

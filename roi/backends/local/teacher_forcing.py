@@ -1,6 +1,6 @@
 """Teacher forcing for the superposition probe (roi/probe/): the probability a local model gives
 each candidate answer after a prompt, the paper's reference computation it must equal, and the model's
-own top continuations by beam search.
+own most probable answers, found exactly by a best-first search (`top_answers`).
 
 The prompt runs once, its KV cache is repeated for the K candidates, and the candidates' remaining
 tokens run as one right-padded batch; logits are computed only where a candidate token is scored. The
