@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
@@ -26,8 +27,8 @@ from roi.pilot import LoadedPilot, load_pilot
 from roi.prompts import PromptCall, Query
 from roi.report.wording import decision_line, gate_reason, headline
 from roi.runner import RunOptions, RunResult, run_pilot
-from roi.stats import wilson, z_for
-from roi.verdicts import judge
+from roi.stats import LEVEL, simultaneous_level, wilson, z_for
+from roi.verdicts import accuracy_verdicts, judge, rate_verdicts
 
 from .fakes import FakeBackend, Policy, gold
 
@@ -362,3 +363,46 @@ def test_cost_gate_fails_only_on_enough_calls(tmp_path: Path, items: int, status
     # is not trusted to fail
     assert (saving.value, saving.low, saving.n) == (pytest.approx(-1.0), pytest.approx(-1.0), items)
     assert saving.status is status and (saving.items_needed is None)
+
+
+def mixed_errs_more(query: Query, call: PromptCall) -> str | None:
+    """Items go either way, by item number: alpha barely (its gates pass), beta more against mixing, with
+    one in 13 mixed answers unparseable (more data), gamma far more (its accuracy gate fails)."""
+    i = int(query.item.id.rsplit("-", 1)[-1]) if "-" in query.item.id else int(query.item.id)
+    wrong = "nonsense"
+    if query.task == "alpha":
+        bad = i % 160 == (0 if call.mode == "mixed" else 80)
+    elif query.task == "gamma":
+        bad = i % 3 == 0 if call.mode == "mixed" else i % 40 == 1
+    elif call.mode == "mixed":
+        bad, wrong = i % 6 == 0 or i % 11 == 3 or i % 13 == 5, "" if i % 13 == 5 else wrong
+    else:
+        bad = i % 11 in (3, 7)
+    return wrong if bad else query.item.output
+
+
+def test_the_decision_judges_what_the_calibration_judges(tmp_path: Path) -> None:
+    """The glue between the store and the gates (metrics, paired tables, gates) gives the same statuses and
+    ends as the vectorised rules the calibration runs (roi.verdicts) on the same counts."""
+    pilot = make_pilot(tmp_path, ("alpha", "beta", "gamma"), items=160)
+    result = run_fake(pilot, tmp_path, mixed_errs_more)
+    items = result.evaluation.items
+    z = z_for(simultaneous_level(LEVEL, 3))
+    limits, statuses = pilot.spec.gates, set()
+    for task in ("alpha", "beta", "gamma"):
+        own = items[items["task"] == task]
+        pair = own[own["mode"] == "single"].merge(own[own["mode"] == "mixed"], on="item_id", suffixes=("_s", "_m"))
+        s, m = pair["correct_s"].astype(bool), pair["correct_m"].astype(bool)
+        table = [int((s & m).sum()), int((s & ~m).sum()), int((~s & m).sum()), int((~s & ~m).sum())]
+        assert table[1] > 0 and table[2] > 0  # items go either way
+        v = accuracy_verdicts(*table, limit=limits.max_accuracy_drop, z=z, min_n=limits.min_items_per_task)
+        g = gate(result, "accuracy_drop", task)
+        assert (g.status.value, g.n) == (str(v.status[0]), sum(table))
+        assert (g.value, g.worst) == (pytest.approx(float(v.drop[0])), pytest.approx(float(v.worst[0])))
+        mixed = own[own["mode"] == "mixed"]
+        k = int((mixed["parsed"] == 0).sum())
+        r = rate_verdicts(k, len(mixed), limit=limits.max_unparseable_rate, z=z, min_n=limits.min_items_per_task)
+        u = gate(result, "unparseable_rate", task)
+        assert u.status.value == str(np.asarray(r[3]).item()) and u.worst == pytest.approx(float(r[2]))
+        statuses.add((g.status.value, u.status.value))
+    assert statuses == {("pass", "pass"), ("more_data", "more_data"), ("fail", "pass")}
