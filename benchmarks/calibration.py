@@ -20,6 +20,9 @@ The synthetic pilots (the model is stated here so the figures can be judged):
 - Latency: lognormal, median 0.5 s for a single call and 0.5 (1 + 0.5 (k - 1)) s for a mixed call of
   k items, sigma 0.4 (log scale); cost = latency x $3.60 per hour. In the latency table's second half,
   call sizes vary within a pilot (2 to 5 items, uniformly).
+- Money: every task mixed against all single, p single 0.9, true drop 2.5%; in the money table's second
+  half, 5% of mixed calls are garbled (every item of the call wrong), so the tasks of a call fail
+  together.
 - Limits: the pilot-file defaults (accuracy drop 5%, failed calls 5%, unparseable 5%, 30 items).
 """
 
@@ -59,6 +62,7 @@ TASKS = (2, 3, 4, 5)
 USD_PER_S = 3.6 / 3600
 SIGMA = 0.4
 VOLUME, COST_PER_ERROR = 10_000, 0.5
+GARBLE = 0.05  # the money rows' second half: this share of mixed calls gets every item wrong
 PASS = Status.PASS.value
 
 
@@ -261,16 +265,20 @@ def synthetic_pilot(tasks: int) -> Pilot:
     )
 
 
-def money_truth(tasks: int, p_single: float, drop: float) -> tuple[float, float]:
-    """True compute saving and net monthly benefit of mixing every task."""
+def money_truth(tasks: int, p_single: float, drop: float, garble: float = 0.0) -> tuple[float, float]:
+    """True compute saving and net monthly benefit of mixing every task (a garbled call, probability
+    `garble`, gets every item wrong)."""
     mean = math.exp(SIGMA**2 / 2)
     single, mixed = USD_PER_S * 0.5 * mean, USD_PER_S * float(_median_s(tasks)) * mean / tasks
     saving = 1 - mixed / single
-    net = tasks * VOLUME * (single - mixed) - tasks * VOLUME * COST_PER_ERROR * drop
+    loss = drop + garble * (p_single - drop)  # accuracy single minus mixed
+    net = tasks * VOLUME * (single - mixed) - tasks * VOLUME * COST_PER_ERROR * loss
     return saving, net
 
 
-def money_row(n: int, pilots: int, rng: np.random.Generator, resamples: int, chunk: int = 250) -> dict[str, float]:
+def money_row(
+    n: int, pilots: int, rng: np.random.Generator, resamples: int, chunk: int = 250, garble: float = 0.0
+) -> dict[str, float]:
     """Coverage of the saving (bootstrap-t) and net benefit (MOVER, as roi.economics) intervals over calls,
     and the cost gate at the true saving; for comparison, the percentile bootstrap of the net benefit that
     MOVER replaced. Each chunk of pilots gets its own bootstrap draws, as pilots with their own seeds would."""
@@ -278,11 +286,11 @@ def money_row(n: int, pilots: int, rng: np.random.Generator, resamples: int, chu
     tallies = {k: Tally() for k in ("cover_saving", "cover_net", "cover_net_percentile", "boundary_pass")}
     for tasks, count in pilots_by_tasks(pilots):
         pilot, names = synthetic_pilot(tasks), [f"t{i}" for i in range(tasks)]
-        saving, net = money_truth(tasks, p_single, drop)
+        saving, net = money_truth(tasks, p_single, drop, garble)
         for start in range(0, count, chunk):
             counts = cluster_resample_counts(n, resamples, seed=int(rng.integers(2**31)))
             sums = dict(
-                zip(names, _cluster_sums(min(chunk, count - start), n, tasks, p_single, drop, rng), strict=True)
+                zip(names, _cluster_sums(min(chunk, count - start), n, tasks, p_single, drop, rng, garble), strict=True)
             )
             means = task_means(sums, counts)
             f = plan_figures(pilot, means, *mixing(means, names))
@@ -297,22 +305,25 @@ def money_row(n: int, pilots: int, rng: np.random.Generator, resamples: int, chu
             tallies["cover_net"].add((low <= net) & (high >= net))
             low, high = percentile_bounds(f.net, LEVEL)
             tallies["cover_net_percentile"].add((low <= net) & (high >= net))
-    return {"n": n} | {k: t.rate for k, t in tallies.items()}
+    return {"n": n, "garble": garble} | {k: t.rate for k, t in tallies.items()}
 
 
 def _cluster_sums(
-    pilots: int, n: int, tasks: int, p_single: float, drop: float, rng: np.random.Generator
+    pilots: int, n: int, tasks: int, p_single: float, drop: float, rng: np.random.Generator, garble: float = 0.0
 ) -> list[ClusterSums]:
-    """Per task, sums over each cluster (one item per task per mixed call) with a leading pilot axis."""
+    """Per task, sums over each cluster (one item per task per mixed call) with a leading pilot axis. A
+    garbled mixed call (probability `garble`) gets every one of its items wrong: the tasks of a call then
+    fail together, which is what resampling whole calls is for."""
     mixed_cost = USD_PER_S * _median_s(tasks) * np.exp(SIGMA * rng.standard_normal((pilots, n))) / tasks
     outcome = rng.choice(4, p=cells(p_single, drop), size=(tasks, pilots, n))
+    fine = (rng.random((pilots, n)) >= garble).astype(float) if garble else 1.0
     ones = np.ones((pilots, n))
     return [
         ClusterSums(
             items=ones,
             correct_single=np.isin(outcome[t], (0, 1)).astype(float),
-            correct_mixed=np.isin(outcome[t], (0, 2)).astype(float),
-            correct_both=(outcome[t] == 0).astype(float),
+            correct_mixed=np.isin(outcome[t], (0, 2)) * fine,
+            correct_both=(outcome[t] == 0) * fine,
             answered_mixed=ones,
             cost_single=USD_PER_S * 0.5 * np.exp(SIGMA * rng.standard_normal((pilots, n))),
             cost_mixed=mixed_cost,
@@ -368,7 +379,8 @@ def simple_table(rows: list[dict[str, float]], columns: dict[str, str]) -> str:
     lines = ["| " + " | ".join(columns.values()) + " |", "|" + " --- |" * len(columns)]
     for r in rows:
         cells_ = [
-            (_pct(r[k]) if isinstance(r[k], float) and k not in ("n", "varied") else f"{r[k]:g}") for k in columns
+            (_pct(r[k]) if isinstance(r[k], float) and k not in ("n", "varied", "garble") else f"{r[k]:g}")
+            for k in columns
         ]
         lines.append("| " + " | ".join(cells_) + " |")
     return "\n".join(lines)
@@ -399,7 +411,7 @@ def calibrate(
     limit = GATES.max_failed_call_rate
     rates = [rate_row(n, r, pilots, rng) for n in sizes for r in (limit / 2, limit, 2 * limit)]
     latency = [latency_row(n, v, pilots, rng, bootstrap) for v in (False, True) for n in sizes]
-    money = [money_row(n, pilots, rng, resamples) for n in sizes]
+    money = [money_row(n, pilots, rng, resamples, garble=g) for g in (0.0, GARBLE) for n in sizes]
     return Calibration(accuracy, harmful, rates, latency, money)
 
 
@@ -409,7 +421,8 @@ def report(c: Calibration) -> str:
     latency = {"n": "mixed calls", "varied": "sizes vary", "pass": "gate passes at the true p95", "bounded":
                "upper end exists", "cover_upper": "upper end covers", "cover": "95% interval covers",
                "boot_upper": "bootstrap upper end covers"}  # fmt: skip
-    money = {"n": "mixed calls", "cover_saving": "saving interval covers", "cover_net": "net benefit interval covers",
+    money = {"n": "mixed calls", "garble": "garbled calls", "cover_saving": "saving interval covers",
+             "cover_net": "net benefit interval covers",
              "cover_net_percentile": "percentile bootstrap would cover",
              "boundary_pass": "cost gate passes at the true saving"}  # fmt: skip
     return "\n\n".join(
