@@ -69,6 +69,10 @@ def test_offsets_index_the_returned_text() -> None:
     assert offsets_in_text([0, 5, 10, 13], tokens, "Italy -> Rome") == [0, 0, 5, 8]
     assert offsets_in_text([0, 0, 5, 8], tokens, "Italy -> Rome") == [0, 0, 5, 8]  # already in the text
     assert offsets_in_text([0, 5, 10, 13], tokens, None) == [0, 5, 10, 13]
+    # A byte piece shown as U+FFFD (1 character for 2 bytes of "é"): the lengths do not add up to the
+    # text, but no leading token is missing from it, so nothing is shifted.
+    assert offsets_in_text([0, 1, 3], ["a", "\ufffd", "b"], "a\ufffdb") == [0, 1, 3]
+    assert offsets_in_text([0, 1, 2, 4], ["x", "y", "\ufffd\ufffd", "z"], "xy\ufffdz") == [0, 1, 2, 4]
 
 
 def test_top_continuations_are_distinct_answers() -> None:

@@ -456,10 +456,16 @@ def read_logprobs(choice: Any) -> TokenLogprobs | None:
 def offsets_in_text(offsets: list[int], tokens: list[str], text: str | None) -> list[int]:
     """Token offsets that index the returned text. vLLM counts offsets in a text that spells out the
     leading special tokens (`<bos>` is 5 characters) and returns the text without them; shift such
-    offsets back so the first real token starts at 0 (the special ones then span nothing)."""
+    offsets back so the first real token starts at 0 (the special ones then span nothing). Only then:
+    the tokens before the shift must spell exactly that many characters, and the text must not start
+    with them (tokens whose lengths do not add up to the text, such as byte pieces shown as U+FFFD,
+    leave the offsets as they are)."""
     if not isinstance(text, str):
         return offsets
     shift = offsets[-1] + len(tokens[-1]) - len(text)
     if shift <= 0 or shift not in offsets:
+        return offsets
+    leading = "".join(tokens[: offsets.index(shift)])
+    if len(leading) != shift or text.startswith(leading):
         return offsets
     return [max(0, offset - shift) for offset in offsets]
