@@ -199,7 +199,10 @@ def _run_pilot_locked(pilot: LoadedPilot, opts: RunOptions, lock: locking.PilotL
                 environment |= {model.name: described} if described else {}
         probe_skipped = pilot.spec.probe is not None and deadline.passed()
         if pilot.spec.probe is not None and not probe_skipped:  # the probe is its own mode
-            environment["probe"] = run_probe(db, run_id, pilot, lambda m: _probe_backend(m, pilot, opts), opts.status)
+            environment["probe"], finished = run_probe(
+                db, run_id, pilot, lambda m: _probe_backend(m, pilot, opts), opts.status, deadline.passed
+            )
+            probe_skipped = not finished  # the deadline came during the probe: --resume probes the rest
         store.merge_environment(db, run_id, environment)
         stop = _deadline_stop(deadline, progress, probe_skipped) or _budget_stop(budget)
         return _after_run(pilot, finish(db, db_path, pilot, run_id, opts.out_dir, stop), opts)
@@ -481,7 +484,7 @@ def _deadline_stop(deadline: Deadline, progress: Progress, probe_skipped: bool) 
     """Why the run deadline ended the run early, or None when it did not."""
     if not deadline.passed() or (progress.done >= progress.total and not probe_skipped):
         return None
-    missing = f"{progress.total - progress.done} calls" + (" and the probe" if probe_skipped else "")
+    missing = f"{progress.total - progress.done} calls" + (" and (the rest of) the probe" if probe_skipped else "")
     return Stop("stopped_deadline", f"stopped at the run deadline ({deadline.minutes:g} min): {missing} not made")
 
 

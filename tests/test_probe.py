@@ -3,6 +3,7 @@ paper's reference computation on the real embedded model."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sqlite3
@@ -262,6 +263,39 @@ def test_a_backend_that_cannot_score_is_skipped_and_a_failure_stops_the_model(tm
     environment = json.loads(store.get_run(store.connect(result.db_path), result.run_id)["environment_json"])
     assert environment["probe"]["gemma-270m"] == "probe stopped after 2 of 3 prompts: HTTP 500 after 2 retries"
     assert len(stored_rows(store.connect(result.db_path), result.run_id)) == 2 * 2  # what was read is kept
+
+
+def test_the_run_deadline_stops_the_probe_between_prompts_and_resume_finishes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deadline passes while the probe runs (here: once its first prompt is scored): the probe
+    stops before the next prompt, the run ends stopped by the deadline, and --resume probes the rest."""
+    from roi import runner
+
+    late = {"now": False}
+    monkeypatch.setattr(runner.Deadline, "passed", lambda self: late["now"])
+
+    class LateAfterOne(Scoring):
+        def score_continuations(self, query: ContinuationQuery) -> ContinuationScores:
+            scores = super().score_continuations(query)
+            late["now"] = True
+            return scores
+
+    pilot = small_probe(tmp_path)
+    options = RunOptions(out_dir=tmp_path / "out", limit=1, max_minutes=60.0)
+    first = run_pilot(
+        pilot, dataclasses.replace(options, backends={"gemma-270m": LateAfterOne(pilot.spec.models[0], pilot)})
+    )
+    db = store.connect(first.db_path)
+    environment = json.loads(store.get_run(db, first.run_id)["environment_json"])
+    assert environment["probe"]["gemma-270m"] == "probe stopped at the run deadline after 1 of 3 prompts"
+    assert first.stopped is not None and "the probe" in first.stopped
+    assert len(stored_rows(db, first.run_id)) == 2  # one prompt, two tasks
+    late["now"] = False
+    rest = Scoring(pilot.spec.models[0], pilot)
+    second = run_pilot(pilot, dataclasses.replace(options, resume=first.run_id, backends={"gemma-270m": rest}))
+    assert second.stopped is None and len(rest.queries) == 2
+    assert len(stored_rows(store.connect(second.db_path), second.run_id)) == 3 * 2
 
 
 # ---------------------------------------------------------------- an old store keeps its probe rows

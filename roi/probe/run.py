@@ -16,15 +16,24 @@ from roi.probe.prompts import ProbePrompt, build_prompts, candidate, probe_spec
 # A model's backend for the probe, and whether the probe closes it afterwards (an injected one stays open).
 BackendFor = Callable[[ModelSpec], tuple[Backend, bool]]
 Status = Callable[[str], None]
+LATE = "probe stopped at the run deadline"  # a model's note when the deadline cut its probe short
 
 
 def run(
-    db: sqlite3.Connection, run_id: str, pilot: LoadedPilot, backend_for: BackendFor, status: Status = lambda s: None
-) -> dict[str, str]:
-    """Probe every chosen model, storing each prompt's rows as it finishes. Returns a note per model."""
+    db: sqlite3.Connection,
+    run_id: str,
+    pilot: LoadedPilot,
+    backend_for: BackendFor,
+    status: Status = lambda s: None,
+    late: Callable[[], bool] = lambda: False,
+) -> tuple[dict[str, str], bool]:
+    """Probe every chosen model, storing each prompt's rows as it finishes, until `late()` (the run's
+    deadline) says to stop between two prompts. Returns a note per model, and whether every prompt was
+    probed (a resumed run probes the rest)."""
     spec = probe_spec(pilot)
     prompts = build_prompts(pilot)
     notes: dict[str, str] = {}
+    finished = True
     for model in pilot.spec.models:
         if spec.models is not None and model.name not in spec.models:
             continue
@@ -32,15 +41,20 @@ def run(
         todo = [p for p in prompts if (p.mixture, p.index) not in done]
         if not todo:
             continue
+        if late():
+            notes[model.name] = f"{LATE} before it started ({len(todo)} prompts left)"
+            finished = False
+            continue
         backend, close_after = backend_for(model)
         try:
-            notes[model.name] = probe_model(db, run_id, model.name, backend, todo, spec, status)
+            notes[model.name] = probe_model(db, run_id, model.name, backend, todo, spec, status, late)
+            finished = finished and not notes[model.name].startswith(LATE)
         finally:
             if close_after:
                 backend.close()
         if not notes[model.name].startswith("probed"):
             status(f"Probe for {model.name}: {notes[model.name]}")
-    return notes
+    return notes, finished
 
 
 def probe_model(
@@ -51,13 +65,16 @@ def probe_model(
     todo: list[ProbePrompt],
     spec: ProbeSpec,
     status: Status,
+    late: Callable[[], bool] = lambda: False,
 ) -> str:
-    """Probe `todo` on one model, storing each prompt's rows; returns the model's note."""
+    """Probe `todo` on one model, storing each prompt's rows, until `late()`; returns the model's note."""
     status(f"Probing {name}: {len(todo)} prompts")
     methods: set[str] = set()
     done = 0
     try:
         for prompt in todo:
+            if late():
+                return f"{LATE} after {done} of {len(todo)} prompts"
             scores = backend.score_continuations(query_for(prompt, spec))
             store.record_probe(db, run_id, rows_of(name, prompt, scores))
             methods.add(scores.method)
