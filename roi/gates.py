@@ -247,12 +247,14 @@ def judge_modes_compared(ev: Evidence) -> list[GateResult]:
 
 
 def judge_failed_calls(ev: Evidence) -> list[GateResult]:
-    """Failed calls of each mode: a failed mixed call loses every item it held."""
+    """Failed calls of each mode: a failed mixed call loses every item it held. The measured plan's calls
+    (mode plan) are judged too when the plan prices the grouping: they are the group's own calls."""
     limit, min_n = ev.pilot.gates.max_failed_call_rate, ev.pilot.gates.min_items_per_task
     modes = {m.mode: m for m in ev.summary.modes if m.model == ev.model}
+    judged = (*MODES, "plan") if ev.grouping is not None and ev.grouping.measured_plan else MODES
     return [
         rate_gate("failed_calls", modes[mode].failed, limit, min_n, Scope(mode=mode, unit="calls"))
-        for mode in MODES
+        for mode in judged
         if mode in modes
     ]
 

@@ -12,6 +12,7 @@ import pytest
 
 from roi.planning import plan_pilot
 from roi.prompts import build_calls, plan_calls, run_groups
+from roi.report.i18n import text
 from roi.runner import RunOptions, run_pilot
 
 from .fakes import FakeBackend
@@ -101,3 +102,20 @@ def test_no_plan_calls_when_every_task_may_share(tmp_path: Path) -> None:
     backend = FakeBackend(pilot.spec.models[0], pilot)
     run_pilot(pilot, RunOptions(out_dir=tmp_path / "out", backends={"fake": backend}))
     assert not any("/plan:" in k for k in backend.seen)
+
+
+def test_failed_plan_calls_have_their_gate_and_show(tmp_path: Path) -> None:
+    """The plan's own calls are the group's: 8 of its 160 failing are judged like failed mixed calls, and
+    their items count among the wrong answers, and a sample row of mode plan can be named."""
+    pilot = make_pilot(tmp_path, TASKS, items=160)
+    failing = {f"fake/plan:alpha+beta:{i}" for i in range(8)}
+    backend = TimedFake(pilot.spec.models[0], pilot, gamma_takes_alphas_answer, fail_keys=failing)
+    result = run_pilot(pilot, RunOptions(out_dir=tmp_path / "out", backends={"fake": backend}))
+    assert result.decision is not None and result.decision.chosen.grouping.measured_plan
+    by_mode = {g.mode: g for g in result.decision.chosen.gates if g.gate == "failed_calls"}
+    assert set(by_mode) == {"single", "mixed", "plan"}
+    assert (by_mode["plan"].value, by_mode["plan"].n) == (pytest.approx(8 / 160), 160)
+    report = json.loads((result.run_dir / "report.json").read_text())
+    failures = next(s for s in report["sections"] if s["id"] == "failures")["data"]
+    assert "of 176 wrong answers" in json.dumps(failures)  # gamma's 160 swapped answers and 16 plan items
+    assert (text("en", "mode.plan"), text("ja", "mode.plan")) == ("plan", "計画")  # a plan row can be named
