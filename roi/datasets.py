@@ -106,6 +106,8 @@ def _jsonl_rows(text: str, fail: _Fail) -> list[Row]:
             record = json.loads(line)
         except json.JSONDecodeError as err:
             raise fail(f"malformed JSON: {err.msg}", number) from None
+        except RecursionError:  # the json module recurses once per level of [ or {
+            raise fail("JSON nested too deeply", number) from None
         if not isinstance(record, dict):
             raise fail("each line must be a JSON object with input and output", number)
         missing = [k for k in ("input", "output") if k not in record]

@@ -210,6 +210,7 @@ def test_unreadable(pilot_dir: Path) -> None:
         ("upper.csv", "input,output\nhat,\n", "upper.csv:2: 'output' must be a non-empty string"),
         ("double.jsonl", '{"input": "2", "output": "4"}\n{"input": 3\n', "double.jsonl:2: malformed JSON"),
         ("double.jsonl", '["2", "4"]\n', "double.jsonl:1: each line must be a JSON object"),
+        ("double.jsonl", '{"input": "2", "output": "4"}\n' + "[" * 100_000 + "\n", "double.jsonl:2: JSON nested too"),
         ("double.jsonl", '{"input": "2"}\n', "double.jsonl:1: missing key(s) output"),
         (
             "double.jsonl",

@@ -1,9 +1,10 @@
-"""Hostile and huge YAML: limits checked before anything is built, libyaml where present, line numbers
+"""Hostile and huge YAML: limits checked as the file is read, libyaml where present, line numbers
 found along one path on demand (never by expanding aliases)."""
 
 from __future__ import annotations
 
 import os
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -98,4 +99,52 @@ def test_line_of_inside_an_alias_bomb_is_immediate(tmp_path: Path, monkeypatch: 
     path = tmp_path / "bomb.yaml"
     path.write_text(bomb(9), encoding="utf-8")
     doc = read_yaml(path)
-    assert doc.line_of(("a9", 8, 8, 8, 8, 8, 8, 8, 8, 8)) == 1
+    assert doc.line_of(("a9", 8, 8, 8, 8, 8, 8, 8, 8, 8)) == 2  # where a1 writes its last *a0
+
+
+def test_a_flat_list_is_refused_where_its_count_passes_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The limit holds while the file is read, not once everything is built: no alias, no bomb word."""
+    monkeypatch.setattr(yaml_document, "MAX_NODES", 1000)
+    path = tmp_path / "flat.yaml"
+    path.write_text("items:\n" + "- 0\n" * 5000, encoding="utf-8")
+    with pytest.raises(RoiError) as refused:
+        read_yaml(path)
+    (problem,) = refused.value.problems
+    assert problem.message == "refused: the file holds more than 1,000 nodes" and problem.line == 999
+
+
+def test_a_large_flat_list_keeps_no_node_graph(tmp_path: Path) -> None:
+    """200,000 numbers: what is kept is the list and one line number per item, not a node per item
+    (the composed node graph this file made before took about 70 MiB, traced the same way)."""
+    path = tmp_path / "flat.yaml"
+    path.write_text("[" + "0, " * 200_000 + "0]\n", encoding="utf-8")
+    tracemalloc.start()
+    try:
+        doc = read_yaml(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(doc.data) == 200_001 and doc.line_of((200_000,)) == 1
+    assert peak < 32 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB"
+
+
+def test_merge_keys_tags_and_anchors(tmp_path: Path) -> None:
+    path = tmp_path / "merge.yaml"
+    path.write_text("base: &b\n  x: 1\n  y: 2\nuse:\n  <<: *b\n  y: 3\nboth:\n  <<: [{x: 4}, *b]\n", encoding="utf-8")
+    doc = read_yaml(path)
+    assert doc.data == yaml.safe_load(path.read_text()) == {
+        "base": {"x": 1, "y": 2}, "use": {"x": 1, "y": 3}, "both": {"x": 4, "y": 2}}  # fmt: skip
+    assert doc.line_of(("use", "y")) == 6 and doc.line_of(("use", "x")) == 2  # a merged key: where it is written
+    for text, message in (
+        ("a: !!python/object:os.system {}\n", "YAML tags are not allowed"),
+        ("a: !!set {x, y}\n", "YAML tags are not allowed"),
+        ("a: !!int ten\n", "'ten' is not a valid int"),
+        ("a: &x 1\nb: &x 2\n", "the anchor &x is defined twice"),
+        ("a: *nope\n", "found undefined alias 'nope'"),
+        ("a: 1\n---\nb: 2\n", "expected a single document"),
+        ("? [1]\n: 2\n", "a mapping key must be a plain value"),
+    ):
+        path.write_text(text, encoding="utf-8")
+        assert message in refusal(path), text
