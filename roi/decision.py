@@ -117,6 +117,8 @@ def decide_model(pilot: Pilot, summary: RunSummary, items: pd.DataFrame, model: 
     matrix = interference_matrix(items, model, tasks)
     grouping = recommend_grouping(pilot, model, pairs, per_task, matrix, placing=PLACING, seed=pilot.seed)
     ev = replace(ev, grouping=with_measured_plan(grouping, pilot, items, seed=pilot.seed))
+    if ev.placed.measured_plan:
+        per_task = _confirmed_on_plan(ev, per_task)
     gates = _judged(ev, per_task)
     stages = _stages(gates)
     stage = 0
@@ -135,6 +137,17 @@ def _per_task(ev: Evidence) -> dict[str, list[GateResult]]:
     """Every per-task gate's results, task by task, in the table's order (they place the tasks)."""
     judged = [r for gate in GATES.values() if gate.per == "task" for r in gate.judge(ev)]
     return {t: [r for r in judged if r.task == t] for t in ev.tasks}
+
+
+def _confirmed_on_plan(ev: Evidence, per_task: dict[str, list[GateResult]]) -> dict[str, list[GateResult]]:
+    """The grouped tasks' per-task gates judged again on the measured plan's calls (mode plan): the group
+    was chosen on the calls that held every task, and its own calls are a fresh sample to confirm it on,
+    free of that selection. The placements stay those of the pilot's mixed calls."""
+    grouped = ev.placed.mixed_tasks
+    plan_cells = {(t, "mixed"): c for t in grouped if (c := ev.cells.get((t, "plan"))) is not None}
+    plan_pairs = task_pairs(ev.items, ev.model, grouped, mode="plan")
+    confirmed = _per_task(replace(ev, cells={**ev.cells, **plan_cells}, pairs={**ev.pairs, **plan_pairs}))
+    return {t: confirmed[t] if t in grouped else per_task[t] for t in ev.tasks}
 
 
 def _judged(ev: Evidence, per_task: dict[str, list[GateResult]]) -> list[GateResult]:

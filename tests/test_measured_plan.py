@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from roi.planning import plan_pilot
-from roi.prompts import build_calls, plan_calls, run_groups
+from roi.prompts import PromptCall, Query, build_calls, plan_calls, run_groups
 from roi.report.i18n import text
 from roi.runner import RunOptions, run_pilot
 
@@ -119,3 +119,22 @@ def test_failed_plan_calls_have_their_gate_and_show(tmp_path: Path) -> None:
     failures = next(s for s in report["sections"] if s["id"] == "failures")["data"]
     assert "of 176 wrong answers" in json.dumps(failures)  # gamma's 160 swapped answers and 16 plan items
     assert (text("en", "mode.plan"), text("ja", "mode.plan")) == ("plan", "計画")  # a plan row can be named
+
+
+def test_the_group_is_confirmed_on_its_own_calls(tmp_path: Path) -> None:
+    """gamma is dropped on the mixed calls; alpha and beta answer right there, but beta answers wrong in the
+    group's own calls: its accuracy gate, judged on the plan calls, fails and holds the stage."""
+
+    def beta_fails_in_the_plan(query: Query, call: PromptCall) -> str | None:
+        if call.mode == "plan" and query.task == "beta":
+            return "nonsense"
+        return gamma_takes_alphas_answer(query, call)
+
+    pilot = make_pilot(tmp_path, TASKS, items=160)
+    result = run_fake(pilot, tmp_path, beta_fails_in_the_plan)
+    d = result.decision.chosen  # type: ignore[union-attr]
+    assert d.grouping.mixed_tasks == ["alpha", "beta"] and d.grouping.measured_plan
+    drop = {g.task: g for g in d.gates if g.gate == "accuracy_drop"}
+    assert drop["beta"].value == pytest.approx(1.0) and drop["beta"].status.value == "fail"
+    assert drop["alpha"].value == pytest.approx(0.0) and drop["alpha"].n == 160
+    assert d.stage == 0
