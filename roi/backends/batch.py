@@ -50,13 +50,18 @@ from roi.backends import (
 from roi.backends.batch_provider import ProviderBatches
 from roi.backends.batch_service import BatchLost, BatchService, Polled
 from roi.backends.batch_vllm import VllmBatchRunner
-from roi.backends.openai_backend import Attempts, endpoint_path, read_api_key, reply_result, request_body
+from roi.backends.openai_backend import (
+    MAX_ERROR_CHARS,
+    Attempts,
+    endpoint_path,
+    read_api_key,
+    reply_result,
+    request_body,
+)
 from roi.errors import RunFailed
 from roi.files import write_atomic
 from roi.pilot import ModelSpec
 from roi.redaction import clip
-
-MAX_ERROR_CHARS = 300
 
 
 @dataclass(frozen=True)
