@@ -49,7 +49,18 @@ def check_pilot(spec: Pilot, tasks: Sequence[TaskData], locate: Locate) -> tuple
     errors = [p for i, task in enumerate(tasks) for p in _labels_outside_choices(task, i, locate)]
     errors += _tasks_per_call(spec, locate)
     warnings = [p for i, task in enumerate(spec.tasks) if not task.monthly_volume for p in [_no_volume(i, locate)]]
+    warnings += [
+        _at(locate, ("models", i, "price"), _FULL_PRICE_BATCH.format(name=m.name), "batch-without-discount")
+        for i, m in enumerate(spec.models)
+        if m.batch and m.price is not None and m.price.batch_discount is None
+    ]
     return errors, warnings
+
+
+_FULL_PRICE_BATCH = (
+    "model '{name}' sends batch jobs but its price has no batch_discount: its calls are priced at the full "
+    "price (set e.g. batch_discount: 0.5 for a provider's half-price Batch API)"
+)
 
 
 def _at(locate: Locate, loc: Loc, message: str, name: str | None = None) -> Problem:

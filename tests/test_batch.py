@@ -127,6 +127,14 @@ def test_batch_fields_are_checked() -> None:
     assert local.base_url is None  # a runner here needs no endpoint
 
 
+def test_a_batch_model_priced_without_its_discount_is_warned_of(tmp_path: Path) -> None:
+    priced = batch_model("batched", "http://127.0.0.1:9/v1").model_dump(exclude_defaults=True)
+    full = {**priced, "name": "full", "price": {k: v for k, v in PRICE.items() if k != "batch_discount"}}
+    pilot = load_pilot(demo_pilot_file(tmp_path, [priced, full]))
+    named = [w for w in pilot.warnings if w.name == "batch-without-discount"]
+    assert len(named) == 1 and "model 'full'" in named[0].message and named[0].line is not None
+
+
 def test_a_pilot_cannot_choose_what_the_batch_runner_executes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The interpreter is the operator's (ROI_VLLM_PYTHON), and the pilot's flags and variables are engine
     settings only: nothing that loads code or changes which program runs."""
