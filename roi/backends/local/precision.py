@@ -9,8 +9,9 @@ a kernel that does not accumulate in float32, a screen so loose it lets a large 
 vocabulary through), then the remaining ones and the float32 product are timed, interleaved, on real
 hidden states of the model, and the fastest wins. The choice is remembered per machine (CPU model and
 flags, torch version, threads, matrix shape) in the cache folder, so later runs only re-check the
-bound. Whatever the format, the token chosen is the true argmax of `W h`: the precision changes speed,
-never answers.
+bound (a choice timed while the machine was busier than its CPUs is timed again once it is calm).
+Whatever the format, the token chosen is the true argmax of `W h`: the precision changes speed, never
+answers.
 
 Order of authority: the environment variable `ROI_PRECISION`, then the model's `precision` in the
 pilot, then the remembered or measured choice. A format asked for that would break the bound falls
@@ -108,7 +109,8 @@ def output_layer(
     if source == "measured":
         timings = _timed(model, screens, sample if sample is not None else _random_rows(weight), mapped.release)
         chosen = min(timings, key=lambda n: timings[n])
-        _remember("machines", key, asdict(Choice(chosen, source, timings, refused)) | {"measured_at": _now()})
+        measured = asdict(Choice(chosen, source, timings, refused)) | {"measured_at": _now(), "load": load_average()}
+        _remember("machines", key, measured)
     else:
         timings = dict(record["timings_ms"]) if record else {}
         chosen = names[0] if names[0] in screens or names[0] == FLOAT32 else FLOAT32
@@ -229,7 +231,24 @@ def _remembered(key: str) -> dict[str, Any] | None:
     record = _records().get("machines", {}).get(key)
     if not isinstance(record, dict) or record.get("precision") not in PRECISIONS:
         return None
-    return record if isinstance(record.get("timings_ms"), dict) else None
+    if not isinstance(record.get("timings_ms"), dict) or _timed_busy_now_calm(record):
+        return None
+    return record
+
+
+def _timed_busy_now_calm(record: dict[str, Any]) -> bool:
+    """A choice timed while more work waited than there are CPUs (contention can favour the wrong
+    format) is measured again by the first run on a machine that is no longer that busy."""
+    then, now, cpus = record.get("load"), load_average(), os.cpu_count() or 1
+    return isinstance(then, int | float) and then > cpus and now is not None and now <= cpus
+
+
+def load_average() -> float | None:
+    """The one-minute load average (None where the system has none)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
 
 
 def _remember(section: str, key: str, value: Any) -> None:

@@ -7,6 +7,7 @@ model's real hidden states is checked in test_output_layer.py."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,11 @@ Weights = Callable[[torch.Tensor], torch.Tensor]
 
 @pytest.fixture(autouse=True)
 def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A cache folder of the test's own (what is remembered goes there), no override in the environment."""
+    """A cache folder of the test's own (what is remembered goes there), no override in the environment,
+    and a machine whose load does not change between two runs of a test."""
     monkeypatch.setenv("ROI_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv(precision.ENV, raising=False)
+    monkeypatch.setattr(precision, "load_average", lambda: 0.5)
     return tmp_path / "cache"
 
 
@@ -64,6 +67,24 @@ def test_an_ordinary_model_is_measured_then_remembered(tmp_path: Path, own_cache
     _, remembered = precision.output_layer(again, tmp_path / "m", "cpu", "auto", sample(again))
     assert (remembered.source, remembered.precision) == ("remembered", choice.precision)
     assert remembered.timings_ms == choice.timings_ms
+
+
+def test_a_choice_timed_on_a_busy_machine_is_timed_again_once_it_is_calm(
+    tmp_path: Path, own_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    busy = 4.0 * (os.cpu_count() or 1)
+    monkeypatch.setattr(precision, "load_average", lambda: busy)
+    model = small_model(tmp_path / "m")
+    _, first = precision.output_layer(model, tmp_path / "m", "cpu", "auto", sample(model))
+    (record,) = json.loads((own_cache / "precision.json").read_text())["machines"].values()
+    assert first.source == "measured" and record["load"] == busy
+    _, still_busy = precision.output_layer(model, tmp_path / "m", "cpu", "auto", sample(model))
+    assert still_busy.source == "remembered"  # no calmer moment yet: the choice stands
+    monkeypatch.setattr(precision, "load_average", lambda: 0.5)
+    _, calm = precision.output_layer(model, tmp_path / "m", "cpu", "auto", sample(model))
+    assert calm.source == "measured"
+    _, after = precision.output_layer(model, tmp_path / "m", "cpu", "auto", sample(model))
+    assert after.source == "remembered"
 
 
 def test_choices_are_the_exact_argmax_in_every_precision(tmp_path: Path) -> None:
