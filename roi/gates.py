@@ -306,7 +306,7 @@ def judge_p95_latency(ev: Evidence) -> list[GateResult]:
     run's), with the order-statistic interval over calls: every item of a call shares its latency."""
     items = ev.items
     own = answered(items[(items["model"] == ev.model) & (items["mode"] == "mixed")])
-    own = own[own["reused"] == 0] if "reused" in own else own
+    own = own[own["reused"] == 0]
     calls = own.drop_duplicates("call_id")
     lat, size = calls["latency_s"].to_numpy(dtype=float), calls["n_items"].to_numpy(dtype=float)
     limit, min_n = ev.pilot.gates.max_p95_latency_s, ev.pilot.gates.min_items_per_task

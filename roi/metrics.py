@@ -80,7 +80,7 @@ class RunSummary:
 
 def live_latencies(items: pd.DataFrame) -> np.ndarray:
     """Latencies measured in this run: a reused call's latency is an earlier run's."""
-    live = items[items["reused"] == 0] if "reused" in items else items
+    live = items[items["reused"] == 0]
     return live["latency_s"].to_numpy()
 
 

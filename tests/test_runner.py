@@ -180,3 +180,23 @@ def test_each_mode_runs_as_its_own_batch_priced_by_machine_time(demo: LoadedPilo
     # fake machine time: 0.025 s per item in both modes; items/s is answered items per machine second
     assert modes["single"].compute_basis == "machine" and modes["single"].compute_s == pytest.approx(12 * 0.025)
     assert modes["mixed"].items_per_s == pytest.approx(1 / 0.025)
+
+
+def test_the_library_example_of_the_architecture_doc_runs(embedded_model_dir: Path, tmp_path: Path) -> None:
+    """The docs' `roi` library example, as written, on the embedded model (from a folder whose pilots/
+    is the repository's, so its relative paths and the default ./reports hold)."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    doc = (PILOTS.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    found = re.search(r"## The library without the CLI\n\n```python\n(.*?)```", doc, re.DOTALL)
+    assert found is not None, "docs/architecture.md shows no library example"
+    (tmp_path / "pilots").symlink_to(PILOTS)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PILOTS.parent), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", found.group(1)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() and (tmp_path / "reports" / "roi.db").exists()
