@@ -386,11 +386,14 @@ def load_pilot(path: str | Path) -> LoadedPilot:
     The YAML is read defensively (roi/yaml_document.py): size and alias limits before anything else."""
     doc = read_yaml(Path(path))
     raw = _mapping(doc)
-    spec = _validate(raw, doc)
+    try:
+        spec = _validate(raw, doc)
+    except RoiError as schema:  # the data files' problems too, so that one round names both
+        raise RoiError(schema.problems + _data_file_problems(raw, doc)) from None
     structure = check_structure(spec, lambda loc: _where(doc, loc))
     if structure:
         raise RoiError(structure)
-    tasks = [_load_task(spec, i, doc) for i in range(len(spec.tasks))]
+    tasks = _load_tasks(spec, doc)
     _check_golds(tasks, doc.path)
     _check_probe_inputs(spec, tasks, doc)
     _check_key_transport(spec, doc)
@@ -484,6 +487,35 @@ def format_loc(loc: tuple[str | int, ...]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
     return out
+
+
+def _data_file_problems(raw: dict[str, Any], doc: YamlDocument) -> list[Problem]:
+    """What is wrong in the data files a pilot names, read from the file as written (its schema failed)."""
+    problems: list[Problem] = []
+    tasks = raw.get("tasks")
+    for index, task in enumerate(tasks if isinstance(tasks, list) else []):
+        for key in ("examples", "eval"):
+            value = task.get(key) if isinstance(task, dict) else None
+            if isinstance(value, str):
+                try:
+                    _load_field(value, doc, ("tasks", index, key))
+                except RoiError as error:
+                    problems += error.problems
+    return problems
+
+
+def _load_tasks(spec: Pilot, doc: YamlDocument) -> list[TaskData]:
+    """Every task's data; the problems of all of them at once."""
+    tasks: list[TaskData] = []
+    problems: list[Problem] = []
+    for index in range(len(spec.tasks)):
+        try:
+            tasks.append(_load_task(spec, index, doc))
+        except RoiError as error:
+            problems += error.problems
+    if problems:
+        raise RoiError(problems)
+    return tasks
 
 
 def _load_task(spec: Pilot, index: int, doc: YamlDocument) -> TaskData:

@@ -270,3 +270,15 @@ def test_an_alias_bomb_is_refused_before_validation(write_file: WriteFile) -> No
     levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
     path = write_file("pilot.yaml", VALID + "\n".join(levels) + "\n")
     assert "expands to more than 1,000,000 nodes (an alias bomb?)" in problems_of(path)
+
+
+def test_schema_and_data_file_mistakes_in_one_round(pilot_dir: Path) -> None:
+    """A schema error does not hide the data files' mistakes, and one bad file does not hide another."""
+    (pilot_dir / "upper.csv").write_text("text,label\nhat,HAT\n")
+    (pilot_dir / "double.jsonl").write_text('{"input": "2"}\n')
+    both = problems_of(pilot_dir / "pilot.yaml")
+    assert "missing column(s) input, output" in both and "double.jsonl:1: missing key(s) output" in both
+    (pilot_dir / "pilot.yaml").write_text(VALID.replace("seed: 3", "seed: three"))
+    message = problems_of(pilot_dir / "pilot.yaml")
+    assert "pilot.yaml:25 seed" in message
+    assert "missing column(s) input, output" in message and "double.jsonl:1: missing key(s) output" in message
