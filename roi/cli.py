@@ -209,7 +209,7 @@ def report(
         str | None,
         typer.Option(
             help="en or ja (default: the pilot's report.language). Another language than the pilot's is "
-            "written beside it, as report.ja.html and report.ja.json."
+            "written beside it, as report.LANGUAGE.html and report.LANGUAGE.json (e.g. report.ja.html)."
         ),
     ] = None,
 ) -> None:

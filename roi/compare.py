@@ -3,7 +3,7 @@
 Accuracy is compared only on the items both runs answered (same item id, input and gold answer), as
 paired outcomes: exact McNemar on the discordant items and Newcombe's paired score interval of the
 difference (B minus A; see roi/stats.py). Two runs of one pilot answer the same items, so an unpaired test would waste
-that pairing and can miss a real change. Latency compares live calls only (a cached call's latency is
+that pairing and can miss a real change. Latency compares live calls only (a reused call's latency is
 an earlier run's); cost per item is None (unknown) when either run lacks a price.
 """
 

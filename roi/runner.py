@@ -34,6 +34,7 @@ from roi.errors import ExitCode, Problem, RoiError, RunFailed
 from roi.evaluation import RunEvaluation, evaluate_run
 from roi.files import private_dir, write_atomic
 from roi.fingerprint import fingerprint, pilot_settings
+from roi.formats import usd
 from roi.grading import AnswerSpaces, failed_call_items, grade_call
 from roi.metrics import RunSummary
 from roi.pilot import LoadedPilot, ModelSpec, Pilot
@@ -475,7 +476,7 @@ def _budget_stop(budget: Budget | None) -> Stop | None:
         return None
     return Stop(
         "stopped_max_cost",
-        f"stopped at --max-cost {budget.limit_usd:g} USD: spent {budget.spent_usd:.6f} USD, "
+        f"stopped at --max-cost {usd(budget.limit_usd)}: spent {usd(budget.spent_usd)}, "
         f"{budget.skipped} calls not sent",
     )
 

@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from roi.economics import RESAMPLES
+from roi.formats import usd
 from roi.report.evidence import (
     build_accuracy,
     build_failures,
@@ -83,10 +84,10 @@ def build_method(inputs: ReportInputs) -> dict[str, Any]:
     models = []
     for m in pilot.models:
         versions = env.get(m.name, {})
-        cost = (
-            f"${m.cost.usd_per_hour:g}/h"
+        cost = (  # formats.usd: never in scientific notation, however small a price
+            f"{usd(m.cost.usd_per_hour)}/h"
             if m.cost
-            else f"${m.price.input_per_1m:g} / ${m.price.output_per_1m:g} per 1M tokens"
+            else f"{usd(m.price.input_per_1m)} / {usd(m.price.output_per_1m)} per 1M tokens"
             if m.price
             else text(lang, "unknown")
         )
