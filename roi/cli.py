@@ -21,7 +21,7 @@ from roi.backends import preflight
 from roi.errors import ExitCode, RoiError, RunFailed
 from roi.events import EventLog, ignore
 from roi.files import write_atomic
-from roi.pilot import LoadedPilot, load_pilot
+from roi.pilot import LoadedPilot, load_pilot, pilot_name
 from roi.planning import plan_pilot
 from roi.redaction import clip
 from roi.runner import RunOptions, RunResult, rebuild_report, run_pilot
@@ -239,7 +239,7 @@ def history(
     wide: WideOption = False,
 ) -> None:
     """Past runs, newest first: date, models, decision and headline figures; ★ marks the baseline."""
-    name = load_pilot(Path(pilot)).name if pilot and pilot.endswith((".yaml", ".yml")) else pilot
+    name = pilot_name(pilot) if pilot and pilot.endswith((".yaml", ".yml")) else pilot
     with _store(out) as db:
         rows = past.history(db, name, last)
     if as_json:

@@ -404,6 +404,16 @@ def load_pilot(path: str | Path) -> LoadedPilot:
     return dataclasses.replace(loaded, warnings=warnings)
 
 
+def pilot_name(path: str | Path) -> str:
+    """The `pilot:` name of a pilot file, read without validating it or its data files (`roi history`
+    of a pilot whose data has moved)."""
+    doc = read_yaml(Path(path))
+    name = _mapping(doc).get("pilot")
+    if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
+        raise RoiError([Problem("no valid pilot name", str(doc.path), doc.line_of(("pilot",)), "pilot")])
+    return name
+
+
 def _where(doc: YamlDocument | None, loc: tuple[str | int, ...]) -> Problem:
     line = doc.line_of(loc) if doc is not None else None
     return Problem("", str(doc.path) if doc is not None else None, line, format_loc(loc))

@@ -83,3 +83,19 @@ def test_history_rows_and_cli_json(tmp_path: Path) -> None:
         timeout=120,
     )
     assert missing.returncode == 2 and "no run store here" in missing.stderr
+
+
+def test_history_of_a_pilot_file_whose_data_has_moved(tmp_path: Path) -> None:
+    """Only the pilot's name is read: its data files need not be where they were."""
+    moved = tmp_path / "demo.yaml"
+    moved.write_text((PILOTS / "superposition-demo.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    store.connect(tmp_path / "roi.db").close()
+    shown = subprocess.run(
+        [sys.executable, "-m", "roi", "history", str(moved), "--out", str(tmp_path), "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout) == []
