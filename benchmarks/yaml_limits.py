@@ -14,15 +14,14 @@ from pathlib import Path
 from roi.errors import RoiError
 from roi.pilot import load_pilot
 
-REPO = Path(__file__).resolve().parent.parent
 TASKS = 6
 
 
-def large_pilot(megabytes: float) -> str:
-    """A valid pilot whose six tasks carry inline eval rows adding up to about `megabytes` MB."""
+def large_pilot(megabytes: float, examples: Path) -> str:
+    """A valid pilot whose six tasks carry inline eval rows adding up to about `megabytes` MB; their
+    few-shot examples come from `examples` (labels within the scorer's choices)."""
     row = "      - {{input: 'Message {n}: the parcel arrived late and the box was damaged', output: {label}}}\n"
     per_task = int(megabytes * 1_000_000 / TASKS / len(row.format(n=100000, label="late")))
-    data = REPO / "pilots" / "data" / "demo"
     head = """pilot: large
 business_unit: benchmark
 owner: bench@example.com
@@ -35,7 +34,7 @@ tasks:
         rows = "".join(row.format(n=n, label=("late", "damaged")[n % 2]) for n in range(per_task))
         tasks.append(
             f"  - name: task{t}\n    instruction: Label the message.\n"
-            f"    examples: {data / 'capital_examples.csv'}\n"
+            f"    examples: {examples}\n"
             f"    scorer: {{type: choice, choices: [late, damaged]}}\n    eval:\n{rows}"
         )
     return head + "".join(tasks)
@@ -62,9 +61,17 @@ def timed(path: Path, repeat: int) -> tuple[float, str]:
 
 def main(megabytes: float, repeat: int) -> None:
     folder = Path(tempfile.mkdtemp(prefix="roi-yaml-"))
+    examples = folder / "examples.csv"
+    lines = [
+        f"{i},Parcel {i} {'came late' if i % 2 else 'was crushed'},{'late' if i % 2 else 'damaged'}"
+        for i in range(1, 11)
+    ]
+    examples.write_text("id,input,output\n" + "\n".join(lines) + "\n", encoding="utf-8")
     large = folder / "large.yaml"
-    large.write_text(large_pilot(megabytes), encoding="utf-8")
+    large.write_text(large_pilot(megabytes, examples), encoding="utf-8")
     seconds, outcome = timed(large, repeat)
+    if not outcome.startswith("valid"):
+        raise SystemExit(f"the generated pilot is not valid: {outcome}")
     print(f"| valid pilot, {large.stat().st_size / 1e6:.1f} MB, {TASKS} tasks | {seconds:.2f} s | {outcome} |")
     for levels in (7, 9, 30):
         path = folder / f"bomb{levels}.yaml"
