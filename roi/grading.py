@@ -41,24 +41,12 @@ def grade_call(
     for position, (query, answer) in enumerate(zip(call.queries, answers, strict=True), start=1):
         task = pilot.task(query.task)
         correct = answer is not None and score(answer, query.item.output, task.spec.scorer).correct
-        swap = None if correct or answer is None else _swap_partner(pilot, call, position, answer)
-        foreign = None if correct or answer is None else spaces.foreign_task(answer, query.task)
+        swap = foreign = None
+        if answer is not None and not correct:
+            swap = _swap_partner(pilot, call, position, answer)
+            foreign = spaces.foreign_task(answer, query.task)
         rows.append(
-            ItemRow(
-                call_id=call_id,
-                model=model,
-                mode=call.mode,
-                task=query.task,
-                item_id=query.item.id,
-                position=position,
-                input=query.item.input,
-                gold=query.item.output,
-                answer=answer,
-                parsed=answer is not None,
-                correct=correct,
-                swap_with=swap,
-                other_task_space=foreign,
-            )
+            _item_row(model, call, call_id, position, answer, correct=correct, swap_with=swap, other_task_space=foreign)
         )
     return rows
 
@@ -66,24 +54,36 @@ def grade_call(
 def failed_call_items(model: str, call: PromptCall, call_id: str) -> list[ItemRow]:
     """The items of a call that failed: no answer, counted wrong (its call row holds the error), so a
     mixed call that fails loses every item it held instead of leaving the comparison."""
-    return [
-        ItemRow(
-            call_id=call_id,
-            model=model,
-            mode=call.mode,
-            task=q.task,
-            item_id=q.item.id,
-            position=position,
-            input=q.item.input,
-            gold=q.item.output,
-            answer=None,
-            parsed=False,
-            correct=False,
-            swap_with=None,
-            other_task_space=None,
-        )
-        for position, q in enumerate(call.queries, start=1)
-    ]
+    return [_item_row(model, call, call_id, position, None) for position in range(1, len(call.queries) + 1)]
+
+
+def _item_row(
+    model: str,
+    call: PromptCall,
+    call_id: str,
+    position: int,
+    answer: str | None,
+    *,
+    correct: bool = False,
+    swap_with: str | None = None,
+    other_task_space: str | None = None,
+) -> ItemRow:
+    query = call.queries[position - 1]
+    return ItemRow(
+        call_id=call_id,
+        model=model,
+        mode=call.mode,
+        task=query.task,
+        item_id=query.item.id,
+        position=position,
+        input=query.item.input,
+        gold=query.item.output,
+        answer=answer,
+        parsed=answer is not None,
+        correct=correct,
+        swap_with=swap_with,
+        other_task_space=other_task_space,
+    )
 
 
 def _swap_partner(pilot: LoadedPilot, call: PromptCall, position: int, answer: str) -> str | None:
