@@ -178,6 +178,7 @@ def _run_pilot_locked(pilot: LoadedPilot, opts: RunOptions, lock: locking.PilotL
     db_path = opts.out_dir / store.DB_NAME
     db = store.connect(db_path)
     run_id: str | None = None
+    kept: dict[str, Backend] = {}  # loaded backends the probe uses next
     try:
         opts = _auto_resume(db, pilot, opts)
         run_id = _start_or_resume(db, pilot, opts)
@@ -196,12 +197,12 @@ def _run_pilot_locked(pilot: LoadedPilot, opts: RunOptions, lock: locking.PilotL
         for model in pilot.spec.models:
             todo = [c for c in calls if call_id(model.name, c) not in done]
             if not deadline.passed():
-                described = _run_model(db, run_id, pilot, model, todo, progress, opts, budget, deadline)
+                described = _run_model(db, run_id, pilot, model, todo, progress, opts, budget, deadline, kept)
                 environment |= {model.name: described} if described else {}
         probe_skipped = pilot.spec.probe is not None and deadline.passed()
         if pilot.spec.probe is not None and not probe_skipped:  # the probe is its own mode
             environment["probe"], finished = run_probe(
-                db, run_id, pilot, lambda m: _probe_backend(m, pilot, opts), opts.status, deadline.passed
+                db, run_id, pilot, lambda m: _probe_backend(m, pilot, opts, kept), opts.status, deadline.passed
             )
             probe_skipped = not finished  # the deadline came during the probe: --resume probes the rest
         store.merge_environment(db, run_id, environment)
@@ -215,6 +216,8 @@ def _run_pilot_locked(pilot: LoadedPilot, opts: RunOptions, lock: locking.PilotL
             store.finish_run(db, run_id, status=ended, finished_at=now(), summary=None)
         raise
     finally:
+        for backend in kept.values():
+            backend.close()
         db.close()
 
 
@@ -295,11 +298,15 @@ def _run_model(
     opts: RunOptions,
     budget: Budget | None = None,
     deadline: Deadline = Deadline(),
+    kept: dict[str, Backend] | None = None,
 ) -> dict[str, str] | None:
     """Send `model`'s calls not yet finished, then its measured plan's (roi/measured_plan.py), on one
     backend built only when a call must go to the model. Returns what the backend says of itself (None
-    when nothing was sent or answered from the cache)."""
+    when nothing was sent or answered from the cache). A backend the probe uses next is left open in
+    `kept`: loading the model again would cost the probe its load time."""
     sender = _Sender(db, run_id, pilot, model, progress, opts, budget, deadline)
+    if kept is not None and _probes(pilot, model):
+        sender.keep_in = kept
     try:
         sender.send(todo)
         if not deadline.passed() and not (budget is not None and budget.skipped):
@@ -328,6 +335,7 @@ class _Sender:
     deadline: Deadline
     backend: Backend | None = None
     answered_from_cache: bool = False
+    keep_in: dict[str, Backend] | None = None  # where to leave the backend open instead of closing it
 
     def send(self, todo: list[PromptCall], event: str = "model_calls") -> None:
         db, pilot, model, progress, opts = self.db, self.pilot, self.model, self.progress, self.opts
@@ -393,8 +401,20 @@ class _Sender:
         return {"cache": "every call answered from the response cache"} if self.answered_from_cache else None
 
     def close(self) -> None:
-        if self.backend is not None and self.model.name not in (self.opts.backends or {}):
+        if self.backend is None or self.model.name in (self.opts.backends or {}):
+            return
+        if self.keep_in is not None:  # one model held at a time: two local models may not fit together
+            for other in self.keep_in.values():
+                other.close()
+            self.keep_in.clear()
+            self.keep_in[self.model.name] = self.backend
+        else:
             self.backend.close()
+
+
+def _probes(pilot: LoadedPilot, model: ModelSpec) -> bool:
+    probe = pilot.spec.probe
+    return probe is not None and (probe.models is None or model.name in probe.models)
 
 
 def _by_mode(requests: list[GenerationRequest], calls: dict[str, PromptCall]) -> list[list[GenerationRequest]]:
@@ -545,8 +565,13 @@ def rebuild_report(out_dir: Path, run_id: str, language: str | None = None) -> R
     return write_report(evaluation, out_dir / evaluation.run["pilot"] / run_id, language)
 
 
-def _probe_backend(model: ModelSpec, pilot: LoadedPilot, opts: RunOptions) -> tuple[Backend, bool]:
-    """An injected backend (kept open) or a new one (closed after the probe); one that cannot load fails
-    the run (exit 1) like a model of the calls: the run is already stored, so it is no bad input (2)."""
+def _probe_backend(
+    model: ModelSpec, pilot: LoadedPilot, opts: RunOptions, kept: dict[str, Backend]
+) -> tuple[Backend, bool]:
+    """An injected backend (kept open), the one the model's calls left open, or a new one (both closed
+    after the probe); one that cannot load fails the run (exit 1) like a model of the calls: the run is
+    already stored, so it is no bad input (2)."""
     injected = (opts.backends or {}).get(model.name)
-    return (injected, False) if injected else (_load_backend(model, pilot, opts), True)
+    if injected:
+        return injected, False
+    return (kept.pop(model.name), True) if model.name in kept else (_load_backend(model, pilot, opts), True)

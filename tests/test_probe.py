@@ -249,6 +249,27 @@ def test_the_probe_stores_what_the_backend_scores(tmp_path: Path) -> None:
     assert result.probe[0].method == "echo" and result.probe[0].tasks[0].probability.value == pytest.approx(0.5)
 
 
+def test_the_probe_reuses_the_backend_the_calls_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model is loaded once for its calls and its probe, and closed once when both are done."""
+    pilot = small_probe(tmp_path)
+    loaded: list[Scoring] = []
+    closed: list[Scoring] = []
+
+    class Closing(Scoring):
+        def close(self) -> None:
+            closed.append(self)
+
+    def load(model: Any, *_: Any) -> Scoring:
+        loaded.append(Closing(model, pilot))
+        return loaded[-1]
+
+    monkeypatch.setattr("roi.runner.create_backend", load)
+    result = run_pilot(pilot, RunOptions(out_dir=tmp_path / "out", limit=1))
+    assert len(loaded) == 1 and closed == loaded
+    assert len(loaded[0].seen) > 0 and len(loaded[0].queries) == len(probe_prompts.build_prompts(pilot))
+    assert result.probe[0].method == "echo"
+
+
 def test_a_backend_that_cannot_score_is_skipped_and_a_failure_stops_the_model(tmp_path: Path) -> None:
     pilot = small_probe(tmp_path)
     cannot = FakeBackend(pilot.spec.models[0], pilot)

@@ -154,7 +154,7 @@ def test_a_probe_model_that_cannot_load_fails_the_run(
         name="api", backend="openai", model="m", base_url="http://127.0.0.1:9/v1", api_key_env="ROI_TEST_ABSENT_KEY"
     )
     with pytest.raises(RunFailed, match=r"model 'api' could not load: .*ROI_TEST_ABSENT_KEY") as error:
-        _probe_backend(api, demo, RunOptions(out_dir=tmp_path))
+        _probe_backend(api, demo, RunOptions(out_dir=tmp_path), {})
     assert error.value.exit_code == ExitCode.FAILED_TO_RUN
 
 
