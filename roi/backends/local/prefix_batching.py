@@ -238,6 +238,7 @@ class PrefixBatcher:
         self._budget_given = budget_bytes
         self.budget = budget_bytes if budget_bytes is not None else memory_budget(model, device, self.output)
         self._steps_measured: dict[int, float] = {}  # median step s by prompt length class
+        self._first_measured: dict[int, float] = {}  # s of a prefill's last token and its logits, by class
         self.max_batch = max_batch or (_CUDA_MAX_BATCH if device.startswith("cuda") else _CPU_MAX_BATCH)
 
     # -- public -----------------------------------------------------------------------------------
@@ -356,9 +357,9 @@ class PrefixBatcher:
     # -- internals --------------------------------------------------------------------------------
 
     def _prefix(self, row: Row, shared: int, rows: int) -> _Prefix:
-        """A group's prefix run once (batch of one, logits at its last position only) and timed, then the
-        group's first row continued alone for its own tokens and a few decoding steps, timed: together
-        the wall time of that call alone, which every row of the group scales to its own lengths."""
+        """A group's prefix run once (batch of one, logits at its last position only) and timed, then
+        what else the wall time of the group's first call alone needs, timed apart (`_time_alone`): every
+        row of the group scales that timing to its own lengths."""
         with torch.inference_mode():
             started = time.perf_counter()
             kv: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -377,27 +378,40 @@ class PrefixBatcher:
     def _time_alone(
         self, row: Row, shared: int, kv: list[tuple[torch.Tensor, torch.Tensor]], prefix_s: float
     ) -> SingleCallTiming:
-        cache = growing_cache(self.model.config, spare=len(row.ids) - shared + _TIMED_STEPS)
+        """The timing of `row` as a call alone. A prefix of at least half the row, with one more token
+        and its logits (timed once per prompt length class), stands for the whole prefill, its time
+        scaled to the tokens fed; a shorter prefix is continued alone through the row's own tokens, timed.
+        Decoding steps are timed once per class (`_step_time`). This work is measurement only: production
+        would not run it, so the less of it the better."""
+        length_class = len(row.ids).bit_length()
+        scales = 2 * shared >= len(row.ids)
+        if scales and length_class in self._first_measured:
+            first_s, step_s = self._first_measured[length_class], self._steps_measured[length_class]
+            return SingleCallTiming(shared + 1, prefix_s + first_s, step_s)
+        fed = row.ids[shared : shared + 1] if scales else row.ids[shared:]
+        cache = growing_cache(self.model.config, spare=len(fed) + _TIMED_STEPS)
         for layer_idx, (keys, values) in enumerate(kv):
             cache.update(keys, values, layer_idx)  # copied into the cache's own room: the prefix stays
         started = time.perf_counter()
-        hidden = self.decoder(input_ids=torch.tensor([list(row.ids[shared:])], device=self.device), cache=cache)
+        hidden = self.decoder(input_ids=torch.tensor([list(fed)], device=self.device), cache=cache)
         token = self.output.greedy(hidden.last_hidden_state[:, -1])
-        prefill_s = prefix_s + self._synchronised(started)
-        return SingleCallTiming(len(row.ids), prefill_s, self._step_time(row, cache, token))
+        own_s = self._synchronised(started)
+        if scales:
+            self._first_measured[length_class] = own_s
+        step_s = self._step_time(length_class, shared + len(fed), cache, token)
+        return SingleCallTiming(shared + len(fed), prefix_s + own_s, step_s)
 
-    def _step_time(self, row: Row, cache: Any, token: torch.Tensor) -> float:
-        """Median of a few decoding steps of a batch of one, measured once per prompt length class
-        (powers of two): a step reads every weight, so its time hardly depends on the prompt within a
-        class, and each measurement holds the whole batch up for a few steps."""
-        length_class = len(row.ids).bit_length()
+    def _step_time(self, length_class: int, position: int, cache: Any, token: torch.Tensor) -> float:
+        """Median of a few decoding steps of a batch of one from `position`, measured once per prompt
+        length class (powers of two): a step reads every weight, so its time hardly depends on the
+        prompt within a class, and each measurement holds the whole batch up for a few steps."""
         if length_class in self._steps_measured:
             return self._steps_measured[length_class]
         steps = []
-        for position in range(len(row.ids), len(row.ids) + _TIMED_STEPS):
+        for at in range(position, position + _TIMED_STEPS):
             started = time.perf_counter()
             hidden = self.decoder(
-                input_ids=token[:, None], position_ids=torch.tensor([[position]], device=self.device), cache=cache
+                input_ids=token[:, None], position_ids=torch.tensor([[at]], device=self.device), cache=cache
             )
             token = self.output.greedy(hidden.last_hidden_state[:, -1])
             steps.append(self._synchronised(started))
