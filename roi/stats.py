@@ -8,7 +8,6 @@ thousands of simulated pilots at once.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from statistics import NormalDist
@@ -319,8 +318,14 @@ def ratio_bounds(
     the log scale (Davison & Hinkley, Bootstrap Methods and their Application, 1997, sections 2.4 and
     5.2). Each resample's log ratio is studentised by its own linearised standard error,
     se^2 = n / (n - 1) * sum_i w_i (a_i / A - b_i / B)^2 with A, B the resample's totals, and the
-    interval is log r - t[1 - tail] se to log r - t[tail] se. For a skewed cost ratio it keeps each end's
-    miss rate near its nominal 2.5% where the percentile interval misses the lower end more often
+    interval is log r - t_(R + 1 - k) se to log r - t_(k) se, with t_(j) the j-th smallest t of the R
+    resamples that have one and k = floor((R + 1) tail), tail = (1 - level) / 2, at least 1. These are
+    Davison & Hinkley's (R + 1) alpha order statistics (section 5.2): for an exact
+    pivot each end then misses in k / (R + 1) <= tail of samples, where an interpolated percentile lies
+    about one resample further in (with R = 2000, 2.55% a side instead of 2.50%). For a skewed cost ratio
+    the bootstrap-t keeps each end's miss rate near its nominal 2.5% where the percentile interval misses
+    the lower end more often; that error is of order 1/n and not zero here: with the limit at the true
+    saving the upper end still missed in about 2.6-2.7% of simulated pilots from 60 to 300 calls
     (see benchmarks/calibration.py). Both totals must be positive; no spread gives [r, r]."""
     a, b = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
     n = a.shape[-1]
@@ -331,16 +336,21 @@ def ratio_bounds(
         spread += (b * b) @ counts.T / total_b**2
         se = np.sqrt(np.maximum(spread, 0.0) * n / max(n - 1, 1))
         t = (log_r[..., 1:] - log_r[..., :1]) / se[..., 1:]
-    # A resample with no spread (one cluster drawn n times) has no t: it is left out, not clamped.
-    t = np.where(np.isfinite(t), t, np.nan)
-    tail = (1 - level) / 2 * 100
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # every resample flat: NaN ends, judged below
-        t_low, t_high = np.nanpercentile(t, [tail, 100 - tail], axis=-1)
-    flat = ~(se[..., 0] > 0) | np.isnan(t_low)
+    # A resample with no spread (one cluster drawn n times) has no t: it is left out, not clamped, so R
+    # counts only the resamples with a t. np.sort puts the NaN of those last; the NaN column added
+    # gives no resamples at all a place to index.
+    t = np.sort(np.where(np.isfinite(t), t, np.nan), axis=-1)
+    t = np.concatenate([t, np.full((*t.shape[:-1], 1), np.nan)], axis=-1)
+    resamples = np.isfinite(t).sum(axis=-1)
+    tail = (1 - level) / 2
+    # The small epsilon keeps (R + 1) tail from falling just below a whole number in floating point.
+    k = np.maximum(np.floor((resamples + 1) * tail + 1e-9).astype(int), 1)
+    t_low = np.take_along_axis(t, np.minimum(k - 1, resamples)[..., None], axis=-1)[..., 0]
+    t_high = np.take_along_axis(t, np.maximum(resamples - k, 0)[..., None], axis=-1)[..., 0]
+    flat = ~(se[..., 0] > 0) | (resamples == 0)
     low = np.where(flat, log_r[..., 0], log_r[..., 0] - t_high * se[..., 0])
     high = np.where(flat, log_r[..., 0], log_r[..., 0] - t_low * se[..., 0])
-    with np.errstate(over="ignore"):  # a degenerate resample (one cluster drawn n times) may run off
+    with np.errstate(over="ignore", invalid="ignore"):  # a degenerate resample may run off
         return np.exp(low), np.exp(high)
 
 

@@ -247,6 +247,28 @@ def test_ratio_bounds_by_hand() -> None:
     assert (float(degenerate[0]), float(degenerate[1])) == pytest.approx(expected)
 
 
+def test_ratio_bounds_order_statistics() -> None:
+    a, b = [1.0, 3.0, 2.0, 5.0, 4.0, 6.0], [2.0, 1.0, 3.0, 2.0, 4.0, 2.0]
+    log_r, se = _ratio_by_hand(a, b, [1.0] * 6)
+    counts = cluster_resample_counts(6, 19, seed=3)
+    ts = sorted((x - log_r) / s for x, s in (_ratio_by_hand(a, b, [float(w) for w in row]) for row in counts[1:]))
+    # R = 19 resamples at level 0.8: tail 0.1, k = (19 + 1) x 0.1 = 2, so the 2nd smallest t and the 2nd
+    # largest (the 18th of 19), not the interpolated 10th and 90th percentiles
+    expected = (math.exp(log_r - ts[17] * se), math.exp(log_r - ts[1] * se))
+    low, high = ratio_bounds(np.array(a), np.array(b), counts, level=0.8)
+    assert (float(low), float(high)) == pytest.approx(expected)
+    assert float(high) != pytest.approx(math.exp(log_r - float(np.percentile(ts, 10)) * se))
+    # a resample without a t does not count towards R: the same ends
+    degenerate = np.vstack([counts, [6, 0, 0, 0, 0, 0]])
+    low, high = ratio_bounds(np.array(a), np.array(b), degenerate, level=0.8)
+    assert (float(low), float(high)) == pytest.approx(expected)
+    # R = 38: (38 + 1) x 0.025 < 1, so k = 1, the smallest and largest t
+    counts = cluster_resample_counts(6, 38, seed=4)
+    ts = sorted((x - log_r) / s for x, s in (_ratio_by_hand(a, b, [float(w) for w in row]) for row in counts[1:]))
+    low, high = ratio_bounds(np.array(a), np.array(b), counts, level=0.95)
+    assert (float(low), float(high)) == pytest.approx((math.exp(log_r - ts[-1] * se), math.exp(log_r - ts[0] * se)))
+
+
 def test_ratio_bounds_flat_and_skewed() -> None:
     b = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
     counts = cluster_resample_counts(5, 400, seed=2)
