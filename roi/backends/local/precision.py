@@ -44,7 +44,9 @@ from roi.backends.local.output_layer import (
 
 ENV = "ROI_PRECISION"
 AUTO = "auto"
-_TIMED_ROWS = (1, 8, 32)  # rows of a decoding step: one call alone, a small batch, a full one
+# Rows of a decoding step: one call alone, small batches, a full CPU batch (prefix_batching's limit).
+# Which format is fastest changes with the rows: a set without full batches can pick the wrong one.
+_TIMED_ROWS = (1, 8, 32, 64)
 _ROUNDS = 3  # timing rounds, formats interleaved within each; the fastest of each format counts
 _MAX_CANDIDATE_SHARE = 0.01  # a screen letting more of the vocabulary through is no screen
 # x86 flags, then Arm's (`Features` in /proc/cpuinfo): the ones that decide which matrix kernels run.
@@ -204,9 +206,10 @@ def cpu_description() -> str:
 
 
 def machine_key(weight: torch.Tensor) -> str:
-    """What a timing depends on: the CPU, torch, the threads and the matrix's shape."""
+    """What a timing depends on: the CPU, torch, the threads, the matrix's shape and the rows timed."""
     shape = "x".join(str(n) for n in weight.shape)
-    return f"{cpu_description()}; torch {torch.__version__}; {torch.get_num_threads()} threads; {shape}"
+    rows = ",".join(str(n) for n in _TIMED_ROWS)
+    return f"{cpu_description()}; torch {torch.__version__}; {torch.get_num_threads()} threads; {shape}; rows {rows}"
 
 
 def _record_path() -> Path:

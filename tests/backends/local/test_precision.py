@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import torch
 
-from roi.backends.local import precision
+from roi.backends.local import precision, prefix_batching
 from roi.backends.local.output_layer import FLOAT32, FORMATS, PRECISIONS
 from roi.errors import RoiError
 
@@ -143,3 +143,11 @@ def test_this_machines_kernels_accumulate_16_bit_products_in_float32() -> None:
 def test_the_cpu_is_described_with_its_model_and_flags() -> None:
     text = precision.cpu_description()
     assert text.endswith(")") and "(" in text and len(text) > 5
+
+
+def test_the_timing_covers_a_full_cpu_batch() -> None:
+    """Which format is fastest changes with the rows of a step: the timing must include the largest
+    batch the CPU engine runs, and a change of the rows timed must time the formats again."""
+    assert max(precision._TIMED_ROWS) == prefix_batching._CPU_MAX_BATCH
+    weight = torch.zeros((4, 2))
+    assert precision.machine_key(weight).endswith("; 4x2; rows " + ",".join(map(str, precision._TIMED_ROWS)))
