@@ -178,7 +178,7 @@ def _run_pilot_locked(pilot: LoadedPilot, opts: RunOptions, lock: locking.PilotL
     db_path = opts.out_dir / store.DB_NAME
     db = store.connect(db_path)
     run_id: str | None = None
-    kept: dict[str, Backend] = {}  # loaded backends the probe uses next
+    held = _Held()  # a loaded backend the probe uses next
     try:
         opts = _auto_resume(db, pilot, opts)
         run_id = _start_or_resume(db, pilot, opts)
@@ -197,12 +197,12 @@ def _run_pilot_locked(pilot: LoadedPilot, opts: RunOptions, lock: locking.PilotL
         for model in pilot.spec.models:
             todo = [c for c in calls if call_id(model.name, c) not in done]
             if not deadline.passed():
-                described = _run_model(db, run_id, pilot, model, todo, progress, opts, budget, deadline, kept)
+                described = _run_model(db, run_id, pilot, model, todo, progress, opts, budget, deadline, held)
                 environment |= {model.name: described} if described else {}
         probe_skipped = pilot.spec.probe is not None and deadline.passed()
         if pilot.spec.probe is not None and not probe_skipped:  # the probe is its own mode
             environment["probe"], finished = run_probe(
-                db, run_id, pilot, lambda m: _probe_backend(m, pilot, opts, kept), opts.status, deadline.passed
+                db, run_id, pilot, lambda m: _probe_backend(m, pilot, opts, held), opts.status, deadline.passed
             )
             probe_skipped = not finished  # the deadline came during the probe: --resume probes the rest
         store.merge_environment(db, run_id, environment)
@@ -216,8 +216,7 @@ def _run_pilot_locked(pilot: LoadedPilot, opts: RunOptions, lock: locking.PilotL
             store.finish_run(db, run_id, status=ended, finished_at=now(), summary=None)
         raise
     finally:
-        for backend in kept.values():
-            backend.close()
+        held.release()
         db.close()
 
 
@@ -298,15 +297,14 @@ def _run_model(
     opts: RunOptions,
     budget: Budget | None = None,
     deadline: Deadline = Deadline(),
-    kept: dict[str, Backend] | None = None,
+    held: _Held | None = None,
 ) -> dict[str, str] | None:
     """Send `model`'s calls not yet finished, then its measured plan's (roi/measured_plan.py), on one
     backend built only when a call must go to the model. Returns what the backend says of itself (None
     when nothing was sent or answered from the cache). A backend the probe uses next is left open in
-    `kept`: loading the model again would cost the probe its load time."""
-    sender = _Sender(db, run_id, pilot, model, progress, opts, budget, deadline)
-    if kept is not None and _probes(pilot, model):
-        sender.keep_in = kept
+    `held`: loading the model again would cost the probe its load time."""
+    sender = _Sender(db, run_id, pilot, model, progress, opts, budget, deadline, held or _Held())
+    sender.keep = _probes(pilot, model)
     try:
         sender.send(todo)
         if not deadline.passed() and not (budget is not None and budget.skipped):
@@ -333,9 +331,10 @@ class _Sender:
     opts: RunOptions
     budget: Budget | None
     deadline: Deadline
+    held: _Held
     backend: Backend | None = None
     answered_from_cache: bool = False
-    keep_in: dict[str, Backend] | None = None  # where to leave the backend open instead of closing it
+    keep: bool = False  # leave the backend open in `held` for the probe instead of closing it
 
     def send(self, todo: list[PromptCall], event: str = "model_calls") -> None:
         db, pilot, model, progress, opts = self.db, self.pilot, self.model, self.progress, self.opts
@@ -361,6 +360,8 @@ class _Sender:
     def _backend(self) -> Backend:
         if self.backend is None:
             injected = (self.opts.backends or {}).get(self.model.name)
+            if not injected:
+                self.held.release()  # never two loaded models at once
             self.backend = injected or _load_backend(self.model, self.pilot, self.opts)
             if isinstance(self.backend, StopsAtDeadline):
                 self.backend.stop_at(self.deadline.at)
@@ -403,13 +404,36 @@ class _Sender:
     def close(self) -> None:
         if self.backend is None or self.model.name in (self.opts.backends or {}):
             return
-        if self.keep_in is not None:  # one model held at a time: two local models may not fit together
-            for other in self.keep_in.values():
-                other.close()
-            self.keep_in.clear()
-            self.keep_in[self.model.name] = self.backend
+        if self.keep:
+            self.held.keep(self.model.name, self.backend)
         else:
             self.backend.close()
+
+
+@dataclass
+class _Held:
+    """At most one loaded backend kept open between a model's calls and its probe: it is closed before
+    any other model loads, since two local models may not fit in memory together."""
+
+    name: str | None = None
+    backend: Backend | None = None
+
+    def keep(self, name: str, backend: Backend) -> None:
+        self.release()
+        self.name, self.backend = name, backend
+
+    def take(self, name: str) -> Backend | None:
+        """The backend kept for `name` (the caller closes it), else None with anything kept closed."""
+        backend = self.backend if self.name == name else None
+        if backend is None:
+            self.release()
+        self.name = self.backend = None
+        return backend
+
+    def release(self) -> None:
+        if self.backend is not None:
+            self.backend.close()
+        self.name = self.backend = None
 
 
 def _probes(pilot: LoadedPilot, model: ModelSpec) -> bool:
@@ -565,13 +589,12 @@ def rebuild_report(out_dir: Path, run_id: str, language: str | None = None) -> R
     return write_report(evaluation, out_dir / evaluation.run["pilot"] / run_id, language)
 
 
-def _probe_backend(
-    model: ModelSpec, pilot: LoadedPilot, opts: RunOptions, kept: dict[str, Backend]
-) -> tuple[Backend, bool]:
+def _probe_backend(model: ModelSpec, pilot: LoadedPilot, opts: RunOptions, held: _Held) -> tuple[Backend, bool]:
     """An injected backend (kept open), the one the model's calls left open, or a new one (both closed
     after the probe); one that cannot load fails the run (exit 1) like a model of the calls: the run is
     already stored, so it is no bad input (2)."""
     injected = (opts.backends or {}).get(model.name)
     if injected:
         return injected, False
-    return (kept.pop(model.name), True) if model.name in kept else (_load_backend(model, pilot, opts), True)
+    kept = held.take(model.name)
+    return (kept if kept is not None else _load_backend(model, pilot, opts)), True

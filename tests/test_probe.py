@@ -270,6 +270,29 @@ def test_the_probe_reuses_the_backend_the_calls_loaded(tmp_path: Path, monkeypat
     assert result.probe[0].method == "echo"
 
 
+def test_two_models_are_never_loaded_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backend kept for a probe is closed before another model loads."""
+    one = small_probe(tmp_path)
+    second = one.spec.models[0].model_copy(update={"name": "second"})
+    pilot = dataclasses.replace(one, spec=one.spec.model_copy(update={"models": [*one.spec.models, second]}))
+    open_now: list[Scoring] = []
+    most: list[int] = []
+
+    class Closing(Scoring):
+        def close(self) -> None:
+            open_now.remove(self)
+
+    def load(model: Any, *_: Any) -> Scoring:
+        open_now.append(Closing(model, pilot))
+        most.append(len(open_now))
+        return open_now[-1]
+
+    monkeypatch.setattr("roi.runner.create_backend", load)
+    result = run_pilot(pilot, RunOptions(out_dir=tmp_path / "out", limit=1))
+    assert max(most) == 1 and not open_now
+    assert [f.model for f in result.probe] == ["gemma-270m", "second"]
+
+
 def test_a_backend_that_cannot_score_is_skipped_and_a_failure_stops_the_model(tmp_path: Path) -> None:
     pilot = small_probe(tmp_path)
     cannot = FakeBackend(pilot.spec.models[0], pilot)

@@ -147,14 +147,14 @@ def test_a_probe_model_that_cannot_load_fails_the_run(
     as for the calls' models, since the run is stored by then (not exit 2, bad input)."""
     from roi.errors import ExitCode, RunFailed
     from roi.pilot import ModelSpec
-    from roi.runner import _probe_backend
+    from roi.runner import _Held, _probe_backend
 
     monkeypatch.delenv("ROI_TEST_ABSENT_KEY", raising=False)
     api = ModelSpec(
         name="api", backend="openai", model="m", base_url="http://127.0.0.1:9/v1", api_key_env="ROI_TEST_ABSENT_KEY"
     )
     with pytest.raises(RunFailed, match=r"model 'api' could not load: .*ROI_TEST_ABSENT_KEY") as error:
-        _probe_backend(api, demo, RunOptions(out_dir=tmp_path), {})
+        _probe_backend(api, demo, RunOptions(out_dir=tmp_path), _Held())
     assert error.value.exit_code == ExitCode.FAILED_TO_RUN
 
 
