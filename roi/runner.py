@@ -303,8 +303,9 @@ def _run_model(
     backend built only when a call must go to the model. Returns what the backend says of itself (None
     when nothing was sent or answered from the cache). A backend the probe uses next is left open in
     `held`: loading the model again would cost the probe its load time."""
-    sender = _Sender(db, run_id, pilot, model, progress, opts, budget, deadline, held or _Held())
-    sender.keep = _probes(pilot, model)
+    sender = _Sender(
+        db, run_id, pilot, model, progress, opts, budget, deadline, held or _Held(), keep=_probes(pilot, model)
+    )
     try:
         sender.send(todo)
         if not deadline.passed() and not (budget is not None and budget.skipped):

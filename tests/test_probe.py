@@ -249,24 +249,36 @@ def test_the_probe_stores_what_the_backend_scores(tmp_path: Path) -> None:
     assert result.probe[0].method == "echo" and result.probe[0].tasks[0].probability.value == pytest.approx(0.5)
 
 
+@dataclass
+class Loads:
+    """Stands in for the runner's `create_backend`: every backend it builds, every close, and how many
+    were open right after each load."""
+
+    pilot: Any
+    loaded: list[Scoring] = field(default_factory=list)
+    closed: list[Scoring] = field(default_factory=list)
+    open_after_load: list[int] = field(default_factory=list)
+
+    def __call__(self, model: Any, *_: Any) -> Scoring:
+        closed = self.closed
+
+        class Closing(Scoring):
+            def close(self) -> None:
+                closed.append(self)
+
+        self.loaded.append(Closing(model, self.pilot))
+        self.open_after_load.append(len(self.loaded) - len(self.closed))
+        return self.loaded[-1]
+
+
 def test_the_probe_reuses_the_backend_the_calls_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A model is loaded once for its calls and its probe, and closed once when both are done."""
     pilot = small_probe(tmp_path)
-    loaded: list[Scoring] = []
-    closed: list[Scoring] = []
-
-    class Closing(Scoring):
-        def close(self) -> None:
-            closed.append(self)
-
-    def load(model: Any, *_: Any) -> Scoring:
-        loaded.append(Closing(model, pilot))
-        return loaded[-1]
-
-    monkeypatch.setattr("roi.runner.create_backend", load)
+    loads = Loads(pilot)
+    monkeypatch.setattr("roi.runner.create_backend", loads)
     result = run_pilot(pilot, RunOptions(out_dir=tmp_path / "out", limit=1))
-    assert len(loaded) == 1 and closed == loaded
-    assert len(loaded[0].seen) > 0 and len(loaded[0].queries) == len(probe_prompts.build_prompts(pilot))
+    assert len(loads.loaded) == 1 and loads.closed == loads.loaded
+    assert len(loads.loaded[0].seen) > 0 and len(loads.loaded[0].queries) == len(probe_prompts.build_prompts(pilot))
     assert result.probe[0].method == "echo"
 
 
@@ -275,21 +287,10 @@ def test_two_models_are_never_loaded_at_once(tmp_path: Path, monkeypatch: pytest
     one = small_probe(tmp_path)
     second = one.spec.models[0].model_copy(update={"name": "second"})
     pilot = dataclasses.replace(one, spec=one.spec.model_copy(update={"models": [*one.spec.models, second]}))
-    open_now: list[Scoring] = []
-    most: list[int] = []
-
-    class Closing(Scoring):
-        def close(self) -> None:
-            open_now.remove(self)
-
-    def load(model: Any, *_: Any) -> Scoring:
-        open_now.append(Closing(model, pilot))
-        most.append(len(open_now))
-        return open_now[-1]
-
-    monkeypatch.setattr("roi.runner.create_backend", load)
+    loads = Loads(pilot)
+    monkeypatch.setattr("roi.runner.create_backend", loads)
     result = run_pilot(pilot, RunOptions(out_dir=tmp_path / "out", limit=1))
-    assert max(most) == 1 and not open_now
+    assert max(loads.open_after_load) == 1 and len(loads.closed) == len(loads.loaded)
     assert [f.model for f in result.probe] == ["gemma-270m", "second"]
 
 
