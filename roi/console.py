@@ -333,7 +333,8 @@ def latency_notes(summary: RunSummary, wide: bool = False) -> list[str]:
         )
     swapped = sum(c.swaps.k for c in summary.cells)
     if swapped and not wide:
-        notes.append(f"swaps: {swapped} answers were another query's expected answer from the same call "
+        answers = "1 answer was" if swapped == 1 else f"{swapped} answers were"
+        notes.append(f"swaps: {answers} another query's expected answer from the same call "
                      "(roi run --wide shows them per row).")  # fmt: skip
     return notes
 

@@ -19,8 +19,7 @@ from roi.briefing import Briefing, manager_briefing
 from roi.fingerprint import SettingsDiff, settings_diff
 from roi.history import HistoryRow, history, history_row
 from roi.levers import with_levers
-from roi.probe.figures import MixtureFigures
-from roi.probe.run import stored_figures
+from roi.probe.figures import MixtureFigures, stored_figures
 from roi.run_decision import DecidedRun, RunEnding, brief, decide_run
 
 

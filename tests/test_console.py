@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from roi.pilot import LoadedPilot, load_pilot
 from roi.planning import plan_pilot
 from roi.prompts import PromptCall, Query
 from roi.runner import RunOptions, RunResult, run_pilot
+from roi.stats import wilson
 
 from .fakes import FakeBackend
 
@@ -270,3 +272,6 @@ def test_swaps_left_out_of_the_narrow_table_are_named(tmp_path: Path, screen: Co
     console.show_summary(result.summary, str(result.run_dir), list(TASKS), [MODEL])
     output = " ".join(printed(screen).split())
     assert "swaps: 36 answers were another query's expected answer" in output and "--wide" in output
+    one = [replace(c, swaps=wilson(int(c == result.summary.cells[-1]), c.swaps.n)) for c in result.summary.cells]
+    (note,) = [n for n in console.latency_notes(replace(result.summary, cells=one)) if n.startswith("swaps")]
+    assert note.startswith("swaps: 1 answer was another query's")

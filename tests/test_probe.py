@@ -25,7 +25,6 @@ from roi.errors import RoiError
 from roi.pilot import load_pilot
 from roi.probe import figures as probe_figures
 from roi.probe import prompts as probe_prompts
-from roi.probe.run import stored_rows
 from roi.runner import RunOptions, run_pilot
 from tests.backends.local.test_teacher_forcing import paper_reference
 from tests.conftest import PILOTS
@@ -243,7 +242,7 @@ def test_the_probe_stores_what_the_backend_scores(tmp_path: Path) -> None:
     assert [q.prompt for q in backend.queries] == [p.text for p in prompts]
     assert backend.queries[0].candidates == tuple(" " + a for a in prompts[0].answers.values())
     assert backend.queries[0].top_k == 2  # two tasks with examples in the prompt
-    rows = stored_rows(store.connect(result.db_path), result.run_id)
+    rows = probe_figures.stored_rows(store.connect(result.db_path), result.run_id)
     assert [(r.task, r.probability, r.in_beam, r.method) for r in rows[:2]] == [
         ("number_en", 0.5, True, "echo"), ("number_fr", 0.25, False, "echo")]  # fmt: skip
     assert result.probe[0].method == "echo" and result.probe[0].tasks[0].probability.value == pytest.approx(0.5)
@@ -307,7 +306,8 @@ def test_a_backend_that_cannot_score_is_skipped_and_a_failure_stops_the_model(tm
     result = run_pilot(pilot, RunOptions(out_dir=tmp_path / "b", limit=1, backends={"gemma-270m": failing}))
     environment = json.loads(store.get_run(store.connect(result.db_path), result.run_id)["environment_json"])
     assert environment["probe"]["gemma-270m"] == "probe stopped after 2 of 3 prompts: HTTP 500 after 2 retries"
-    assert len(stored_rows(store.connect(result.db_path), result.run_id)) == 2 * 2  # what was read is kept
+    kept = probe_figures.stored_rows(store.connect(result.db_path), result.run_id)
+    assert len(kept) == 2 * 2  # what was read is kept
 
 
 def test_the_run_deadline_stops_the_probe_between_prompts_and_resume_finishes_it(
@@ -335,12 +335,12 @@ def test_the_run_deadline_stops_the_probe_between_prompts_and_resume_finishes_it
     environment = json.loads(store.get_run(db, first.run_id)["environment_json"])
     assert environment["probe"]["gemma-270m"] == "probe stopped at the run deadline after 1 of 3 prompts"
     assert first.stopped is not None and "the probe" in first.stopped
-    assert len(stored_rows(db, first.run_id)) == 2  # one prompt, two tasks
+    assert len(probe_figures.stored_rows(db, first.run_id)) == 2  # one prompt, two tasks
     late["now"] = False
     rest = Scoring(pilot.spec.models[0], pilot)
     second = run_pilot(pilot, dataclasses.replace(options, resume=first.run_id, backends={"gemma-270m": rest}))
     assert second.stopped is None and len(rest.queries) == 2
-    assert len(stored_rows(store.connect(second.db_path), second.run_id)) == 3 * 2
+    assert len(probe_figures.stored_rows(store.connect(second.db_path), second.run_id)) == 3 * 2
 
 
 # ---------------------------------------------------------------- an old store keeps its probe rows
@@ -359,6 +359,6 @@ def test_store_from_before_the_method_column_opens_and_reads(tmp_path: Path) -> 
     old.commit()
     old.close()
     db = store.connect(path)
-    (row,) = stored_rows(db, "r")
+    (row,) = probe_figures.stored_rows(db, "r")
     assert row.method == TEACHER_FORCING and row.upper_bound is False and row.in_beam is True
     assert not probe_figures.figures([row], beam_width=0)[0].estimate

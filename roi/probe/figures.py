@@ -4,12 +4,15 @@ its share of the examples (with intervals), KL(pi || p) both ways, the top-K che
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from roi import store
 from roi.backends import TEACHER_FORCING, TOP_LOGPROBS
+from roi.pilot import Pilot
 from roi.stats import Rate, bootstrap_mean_interval, wilson
 
 ESTIMATED = TOP_LOGPROBS  # the one method whose figures are estimates (labelled wherever they show)
@@ -139,3 +142,20 @@ def _mixture(
         method="+".join(sorted({r.method for r in every})),
         upper_bounds=sum(r.upper_bound for r in every),
     )
+
+
+def stored_rows(db: sqlite3.Connection, run_id: str) -> list[ProbeRow]:
+    """The probe rows of a run, in the order they were planned (empty when the run had no probe)."""
+    names = list(ProbeRow.__dataclass_fields__)
+    return [
+        ProbeRow(**{**r, "in_beam": bool(r["in_beam"]), "upper_bound": bool(r["upper_bound"])})
+        for r in store.probe_rows(db, run_id, names)
+    ]
+
+
+def stored_figures(db: sqlite3.Connection, run_id: str, pilot: Pilot) -> list[MixtureFigures]:
+    """The probe figures of a run (empty when it had no probe)."""
+    rows = stored_rows(db, run_id)
+    if not rows or pilot.probe is None:
+        return []
+    return figures(rows, pilot.probe.beam_width, seed=pilot.seed)

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 from roi import store
 from roi.backends import Backend, CannotScore, ContinuationQuery, ContinuationScores, ScoringFailed
-from roi.pilot import LoadedPilot, ModelSpec, Pilot, ProbeSpec
-from roi.probe.figures import MixtureFigures, ProbeRow, figures
+from roi.pilot import LoadedPilot, ModelSpec, ProbeSpec
+from roi.probe.figures import ProbeRow
 from roi.probe.prompts import ProbePrompt, build_prompts, candidate, probe_spec
 
 # A model's backend for the probe, and whether the probe closes it afterwards (an injected one stays open).
@@ -120,20 +120,3 @@ def rows_of(model: str, prompt: ProbePrompt, scores: ContinuationScores) -> list
         )
         for (task, answer), s in zip(prompt.answers.items(), scores.candidates, strict=True)
     ]
-
-
-def stored_rows(db: sqlite3.Connection, run_id: str) -> list[ProbeRow]:
-    """The probe rows of a run, in the order they were planned (empty when the run had no probe)."""
-    names = list(ProbeRow.__dataclass_fields__)
-    return [
-        ProbeRow(**{**r, "in_beam": bool(r["in_beam"]), "upper_bound": bool(r["upper_bound"])})
-        for r in store.probe_rows(db, run_id, names)
-    ]
-
-
-def stored_figures(db: sqlite3.Connection, run_id: str, pilot: Pilot) -> list[MixtureFigures]:
-    """The probe figures of a run (empty when it had no probe)."""
-    rows = stored_rows(db, run_id)
-    if not rows or pilot.probe is None:
-        return []
-    return figures(rows, pilot.probe.beam_width, seed=pilot.seed)
