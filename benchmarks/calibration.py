@@ -7,6 +7,7 @@ intervals); they work on numpy arrays, so thousands of pilots are judged at once
 
     python -m benchmarks.calibration                  # 10,000 pilots per row
     python -m benchmarks.calibration --pilots 2000    # a quicker look
+    python -m benchmarks.calibration --cost-tails --pilots 50000   # the money rows with more uneven costs
 
 The synthetic pilots (the model is stated here so the figures can be judged):
 - T tasks share every mixed call, T = 2, 3, 4, 5 in turn over the pilots (mixed calls of 2-5 items);
@@ -18,8 +19,8 @@ The synthetic pilots (the model is stated here so the figures can be judged):
   the second puts one harmful task among T - 1 harmless ones, the realistic risk. Answers always parse,
   so the unparseable gate, at 0 of n, passes only from about 96-127 items (2-5 tasks).
 - Latency: lognormal, median 0.5 s for a single call and 0.5 (1 + 0.5 (k - 1)) s for a mixed call of
-  k items, sigma 0.4 (log scale); cost = latency x $3.60 per hour. In the latency table's second half,
-  call sizes vary within a pilot (2 to 5 items, uniformly).
+  k items, sigma 0.4 (log scale; 0.8 and 1.2 as well with --cost-tails); cost = latency x $3.60 per
+  hour. In the latency table's second half, call sizes vary within a pilot (2 to 5 items, uniformly).
 - Money: every task mixed against all single, p single 0.9, true drop 2.5%; in the money table's second
   half, 5% of mixed calls are garbled (every item of the call wrong), so the tasks of a call fail
   together.
@@ -265,10 +266,12 @@ def synthetic_pilot(tasks: int) -> Pilot:
     )
 
 
-def money_truth(tasks: int, p_single: float, drop: float, garble: float = 0.0) -> tuple[float, float]:
+def money_truth(
+    tasks: int, p_single: float, drop: float, garble: float = 0.0, sigma: float = SIGMA
+) -> tuple[float, float]:
     """True compute saving and net monthly benefit of mixing every task (a garbled call, probability
     `garble`, gets every item wrong)."""
-    mean = math.exp(SIGMA**2 / 2)
+    mean = math.exp(sigma**2 / 2)
     single, mixed = USD_PER_S * 0.5 * mean, USD_PER_S * float(_median_s(tasks)) * mean / tasks
     saving = 1 - mixed / single
     loss = drop + garble * (p_single - drop)  # accuracy single minus mixed
@@ -277,21 +280,27 @@ def money_truth(tasks: int, p_single: float, drop: float, garble: float = 0.0) -
 
 
 def money_row(
-    n: int, pilots: int, rng: np.random.Generator, resamples: int, chunk: int = 250, garble: float = 0.0
+    n: int,
+    pilots: int,
+    rng: np.random.Generator,
+    resamples: int,
+    chunk: int = 250,
+    garble: float = 0.0,
+    sigma: float = SIGMA,
 ) -> dict[str, float]:
     """Coverage of the saving (bootstrap-t) and net benefit (MOVER, as roi.economics) intervals over calls,
     and the cost gate at the true saving; for comparison, the percentile bootstrap of the net benefit that
-    MOVER replaced. Each chunk of pilots gets its own bootstrap draws, as pilots with their own seeds would."""
+    MOVER replaced. Each chunk of pilots gets its own bootstrap draws, as pilots with their own seeds would.
+    `sigma`: the latencies' (so the costs') log-scale spread."""
     p_single, drop = 0.9, LIMIT / 2
     tallies = {k: Tally() for k in ("cover_saving", "cover_net", "cover_net_percentile", "boundary_pass")}
     for tasks, count in pilots_by_tasks(pilots):
         pilot, names = synthetic_pilot(tasks), [f"t{i}" for i in range(tasks)]
-        saving, net = money_truth(tasks, p_single, drop, garble)
+        saving, net = money_truth(tasks, p_single, drop, garble, sigma)
         for start in range(0, count, chunk):
             counts = cluster_resample_counts(n, resamples, seed=int(rng.integers(2**31)))
-            sums = dict(
-                zip(names, _cluster_sums(min(chunk, count - start), n, tasks, p_single, drop, rng, garble), strict=True)
-            )
+            drawn = _cluster_sums(min(chunk, count - start), n, tasks, (p_single, drop), rng, garble, sigma)
+            sums = dict(zip(names, drawn, strict=True))
             means = task_means(sums, counts)
             f = plan_figures(pilot, means, *mixing(means, names))
             costs = {t: cluster_costs(s) for t, s in sums.items()}
@@ -305,16 +314,23 @@ def money_row(
             tallies["cover_net"].add((low <= net) & (high >= net))
             low, high = percentile_bounds(f.net, LEVEL)
             tallies["cover_net_percentile"].add((low <= net) & (high >= net))
-    return {"n": n, "garble": garble} | {k: t.rate for k, t in tallies.items()}
+    return {"n": n, "garble": garble, "sigma": sigma} | {k: t.rate for k, t in tallies.items()}
 
 
 def _cluster_sums(
-    pilots: int, n: int, tasks: int, p_single: float, drop: float, rng: np.random.Generator, garble: float = 0.0
+    pilots: int,
+    n: int,
+    tasks: int,
+    truth: tuple[float, float],
+    rng: np.random.Generator,
+    garble: float = 0.0,
+    sigma: float = SIGMA,
 ) -> list[ClusterSums]:
     """Per task, sums over each cluster (one item per task per mixed call) with a leading pilot axis. A
     garbled mixed call (probability `garble`) gets every one of its items wrong: the tasks of a call then
-    fail together, which is what resampling whole calls is for."""
-    mixed_cost = USD_PER_S * _median_s(tasks) * np.exp(SIGMA * rng.standard_normal((pilots, n))) / tasks
+    fail together, which is what resampling whole calls is for. `truth`: p single and the true drop."""
+    p_single, drop = truth
+    mixed_cost = USD_PER_S * _median_s(tasks) * np.exp(sigma * rng.standard_normal((pilots, n))) / tasks
     outcome = rng.choice(4, p=cells(p_single, drop), size=(tasks, pilots, n))
     fine = (rng.random((pilots, n)) >= garble).astype(float) if garble else 1.0
     ones = np.ones((pilots, n))
@@ -325,7 +341,7 @@ def _cluster_sums(
             correct_mixed=np.isin(outcome[t], (0, 2)) * fine,
             correct_both=(outcome[t] == 0) * fine,
             answered_mixed=ones,
-            cost_single=USD_PER_S * 0.5 * np.exp(SIGMA * rng.standard_normal((pilots, n))),
+            cost_single=USD_PER_S * 0.5 * np.exp(sigma * rng.standard_normal((pilots, n))),
             cost_mixed=mixed_cost,
         )
         for t in range(tasks)
@@ -377,11 +393,9 @@ def one_harmful_table(rows: list[dict[str, float]]) -> str:
 
 def simple_table(rows: list[dict[str, float]], columns: dict[str, str]) -> str:
     lines = ["| " + " | ".join(columns.values()) + " |", "|" + " --- |" * len(columns)]
+    plain = ("n", "varied", "garble", "sigma", "spread")
     for r in rows:
-        cells_ = [
-            (_pct(r[k]) if isinstance(r[k], float) and k not in ("n", "varied", "garble") else f"{r[k]:g}")
-            for k in columns
-        ]
+        cells_ = [(_pct(r[k]) if isinstance(r[k], float) and k not in plain else f"{r[k]:g}") for k in columns]
         lines.append("| " + " | ".join(cells_) + " |")
     return "\n".join(lines)
 
@@ -438,16 +452,35 @@ def report(c: Calibration) -> str:
     )
 
 
+COST_TAILS = (0.4, 0.8, 1.2)  # log-scale spread of call costs: 90th over 10th percentile 2.8x, 7.8x, 21.7x
+
+
+def cost_tails(pilots: int, seed: int, resamples: int, sizes: tuple[int, ...] = (60, 120, 300)) -> str:
+    """The money rows again with more and more uneven call costs: how the cost gate's false pass at the
+    true saving and the intervals' coverage depend on the cost distribution's right tail."""
+    rng = np.random.default_rng(seed)
+    rows = [money_row(n, pilots, rng, resamples, sigma=s) for s in COST_TAILS for n in sizes]
+    for r in rows:
+        r["spread"] = round(math.exp(2 * NormalDist().inv_cdf(0.9) * r["sigma"]), 1)
+    columns = {"sigma": "sigma", "spread": "90th / 10th percentile of a call's cost", "n": "mixed calls",
+               "cover_saving": "saving interval covers", "cover_net": "net benefit interval covers",
+               "boundary_pass": "cost gate passes at the true saving"}  # fmt: skip
+    return simple_table(rows, columns)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pilots", type=int, default=10_000, help="simulated pilots per row")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples of the money intervals")
     parser.add_argument("--bootstrap", type=int, default=1000, help="pilots per row for the bootstrap comparison")
+    parser.add_argument("--cost-tails", action="store_true", help="only the money rows, with more uneven costs")
     args = parser.parse_args()
     started = time.perf_counter()
-    result = calibrate(args.pilots, args.seed, resamples=args.resamples, bootstrap=args.bootstrap)
-    print(report(result))
+    if args.cost_tails:
+        print(cost_tails(args.pilots, args.seed, args.resamples))
+    else:
+        print(report(calibrate(args.pilots, args.seed, resamples=args.resamples, bootstrap=args.bootstrap)))
     print(f"\n{args.pilots:,} pilots per row, seed {args.seed}, {time.perf_counter() - started:.0f} s")
 
 

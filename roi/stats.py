@@ -324,9 +324,9 @@ def ratio_bounds(
     pivot each end then misses in k / (R + 1) <= tail of samples, where an interpolated percentile lies
     about one resample further in (with R = 2000, 2.55% a side instead of 2.50%). For a skewed cost ratio
     the bootstrap-t keeps each end's miss rate near its nominal 2.5% where the percentile interval misses
-    the lower end more often; that error is of order 1/n and not zero here: with the limit at the true
-    saving the upper end still missed in about 2.6-2.7% of simulated pilots from 60 to 300 calls
-    (see benchmarks/calibration.py). Both totals must be positive; no spread gives [r, r]."""
+    the lower end more often; that error is of order 1/n, not zero at a pilot's size, and it grows with
+    the costs' right tail, which a sample of calls under-represents (BENCHMARKS.md, "Calibration").
+    Both totals must be positive; no spread gives [r, r]."""
     a, b = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
     n = a.shape[-1]
     total_a, total_b = a @ counts.T, b @ counts.T
