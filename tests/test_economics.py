@@ -159,6 +159,20 @@ def test_unknown_cost_is_unknown_not_zero() -> None:
     assert e.monthly_error_plan_usd.value == pytest.approx(400.0)  # error cost does not need prices
 
 
+def uneven_pairs(n: int = 11) -> dict[str, TaskPairs]:
+    """Single calls costing $0.001 to $0.011 (10th percentile $0.002, 90th $0.010); mixed $0.004 each."""
+    climbing = 0.001 * np.arange(1, n + 1)
+    return {t: replace(x, cost_single=climbing.copy()) for t, x in pairs(n).items()}
+
+
+def test_cost_spread_is_the_uneven_side_of_the_costs_per_call() -> None:
+    steady = plan_economics(pilot(volumes=(1000, 1000)), "m", pairs(11), ["t1", "t2"], seed=1)
+    assert steady.cost_spread == pytest.approx(1.0)  # every call costs the same in either mode
+    e = plan_economics(pilot(volumes=(1000, 1000)), "m", uneven_pairs(), ["t1", "t2"], seed=1)
+    assert e.cost_spread == pytest.approx(5.0)  # all single's; the mixed plan's calls all cost $0.004
+    assert plan_economics(pilot(), "m", pairs(unknown=True), ["t1", "t2"], seed=1).cost_spread is None
+
+
 def test_payback_and_roi_take_opposite_ends() -> None:
     net = Estimate(100.0, -50.0, 200.0)
     assert payback(net, 1000.0) == Estimate(10.0, 5.0, None)  # the low end never pays back

@@ -7,22 +7,27 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from roi.cli import app
+from roi.economics import plan_economics
 from roi.pilot import LoadedPilot
 from roi.prompts import PromptCall, Query
-from roi.report import sections
+from roi.report import money, sections
 from roi.report.build import build_report
 from roi.report.i18n import MESSAGES
 from roi.report.inputs import ReportInputs
 from roi.runner import RunResult
 
 from .test_decision import make_pilot, run_fake
+from .test_economics import pairs, pilot, uneven_pairs
 
 # Sections every report has; others (e.g. the trend) may leave themselves out when they have no data.
 STANDARD = [
@@ -188,3 +193,15 @@ def test_a_section_can_be_added(hostile_run: RunResult, monkeypatch: pytest.Monk
     ids = [s["id"] for s in data["sections"]]
     assert ids[:4] == ["levers", "roi", "gates", "extra"] and data["sections"][3]["title"] == "Extra"
     assert data["sections"][3]["data"]["rows"]  # the builder's plain data, as the template gets it
+
+
+def test_very_uneven_call_costs_are_named_in_both_languages() -> None:
+    def plan(p: dict[str, Any]) -> Any:
+        return plan_economics(pilot(volumes=(1000, 1000)), "m", p, ["t1", "t2"], seed=1)
+
+    uneven = plan(uneven_pairs())  # a spread of 5.0 (tests/test_economics.py)
+    assert "costs 5.0 times one at the 10th" in money.uneven(uneven, "en")
+    assert "5.0 倍" in money.uneven(uneven, "ja")
+    assert money.uneven(plan(pairs(11)), "en") == ""
+    dearer = {t: replace(x, cost_mixed=np.full(11, 0.02)) for t, x in uneven_pairs().items()}
+    assert money.uneven(plan(dearer), "en") == ""  # mixing saves nothing: no saving to doubt

@@ -46,6 +46,19 @@ def _plan_rows(plan: PlanEconomics, lang: str) -> dict[str, str]:
     }
 
 
+# From about this spread on, the saving's interval and the cost gate err measurably more than they
+# promise (BENCHMARKS.md, "Calibration", the money rows with more uneven call costs).
+UNEVEN_COSTS = 5.0
+
+
+def uneven(plan: PlanEconomics, lang: str) -> str:
+    """A caution when the calls' costs are very uneven and mixing saves ("" otherwise)."""
+    saves = plan.cost_saving.value is not None and plan.cost_saving.value > 0
+    if not saves or plan.cost_spread is None or plan.cost_spread < UNEVEN_COSTS:
+        return ""
+    return text(lang, "roi.uneven_costs", spread=f"{plan.cost_spread:,.1f}")
+
+
 def cost_change(saving: Estimate, lang: str) -> str:
     """A saving (a fraction of single's cost) as `25% less [10% less, 40% less]`; a negative one as more."""
 
@@ -89,7 +102,11 @@ def build_roi(inputs: ReportInputs) -> dict[str, Any]:
                 "figures": _plan_rows(plan, lang),
                 "measured": _measured_note(inputs, d.model, g.measured_plan),
                 "pairing": [_pairing_sentence(p, lang) for p in plan.pairing],
-                "issues": [x for x in (projection_sentence(plan, lang), *cost_unknown_sentences(d, lang)) if x],
+                "issues": [
+                    x
+                    for x in (projection_sentence(plan, lang), *cost_unknown_sentences(d, lang), uneven(plan, lang))
+                    if x
+                ],
                 "economics": asdict(plan),
             }
         )
