@@ -18,7 +18,7 @@ from roi import compare as comparing
 from roi import history as past
 from roi import purge as purging
 from roi.backends import preflight
-from roi.errors import ExitCode, RoiError, RunFailed
+from roi.errors import ExitCode, RoiError, RunFailed, render_together
 from roi.events import EventLog, ignore
 from roi.files import write_atomic
 from roi.pilot import LoadedPilot, load_pilot, pilot_name
@@ -77,8 +77,8 @@ def _load(pilot: Path, quiet: bool = False) -> LoadedPilot:
     """Load a pilot and show its warnings (on stderr)."""
     loaded = load_pilot(pilot)
     if not quiet:
-        for warning in loaded.warnings:
-            console.warn(warning.render())
+        for warning in render_together(loaded.warnings):
+            console.warn(warning)
     return loaded
 
 

@@ -54,14 +54,34 @@ class Problem:
     field: str | None = None
     name: str | None = None  # a warning's name, e.g. `no-monthly-volume` (errors need none)
 
+    def where(self) -> str:
+        """`file:line field`, as much of it as is known."""
+        at = (self.file or "") + ("" if self.line is None else f":{self.line}")
+        return " ".join(p for p in (at, self.field) if p)
+
     def render(self) -> str:
-        where = self.file or ""
-        if self.line is not None:
-            where += f":{self.line}"
-        parts = [p for p in (where, self.field) if p]
-        prefix = " ".join(parts)
+        prefix = self.where()
         shown = f"{prefix}: {self.message}" if prefix else self.message
         return f"{shown} [{self.name}]" if self.name else shown
+
+
+def render_together(problems: list[Problem]) -> list[str]:
+    """Each problem rendered once, with the places of problems that say the same thing joined in one
+    line (three tasks without a monthly volume read as one warning naming the three lines)."""
+    same: dict[tuple[str, str | None], list[Problem]] = {}
+    for p in problems:
+        same.setdefault((p.message, p.name), []).append(p)
+    out = []
+    for group in same.values():
+        first = group[0]
+        if len(group) == 1 or not all(p.where() for p in group):
+            out += [p.render() for p in group]
+            continue
+        # The file is named once: later places of the same file read `:21 tasks[1].monthly_volume`.
+        places = [first.where()] + [p.where().removeprefix(first.file or "\0") for p in group[1:]]
+        shown = f"{', '.join(places)}: {first.message}"
+        out.append(f"{shown} [{first.name}]" if first.name else shown)
+    return out
 
 
 class RoiError(Exception):
