@@ -19,11 +19,12 @@ The synthetic pilots (the model is stated here so the figures can be judged):
   the second puts one harmful task among T - 1 harmless ones, the realistic risk. Answers always parse,
   so the unparseable gate, at 0 of n, passes only from about 96-127 items (2-5 tasks).
 - Latency: lognormal, median 0.5 s for a single call and 0.5 (1 + 0.5 (k - 1)) s for a mixed call of
-  k items, sigma 0.4 (log scale; 0.8 and 1.2 as well with --cost-tails); cost = latency x $3.60 per
-  hour. In the latency table's second half, call sizes vary within a pilot (2 to 5 items, uniformly).
+  k items, sigma 0.4 (log scale); cost = latency x $3.60 per hour. In the latency table's second half,
+  call sizes vary within a pilot (2 to 5 items, uniformly).
 - Money: every task mixed against all single, p single 0.9, true drop 2.5%; in the money table's second
   half, 5% of mixed calls are garbled (every item of the call wrong), so the tasks of a call fail
-  together.
+  together. With --cost-tails, the money rows again with sigma 0.4, 0.8 and 1.2 (and, with --level, the
+  saving's interval and the cost gate at another level).
 - Limits: the pilot-file defaults (accuracy drop 5%, failed calls 5%, unparseable 5%, 30 items).
 """
 
@@ -287,11 +288,13 @@ def money_row(
     chunk: int = 250,
     garble: float = 0.0,
     sigma: float = SIGMA,
+    level: float = LEVEL,
 ) -> dict[str, float]:
     """Coverage of the saving (bootstrap-t) and net benefit (MOVER, as roi.economics) intervals over calls,
     and the cost gate at the true saving; for comparison, the percentile bootstrap of the net benefit that
     MOVER replaced. Each chunk of pilots gets its own bootstrap draws, as pilots with their own seeds would.
-    `sigma`: the latencies' (so the costs') log-scale spread."""
+    `sigma`: the latencies' (so the costs') log-scale spread; `level`: the saving interval's, whose lower end
+    the cost gate reads."""
     p_single, drop = 0.9, LIMIT / 2
     tallies = {k: Tally() for k in ("cover_saving", "cover_net", "cover_net_percentile", "boundary_pass")}
     for tasks, count in pilots_by_tasks(pilots):
@@ -305,7 +308,7 @@ def money_row(
             f = plan_figures(pilot, means, *mixing(means, names))
             costs = {t: cluster_costs(s) for t, s in sums.items()}
             single, mixed = {t: c[0] for t, c in costs.items()}, {t: c[1] for t, c in costs.items()}
-            low, high = saving_bounds(pilot, single, mixed, counts, LEVEL)
+            low, high = saving_bounds(pilot, single, mixed, counts, level)
             tallies["cover_saving"].add((low <= saving) & (high >= saving))
             status = cost_verdicts(f.saving[..., 0], high, low, saving, n=n, min_n=GATES.min_items_per_task)
             tallies["boundary_pass"].add(status == PASS)
@@ -455,11 +458,13 @@ def report(c: Calibration) -> str:
 COST_TAILS = (0.4, 0.8, 1.2)  # log-scale spread of call costs: 90th over 10th percentile 2.8x, 7.8x, 21.7x
 
 
-def cost_tails(pilots: int, seed: int, resamples: int, sizes: tuple[int, ...] = (60, 120, 300)) -> str:
+def cost_tails(
+    pilots: int, seed: int, resamples: int, sizes: tuple[int, ...] = (60, 120, 300), level: float = LEVEL
+) -> str:
     """The money rows again with more and more uneven call costs: how the cost gate's false pass at the
     true saving and the intervals' coverage depend on the cost distribution's right tail."""
     rng = np.random.default_rng(seed)
-    rows = [money_row(n, pilots, rng, resamples, sigma=s) for s in COST_TAILS for n in sizes]
+    rows = [money_row(n, pilots, rng, resamples, sigma=s, level=level) for s in COST_TAILS for n in sizes]
     for r in rows:
         r["spread"] = round(math.exp(2 * NormalDist().inv_cdf(0.9) * r["sigma"]), 1)
     columns = {"sigma": "sigma", "spread": "90th / 10th percentile of a call's cost", "n": "mixed calls",
@@ -475,13 +480,15 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples of the money intervals")
     parser.add_argument("--bootstrap", type=int, default=1000, help="pilots per row for the bootstrap comparison")
     parser.add_argument("--cost-tails", action="store_true", help="only the money rows, with more uneven costs")
+    parser.add_argument("--level", type=float, default=LEVEL, help="with --cost-tails: the saving interval's level")
     args = parser.parse_args()
     started = time.perf_counter()
     if args.cost_tails:
-        print(cost_tails(args.pilots, args.seed, args.resamples))
+        print(cost_tails(args.pilots, args.seed, args.resamples, level=args.level))
     else:
         print(report(calibrate(args.pilots, args.seed, resamples=args.resamples, bootstrap=args.bootstrap)))
-    print(f"\n{args.pilots:,} pilots per row, seed {args.seed}, {time.perf_counter() - started:.0f} s")
+    level = f", level {args.level:g}" if args.cost_tails else ""
+    print(f"\n{args.pilots:,} pilots per row, seed {args.seed}{level}, {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":
