@@ -316,36 +316,39 @@ def saving_bounds(
     """Interval of a plan's compute saving, 1 - (cost per item of the plan) / (cost per item all single),
     from each task's cost per cluster under either (see `cluster_costs`), weighted by volume: the
     bootstrap-t of roi.stats.ratio_bounds on the two volume-weighted totals over clusters."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        low, high = ratio_bounds(_weighted(pilot, plan), _weighted(pilot, single), counts, level)
-    return 1 - high, 1 - low
-
-
-def _weighted(pilot: Pilot, costs: dict[str, np.ndarray]) -> np.ndarray:
-    """The tasks' costs per cluster, weighted by volume (as `saving_bounds` sums them)."""
     weights = _weights(pilot, [t.name for t in pilot.tasks])
     total = sum(weights.values())
-    return np.asarray(sum(weights[t] / total * c for t, c in costs.items()))
+
+    def weighted(costs: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(sum(weights[t] / total * c for t, c in costs.items()))
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        low, high = ratio_bounds(weighted(plan), weighted(single), counts, level)
+    return 1 - high, 1 - low
 
 
 SPREAD_PERCENTILES = (10.0, 90.0)
 
 
-def cost_spread(pilot: Pilot, single: dict[str, np.ndarray], plan: dict[str, np.ndarray]) -> float | None:
-    """How uneven the calls' costs are: the 90th over the 10th percentile of the cost per cluster (a mixed
-    call with the single calls of its items), the larger of the plan's and all single's. The saving's
-    bootstrap-t is less accurate the more uneven the costs (BENCHMARKS.md, "Calibration"), so the report
-    names a large spread. None when a cluster's cost is unknown or the 10th percentile is 0."""
+def cost_spread(sums: dict[str, ClusterSums]) -> float | None:
+    """How uneven the calls' costs are: within each task and mode, the 90th over the 10th percentile of
+    the cost per item over the calls that answered (one sample: clusters on a 1-D last axis), the largest
+    of these. The saving's bootstrap-t is less accurate the more uneven the costs (BENCHMARKS.md,
+    "Calibration"), so the report names a large spread. None when a cost is unknown, or when no task and
+    mode has two answered calls with a 10th percentile above $0."""
     spreads = []
-    for costs in (single, plan):
-        c = _weighted(pilot, costs)
-        if c.size < 2 or not np.isfinite(c).all():
-            return None
-        low, high = np.percentile(c, SPREAD_PERCENTILES)
-        if not low > 0:
-            return None
-        spreads.append(float(high / low))
-    return max(spreads)
+    for s in sums.values():
+        for cost, items in ((s.cost_single, s.items), (s.cost_mixed, s.answered_mixed)):
+            answered = items > 0
+            per_item = cost[answered] / items[answered]
+            if not np.isfinite(per_item).all():
+                return None
+            if per_item.size < 2:
+                continue
+            low, high = np.percentile(per_item, SPREAD_PERCENTILES)
+            if low > 0:
+                spreads.append(float(high / low))
+    return max(spreads, default=None)
 
 
 def _estimate(draws: np.ndarray | None) -> Estimate:
@@ -601,7 +604,7 @@ def serving_economics(
     issues = _issues(pilot, pairs, figures)
     calls = len({k for t in mixed_tasks for k in pairs[t].cluster_keys()}) if mixed_tasks else r.clusters
     plan_ = _plan(pilot, model, figures, _Intervals(saving, bounds), mixed_tasks, (r.clusters, calls), issues)
-    return replace(plan_, cost_spread=None if issues.cost else cost_spread(pilot, single, plan))
+    return replace(plan_, cost_spread=None if issues.cost else cost_spread(sums))
 
 
 def _blend(share: float, mixed: np.ndarray, single: np.ndarray) -> np.ndarray:

@@ -77,8 +77,7 @@ def render_together(problems: list[Problem]) -> list[str]:
         if len(group) == 1 or not all(p.where() for p in group):
             out += [p.render() for p in group]
             continue
-        # The file is named once: later places of the same file read `:21 tasks[1].monthly_volume`.
-        places = [first.where()] + [p.where().removeprefix(first.file or "\0") for p in group[1:]]
+        places = [_place(p, q.file) for q, p in zip([Problem(""), *group], group, strict=False)]
         shown = f"{', '.join(places)}: {first.message}"
         out.append(f"{shown} [{first.name}]" if first.name else shown)
     return out
@@ -98,3 +97,11 @@ class RunFailed(Exception):
     """The run could not complete (model failed to load, store unwritable). Exit code 1."""
 
     exit_code = ExitCode.FAILED_TO_RUN
+
+
+def _place(problem: Problem, previous_file: str | None) -> str:
+    """Where a problem is, without its file when the place before it names the same file and this one
+    has a line (`:21 tasks[1].monthly_volume`)."""
+    if problem.file is None or problem.file != previous_file or problem.line is None:
+        return problem.where()
+    return " ".join(p for p in (f":{problem.line}", problem.field) if p)

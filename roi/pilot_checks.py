@@ -116,7 +116,7 @@ def _tasks_per_call(spec: Pilot, locate: Locate) -> list[Problem]:
 
 def _no_volume(index: int, locate: Locate) -> Problem:
     message = (
-        "monthly_volume is not set (or 0): monthly costs and the ROI cannot be projected (unset) or give this "
+        "monthly_volume is not set (or 0): monthly costs and the ROI cannot be projected (unset) or give the "
         "task no weight (0); set how many items it handles per month"
     )
     return _at(locate, ("tasks", index, "monthly_volume"), message, "no-monthly-volume")

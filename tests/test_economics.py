@@ -160,17 +160,29 @@ def test_unknown_cost_is_unknown_not_zero() -> None:
 
 
 def uneven_pairs(n: int = 11) -> dict[str, TaskPairs]:
-    """Single calls costing $0.001 to $0.011 (10th percentile $0.002, 90th $0.010); mixed $0.004 each."""
-    climbing = 0.001 * np.arange(1, n + 1)
+    """Single calls costing $0.001 x 1, 4, 9, ..., 121 (10th percentile $0.004, 90th $0.100: a spread of
+    25); mixed $0.004 each."""
+    climbing = 0.001 * np.arange(1, n + 1) ** 2
     return {t: replace(x, cost_single=climbing.copy()) for t, x in pairs(n).items()}
 
 
-def test_cost_spread_is_the_uneven_side_of_the_costs_per_call() -> None:
-    steady = plan_economics(pilot(volumes=(1000, 1000)), "m", pairs(11), ["t1", "t2"], seed=1)
+def test_cost_spread_is_the_most_uneven_task_and_mode() -> None:
+    steady = plan_economics(pilot(), "m", pairs(11), ["t1", "t2"], seed=1)
     assert steady.cost_spread == pytest.approx(1.0)  # every call costs the same in either mode
-    e = plan_economics(pilot(volumes=(1000, 1000)), "m", uneven_pairs(), ["t1", "t2"], seed=1)
-    assert e.cost_spread == pytest.approx(5.0)  # all single's; the mixed plan's calls all cost $0.004
+    e = plan_economics(pilot(), "m", uneven_pairs(), ["t1", "t2"], seed=1)
+    assert e.cost_spread == pytest.approx(25.0)  # single calls; the mixed calls all cost $0.004
     assert plan_economics(pilot(), "m", pairs(unknown=True), ["t1", "t2"], seed=1).cost_spread is None
+
+
+def test_cost_spread_leaves_out_volumes_and_failed_calls() -> None:
+    """Tasks in calls of their own with very different volumes, and failed mixed calls (cost 0), are not
+    uneven costs: every call that answered costs the same."""
+    p = pairs(20)
+    apart = {"t1": p["t1"], "t2": replace(p["t2"], clusters=[f"other{i}" for i in range(20)])}
+    assert plan_economics(pilot(volumes=(1000, 9000)), "m", apart, ["t1", "t2"], seed=1).cost_spread == 1.0
+    failed = np.arange(20) < 5  # a quarter of the mixed calls failed: their cost is 0 in the sums
+    broken = {t: replace(x, failed_mixed=failed) for t, x in p.items()}
+    assert plan_economics(pilot(), "m", broken, ["t1", "t2"], seed=1).cost_spread == 1.0
 
 
 def test_payback_and_roi_take_opposite_ends() -> None:

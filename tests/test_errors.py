@@ -22,3 +22,12 @@ def test_a_lone_or_unplaced_problem_renders_as_itself() -> None:
     unplaced = Problem("not set", name="no-monthly-volume")
     assert render_together([volume(0, 16)]) == [volume(0, 16).render()]
     assert render_together([volume(0, 16), unplaced]) == [volume(0, 16).render(), "not set [no-monthly-volume]"]
+
+
+def test_a_place_drops_its_file_only_after_a_place_in_the_same_file() -> None:
+    p, q, bak = volume(0, 16), volume(1, 26, "q.yaml"), volume(2, 30, "p.yaml.bak")
+    no_line = Problem("not set", "p.yaml", None, "tasks[3].monthly_volume", "no-monthly-volume")
+    assert render_together([p, q, volume(4, 40), bak, no_line]) == [
+        "p.yaml:16 tasks[0].monthly_volume, q.yaml:26 tasks[1].monthly_volume, p.yaml:40 tasks[4].monthly_volume, "
+        "p.yaml.bak:30 tasks[2].monthly_volume, p.yaml tasks[3].monthly_volume: not set [no-monthly-volume]"
+    ]

@@ -1,7 +1,7 @@
 """The shape of the package, read from the source with `ast`: no import cycles anywhere in roi/ (imports
 inside functions count: moving an import into a function hides a cycle, it does not remove it; imports
 for type annotations only, under `if TYPE_CHECKING:`, do not run and are left out), nothing below the
-report imports it, and torch is imported only inside roi/backends/."""
+report imports it, the evaluation does not reach back to the run, and torch is imported only inside roi/backends/."""
 
 from __future__ import annotations
 
@@ -101,6 +101,22 @@ def test_nothing_below_the_report_imports_it() -> None:
     reaching = {m for m, deps in GRAPH.items() if any(d == "roi.report" or d.startswith("roi.report.") for d in deps)}
     below = {m for m in reaching if m not in ABOVE_REPORT and not m.startswith("roi.report")}
     assert below == set()
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, pending = set(), [start]
+    while pending:
+        for w in graph.get(pending.pop(), ()):
+            if w not in seen:
+                seen.add(w)
+                pending.append(w)
+    return seen
+
+
+def test_the_evaluation_reads_the_store_not_the_modules_that_make_calls() -> None:
+    """Evaluating a finished run reads what the run stored; it never reaches back up to the run."""
+    assert {"roi.runner", "roi.probe.run"} & reachable(GRAPH, "roi.evaluation") == set()
+    assert "roi.probe.run" in reachable(GRAPH, "roi.runner")  # the check sees the module it keeps out
 
 
 def test_torch_only_inside_the_backends() -> None:

@@ -3,6 +3,9 @@ error at file:line field (exit 2, no traceback, nothing written) or a named warn
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,6 +49,17 @@ def test_missing_monthly_volume_is_a_named_warning(pilot_dir: Path) -> None:  # 
     code, output = invoke("validate", str(path))
     assert code == 0
     assert "1 warning(s)" in output
+
+
+def test_tasks_without_a_volume_share_one_warning(pilot_dir: Path) -> None:  # noqa: F811
+    result = subprocess.run(
+        [sys.executable, "-m", "roi", "validate", str(pilot_dir / "pilot.yaml")],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "400"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (warning,) = [line for line in result.stderr.splitlines() if line.startswith("Warning:")]
+    assert "pilot.yaml:10 tasks[0].monthly_volume, :17 tasks[1].monthly_volume: monthly_volume is not set" in warning
+    assert "2 warning(s)" in result.stdout
 
 
 def test_local_model_not_on_disk_fails_validate_plan_and_run(pilot_dir: Path, tmp_path: Path) -> None:  # noqa: F811

@@ -199,9 +199,9 @@ def test_very_uneven_call_costs_are_named_in_both_languages() -> None:
     def plan(p: dict[str, Any]) -> Any:
         return plan_economics(pilot(volumes=(1000, 1000)), "m", p, ["t1", "t2"], seed=1)
 
-    uneven = plan(uneven_pairs())  # a spread of 5.0 (tests/test_economics.py)
-    assert "costs 5.0 times one at the 10th" in money.uneven(uneven, "en")
-    assert "5.0 倍" in money.uneven(uneven, "ja")
+    uneven = plan(uneven_pairs())  # a spread of 25 (tests/test_economics.py)
+    assert "is 25.0 times as dear as one at the 10th" in money.uneven(uneven, "en")
+    assert "25.0 倍" in money.uneven(uneven, "ja")
     assert money.uneven(plan(pairs(11)), "en") == ""
-    dearer = {t: replace(x, cost_mixed=np.full(11, 0.02)) for t, x in uneven_pairs().items()}
+    dearer = {t: replace(x, cost_mixed=np.full(11, 0.1)) for t, x in uneven_pairs().items()}
     assert money.uneven(plan(dearer), "en") == ""  # mixing saves nothing: no saving to doubt

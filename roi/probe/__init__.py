@@ -11,5 +11,5 @@ an estimate).
 - `prompts`: the prompts of every mixture, deterministic for the probe's seed;
 - `run`: a run's probe, asking each model's backend and storing each prompt's rows as it finishes;
 - `figures`: the figures per model and mixture (calibration points, KL both ways, the top-K check),
-  which the report's probe section (roi/report/probe_section.py) draws.
+  from a run's stored rows, which the report's probe section (roi/report/probe_section.py) draws.
 """

@@ -46,8 +46,9 @@ def _plan_rows(plan: PlanEconomics, lang: str) -> dict[str, str]:
     }
 
 
-# From about this spread on, the saving's interval and the cost gate err measurably more than they
-# promise (BENCHMARKS.md, "Calibration", the money rows with more uneven call costs).
+# The calibration's money rows with more uneven call costs (BENCHMARKS.md, "Calibration") find the cost
+# gate about as promised at their mildest spread and measurably worse at the next; this threshold lies
+# between those two rows, so it is a judgement, not a measured edge.
 UNEVEN_COSTS = 5.0
 
 
