@@ -18,12 +18,14 @@ from typer.testing import CliRunner
 
 from roi.cli import app
 from roi.economics import plan_economics
+from roi.gates import flag_gate
 from roi.pilot import LoadedPilot
 from roi.prompts import PromptCall, Query
 from roi.report import money, sections
 from roi.report.build import build_report
 from roi.report.i18n import MESSAGES
 from roi.report.inputs import ReportInputs
+from roi.report.wording import gate_n
 from roi.runner import RunResult
 
 from .test_decision import make_pilot, run_fake
@@ -205,3 +207,10 @@ def test_very_uneven_call_costs_are_named_in_both_languages() -> None:
     assert money.uneven(plan(pairs(11)), "en") == ""
     dearer = {t: replace(x, cost_mixed=np.full(11, 0.1)) for t, x in uneven_pairs().items()}
     assert money.uneven(plan(dearer), "en") == ""  # mixing saves nothing: no saving to doubt
+
+
+def test_a_condition_gate_counts_nothing() -> None:
+    owners = flag_gate("operations", False)
+    assert gate_n(owners, "en") == "n/a" and gate_n(owners, "ja") == "該当なし"
+    sharing = flag_gate("group_exists", True, value=2.0, limit=2.0, n=4)
+    assert gate_n(sharing, "en") == "4"  # a count of tasks is an n

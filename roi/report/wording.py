@@ -77,6 +77,9 @@ def gate_measured(gate: GateResult, lang: str) -> str:
 
 
 def gate_n(gate: GateResult, lang: str) -> str:
+    """What a gate's n counts; a condition (a flag gate) counts nothing, so its n reads n/a, not 0."""
+    if GATES[gate.gate].reason == "flag":
+        return text(lang, "na")
     return text(lang, "gates.calls", n=gate.n) if gate.unit == "calls" else str(gate.n)
 
 
