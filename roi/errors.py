@@ -77,7 +77,8 @@ def render_together(problems: list[Problem]) -> list[str]:
         if len(group) == 1 or not all(p.where() for p in group):
             out += [p.render() for p in group]
             continue
-        places = [_place(p, q.file) for q, p in zip([Problem(""), *group], group, strict=False)]
+        files = [None, *(p.file for p in group)]  # each place's previous place's file
+        places = [_place(p, previous) for p, previous in zip(group, files, strict=False)]
         shown = f"{', '.join(places)}: {first.message}"
         out.append(f"{shown} [{first.name}]" if first.name else shown)
     return out
@@ -104,4 +105,4 @@ def _place(problem: Problem, previous_file: str | None) -> str:
     has a line (`:21 tasks[1].monthly_volume`)."""
     if problem.file is None or problem.file != previous_file or problem.line is None:
         return problem.where()
-    return " ".join(p for p in (f":{problem.line}", problem.field) if p)
+    return problem.where().removeprefix(problem.file)
