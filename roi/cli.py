@@ -331,7 +331,9 @@ def init(
     written = write_scaffold(folder, draft, force)
     for path in written:
         console.path_line(f"wrote {path}")
-    console.note(f"Next: edit the data files, then roi validate {written[0]} and roi run {written[0]} --limit 2")
+    console.note("Next: edit the data files, then")
+    console.path_line(f"  roi validate {written[0]}")
+    console.path_line(f"  roi run {written[0]} --limit 2")
 
 
 def _ask_tasks(ask: Callable[[str, str], str]) -> list[str]:

@@ -33,7 +33,7 @@ from roi.baseline import BaselineCheck
 from roi.briefing import Briefing
 from roi.compare import Comparison
 from roi.decision import STAGES, Decision
-from roi.errors import RoiError
+from roi.errors import RoiError, render_together
 from roi.fingerprint import SettingsDiff
 from roi.formats import p_value, percent, points, usd, usd_per_1k
 from roi.history import HistoryRow
@@ -71,8 +71,8 @@ def warn(message: str) -> None:
 
 def user_error(error: RoiError) -> None:
     err.print(Text("Error:", style="bold red"))
-    for problem in error.problems:
-        err.print(Text("  " + problem.render()))
+    for line in render_together(error.problems):
+        err.print(Text("  " + line))
 
 
 def interactive() -> bool:
@@ -297,7 +297,7 @@ def modes_table(summary: RunSummary, models: Sequence[str] = (), wide: bool = Fa
     columns += [("compute s", NUMBER)] if wide else []
     columns += [("cost", NUMBER)]
     scope = "per model and mode" if several or not modes else f"{modes[0].model} · per mode"
-    grid = table(f"{scope}, all tasks (the level the latency gate judges)", columns)
+    grid = table(f"{scope}, all tasks", columns)
     rank = _rank(models)
     for m in sorted(modes, key=lambda m: (rank(m.model), m.mode != "single")):
         grid.add_row(*_mode_row(m, several, retried, wide))

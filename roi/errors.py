@@ -91,7 +91,7 @@ class RoiError(Exception):
 
     def __init__(self, problems: list[Problem] | str) -> None:
         self.problems = [Problem(problems)] if isinstance(problems, str) else problems
-        super().__init__("\n".join(p.render() for p in self.problems))
+        super().__init__("\n".join(render_together(self.problems)))
 
 
 class RunFailed(Exception):

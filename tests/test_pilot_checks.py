@@ -62,6 +62,19 @@ def test_tasks_without_a_volume_share_one_warning(pilot_dir: Path) -> None:  # n
     assert "2 warning(s)" in result.stdout
 
 
+def test_the_same_mistake_in_two_places_is_one_error_naming_both(pilot_dir: Path) -> None:  # noqa: F811
+    path = pilot_dir / "pilot.yaml"
+    path.write_text(VALID.replace("    instruction:", "    monthly_volume: ten\n    instruction:"))
+    result = subprocess.run(
+        [sys.executable, "-m", "roi", "validate", str(path)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "400"},
+    )  # fmt: skip
+    assert result.returncode == 2 and result.stdout == ""
+    (error,) = [line for line in result.stderr.splitlines() if "monthly_volume" in line]
+    assert "pilot.yaml:11 tasks[0].monthly_volume, :19 tasks[1].monthly_volume: should be" in error
+    assert "(got 'ten')" in error
+
+
 def test_local_model_not_on_disk_fails_validate_plan_and_run(pilot_dir: Path, tmp_path: Path) -> None:  # noqa: F811
     path = pilot_dir / "pilot.yaml"
     path.write_text(VALID.replace("model: embedded", "model: models/not-here"))

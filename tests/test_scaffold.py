@@ -80,6 +80,15 @@ def test_the_readme_init_command_writes_a_valid_pilot(tmp_path: Path) -> None:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600  # the data files will hold customer text
 
 
+def test_init_names_the_next_commands_whole_at_80_columns(tmp_path: Path) -> None:
+    folder = tmp_path / "a-rather-long-folder-name-for-the-pilot"
+    result = CliRunner().invoke(app, ["init", "claims", "--dir", str(folder)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = [line.strip() for line in result.output.splitlines()]
+    pilot = folder / "claims.yaml"
+    assert f"roi validate {pilot}" in lines and f"roi run {pilot} --limit 2" in lines
+
+
 def test_init_never_overwrites_without_force(tmp_path: Path) -> None:
     init(tmp_path, "triage")
     (tmp_path / "triage.yaml").write_text("mine")
