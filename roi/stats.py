@@ -326,7 +326,10 @@ def ratio_bounds(
     the bootstrap-t keeps each end's miss rate near its nominal 2.5% where the percentile interval misses
     the lower end more often; that error is of order 1/n, not zero at a pilot's size, and it grows with
     the costs' right tail, which a sample of calls under-represents (BENCHMARKS.md, "Calibration").
-    Both totals must be positive; no spread gives [r, r]."""
+    Both totals must be positive; no spread gives [r, r]. Each end stays within the range of the
+    clusters' own ratios, which bounds the ratio of totals of every resample: with a handful of clusters
+    a near-flat resample's t runs off to ends no resample of these clusters shows; with a pilot's number
+    of calls the range does not bind."""
     a, b = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
     n = a.shape[-1]
     total_a, total_b = a @ counts.T, b @ counts.T
@@ -350,8 +353,11 @@ def ratio_bounds(
     flat = ~(se[..., 0] > 0) | (resamples == 0)
     low = np.where(flat, log_r[..., 0], log_r[..., 0] - t_high * se[..., 0])
     high = np.where(flat, log_r[..., 0], log_r[..., 0] - t_low * se[..., 0])
-    with np.errstate(over="ignore", invalid="ignore"):  # a degenerate resample may run off
-        return np.exp(low), np.exp(high)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a degenerate resample may run off
+        ratios = a / b  # 0/0 (a cluster with no cost either way) is NaN, which fmin and fmax skip
+        lowest = np.fmin.reduce(ratios, axis=-1, initial=np.nan)  # no cluster: no range
+        highest = np.fmax.reduce(ratios, axis=-1, initial=np.nan)
+        return np.fmax(np.exp(low), lowest), np.fmin(np.exp(high), highest)
 
 
 def percentile(values: list[float] | np.ndarray, q: float) -> float | None:

@@ -262,11 +262,13 @@ def test_ratio_bounds_order_statistics() -> None:
     degenerate = np.vstack([counts, [6, 0, 0, 0, 0, 0]])
     low, high = ratio_bounds(np.array(a), np.array(b), degenerate, level=0.8)
     assert (float(low), float(high)) == pytest.approx(expected)
-    # R = 38: (38 + 1) x 0.025 < 1, so k = 1, the smallest and largest t
+    # R = 38: (38 + 1) x 0.025 < 1, so k = 1, the smallest and largest t; the upper end, 7.2, is then
+    # beyond the dearest cluster's ratio, 3 / 1, and stops there
     counts = cluster_resample_counts(6, 38, seed=4)
     ts = sorted((x - log_r) / s for x, s in (_ratio_by_hand(a, b, [float(w) for w in row]) for row in counts[1:]))
     low, high = ratio_bounds(np.array(a), np.array(b), counts, level=0.95)
-    assert (float(low), float(high)) == pytest.approx((math.exp(log_r - ts[-1] * se), math.exp(log_r - ts[0] * se)))
+    assert math.exp(log_r - ts[0] * se) == pytest.approx(7.228, abs=1e-3)
+    assert (float(low), float(high)) == pytest.approx((math.exp(log_r - ts[-1] * se), 3.0))
 
 
 def test_ratio_bounds_flat_and_skewed() -> None:
@@ -278,6 +280,20 @@ def test_ratio_bounds_flat_and_skewed() -> None:
     a, b = rng.lognormal(0.0, 1.0, size=30), rng.lognormal(0.0, 0.3, size=30)
     low, high = ratio_bounds(a, b, cluster_resample_counts(30, 2000, seed=5))
     assert float(low) < a.sum() / b.sum() < float(high)
+
+
+def test_ratio_bounds_stay_within_the_clusters_own_ratios() -> None:
+    # four calls: resamples that draw nearly one call have a tiny se, and their t would carry the upper
+    # end to a cost ratio of about 25 where the dearest call's ratio is 3
+    a, b = np.array([1.0, 1.1, 3.0, 0.9]), np.array([1.0, 0.5, 1.0, 1.2])
+    low, high = ratio_bounds(a, b, cluster_resample_counts(4, 2000, seed=1))
+    assert (float(low), float(high)) == pytest.approx((0.75, 3.0))  # the cheapest and the dearest call
+    # a call with no cost in either mode has no ratio and sets no end; with one cost-free single call
+    # the upper end is the bootstrap-t's alone
+    zero = ratio_bounds(np.append(a, 0.0), np.append(b, 0.0), cluster_resample_counts(5, 2000, seed=1))
+    assert float(zero[0]) >= 0.75 and float(zero[1]) <= 3.0
+    free = ratio_bounds(np.append(a, 1.0), np.append(b, 0.0), cluster_resample_counts(5, 2000, seed=1))
+    assert math.isfinite(float(free[1])) and float(free[1]) > 3.0
 
 
 # ---------------------------------------------------------------- sums of estimated parts (MOVER)
