@@ -153,9 +153,12 @@ def pairings(pilot: Pilot, mixed_tasks: Sequence[str]) -> list[Pairing]:
 
 def mixed_shares(pilot: Pilot, mixed_tasks: Sequence[str]) -> dict[str, float]:
     """Share of each task's monthly volume that the plan's mixed calls carry (`pairings`); without
-    volumes every item of a plan task is taken to ride in a full mixed call."""
+    volumes, or with every plan task's volume 0, every item of a plan task is taken to ride in a full
+    mixed call."""
     shares = {t.name: 1.0 if t.name in mixed_tasks else 0.0 for t in pilot.tasks}
     volume = {t.name: t.monthly_volume for t in pilot.tasks}
+    if not any(volume[t] for t in mixed_tasks):  # nothing to pair: equal weights, as `_weights` takes them
+        return shares
     for pair in pairings(pilot, mixed_tasks):
         for t in pair.tasks:
             shares[t] = pair.calls_per_month / (volume[t] or 1)  # no calls when a volume is 0
@@ -493,7 +496,13 @@ def money_bounds(
         if share > 0:
             plan.append(error_part(sums[t], d, t, "mixed").scaled(weight * share))
             net.append(accuracy_change_part(sums[t], d, t).scaled(weight * share))
-    return MoneyBounds(sum_bounds(single), sum_bounds(plan), sum_bounds(net))
+    return MoneyBounds(_cost_bounds(single), _cost_bounds(plan), sum_bounds(net))
+
+
+def _cost_bounds(parts: list[Part]) -> tuple[np.ndarray, np.ndarray]:
+    """A sum of error costs: never below 0, where rounding in the sum of parts could leave it."""
+    low, high = sum_bounds(parts)
+    return np.maximum(low, 0.0), high
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,11 @@ def wilson_bounds(k: ArrayLike, n: ArrayLike, z: float = Z95) -> tuple[np.ndarra
         denom = 1 + z * z / n
         centre = (p + z * z / (2 * n)) / denom
         half = z * np.sqrt(np.maximum(p * (1 - p) / n + z * z / (4 * n * n), 0.0)) / denom
-    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+    # At k = 0 (k = n) the lower (upper) end is exactly 0 (1); rounding would leave 1e-17 off it.
+    low = np.where(k == 0, 0.0, np.clip(centre - half, 0.0, 1.0))
+    high = np.where(k == n, 1.0, np.clip(centre + half, 0.0, 1.0))
+    nan = np.isnan(centre)
+    return np.where(nan, np.nan, low), np.where(nan, np.nan, high)
 
 
 def wilson(k: int, n: int, z: float = Z95) -> Rate:
@@ -310,6 +314,9 @@ def mover_sum_bounds(
     return total - np.sqrt(np.maximum(spread_low, 0.0)), total + np.sqrt(np.maximum(spread_high, 0.0))
 
 
+RATIO_MIN_CLUSTERS = 3
+
+
 def ratio_bounds(
     numerator: np.ndarray, denominator: np.ndarray, counts: np.ndarray, level: float = LEVEL
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -326,7 +333,8 @@ def ratio_bounds(
     the bootstrap-t keeps each end's miss rate near its nominal 2.5% where the percentile interval misses
     the lower end more often; that error is of order 1/n, not zero at a pilot's size, and it grows with
     the costs' right tail, which a sample of calls under-represents (BENCHMARKS.md, "Calibration").
-    Both totals must be positive; no spread gives [r, r]. Each end stays within the range of the
+    Both totals must be positive; no spread gives [r, r]; fewer than `RATIO_MIN_CLUSTERS` clusters give
+    no interval (NaN ends). Each end stays within the range of the
     clusters' own ratios, which bounds the ratio of totals of every resample: with a handful of clusters
     a near-flat resample's t runs off to ends no resample of these clusters shows; with a pilot's number
     of calls the range does not bind."""
@@ -357,7 +365,10 @@ def ratio_bounds(
         ratios = a / b  # 0/0 (a cluster with no cost either way) is NaN, which fmin and fmax skip
         lowest = np.fmin.reduce(ratios, axis=-1, initial=np.nan)  # no cluster: no range
         highest = np.fmax.reduce(ratios, axis=-1, initial=np.nan)
-        return np.fmax(np.exp(low), lowest), np.fmin(np.exp(high), highest)
+        low, high = np.fmax(np.exp(low), lowest), np.fmin(np.exp(high), highest)
+    if n < RATIO_MIN_CLUSTERS:  # every resample of two clusters with a t has t = 0: no interval, not [r, r]
+        return np.full_like(low, np.nan), np.full_like(high, np.nan)
+    return low, high
 
 
 def percentile(values: list[float] | np.ndarray, q: float) -> float | None:

@@ -119,6 +119,10 @@ def test_no_volume_means_no_projection_named() -> None:
     assert e.cost_saving.value is not None  # a per-item figure, equal weights: the cost gate can still judge
     zero = plan_economics(pilot(volumes=(0, 0)), "m", pairs(), ["t2"], seed=1)
     assert zero.volume_issue == "zero_volume" and zero.roi.value is None  # not a silent ROI of -100%
+    # the per-item saving still prices the mixing, with equal weights, as without volumes
+    assert zero.cost_saving.value == pytest.approx(0.3) == e.cost_saving.value  # t2 saves 60% of half
+    both = plan_economics(pilot(volumes=(0, 0)), "m", pairs(), ["t1", "t2"], seed=1)
+    assert both.cost_saving.value == pytest.approx(0.6)  # 0.004 against 0.01 per item, not 0 for want of pairs
 
 
 def test_zero_prices_and_missing_pairs_give_their_own_reasons() -> None:

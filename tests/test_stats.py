@@ -25,6 +25,7 @@ from roi.stats import (
     ratio_bounds,
     simultaneous_level,
     wilson,
+    wilson_bounds,
     z_for,
 )
 
@@ -43,6 +44,9 @@ def test_wilson_edges() -> None:
     assert zero.low == 0.0 and zero.high == pytest.approx(0.1611, abs=1e-4)
     full = wilson(20, 20)
     assert full.high == 1.0 and full.low == pytest.approx(0.8389, abs=1e-4)
+    # rounding leaves the formula's end 1e-17 off 0 at n = 3, 6, 7, 12, ...: the ends are exact
+    low, high = wilson_bounds([0, 0, 0, 3, 7], [3, 6, 7, 3, 7])
+    assert (low[:3] == 0.0).all() and (high[3:] == 1.0).all()
     # published: Newcombe 1998 (Stat Med 17:857), Table II, 0/20 -> 0 to 0.1611 and 15/148 -> 0.0624 to 0.1605
     assert wilson(15, 148).low == pytest.approx(0.0624, abs=1e-4)
     assert wilson(15, 148).high == pytest.approx(0.1605, abs=1e-4)
@@ -294,6 +298,9 @@ def test_ratio_bounds_stay_within_the_clusters_own_ratios() -> None:
     assert float(zero[0]) >= 0.75 and float(zero[1]) <= 3.0
     free = ratio_bounds(np.append(a, 1.0), np.append(b, 0.0), cluster_resample_counts(5, 2000, seed=1))
     assert math.isfinite(float(free[1])) and float(free[1]) > 3.0
+    # two calls: every resample with a t has t = 0, which would read [r, r]; there is no interval
+    two = ratio_bounds(a[:2], b[:2], cluster_resample_counts(2, 2000, seed=1))
+    assert np.isnan(two).all()
 
 
 # ---------------------------------------------------------------- sums of estimated parts (MOVER)
