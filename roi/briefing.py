@@ -79,6 +79,8 @@ def _blocking(d: ModelDecision) -> dict[str, list[GateResult]]:
 
 
 def _reasons(d: ModelDecision, cells: dict[tuple[str, str], CellSummary]) -> list[Point]:
+    if d.outcome == "not_compared":  # nothing was compared, so no gate's figures say why
+        return [Point("not_compared")]
     blocking = _blocking(d)
     few = "items" in blocking
     reasons = [Point("too_few_items", _few(blocking["items"]))] if few else []
@@ -94,8 +96,6 @@ def _reasons(d: ModelDecision, cells: dict[tuple[str, str], CellSummary]) -> lis
         reasons.append(Point("no_group"))
     if d.stage >= 1:
         reasons += _strengths(d, cells)
-    if not reasons and d.outcome == "not_compared":
-        reasons.append(Point("not_compared"))
     return reasons
 
 
@@ -181,6 +181,8 @@ def _collect(d: ModelDecision, minimum: int) -> Point:
 
 
 def _next_steps(d: ModelDecision, pilot: Pilot) -> list[Point]:
+    if d.outcome == "not_compared":  # more items or a price would not help before both modes answer
+        return [Point("run_both_modes")]
     blocking = _blocking(d)
     steps = []
     if d.stage >= 1:

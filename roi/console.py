@@ -326,7 +326,11 @@ def latency_notes(summary: RunSummary, wide: bool = False) -> list[str]:
              "table by mode, which is the figure the latency gate judges.",
              "failed (≤x%): failed calls, and the upper end of the 95% interval of their rate, which the "
              "failed-calls gate judges; a failed call's items count as wrong."]  # fmt: skip
-    if any(c.latency_p95_s is None and c.accuracy.n for c in summary.cells):
+    unmeasured = [(c.model, c.mode) for c in summary.cells if c.latency_p95_s is None and c.accuracy.n]
+    failed = {(m.model, m.mode) for m in summary.modes if m.calls and m.failed_calls == m.calls}
+    if any(row in failed for row in unmeasured):
+        notes.append("n/a latency: every call of that row failed, so none was timed (see the failed column).")
+    if any(row not in failed for row in unmeasured):
         notes.append(
             "n/a latency: every call of that row was answered from the response cache, and latency counts "
             "live calls only (roi run --fresh measures again)."

@@ -80,9 +80,10 @@ class Evidence:
 
     @property
     def compared(self) -> bool:
-        """Both modes answered: there is something to compare."""
-        modes = {m for _, m in self.cells}
-        return "single" in modes and "mixed" in modes
+        """Both modes answered at least one item (calls that all failed answered none): there is
+        something to compare."""
+        answered = {m.mode for m in self.summary.modes if m.model == self.model and m.answered_items}
+        return {"single", "mixed"} <= answered
 
 
 Judge = Callable[[Evidence], list[GateResult]]

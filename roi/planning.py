@@ -144,8 +144,10 @@ def _row(
         # latencies, and the machine time is what a local model is paid by.
         parallel = model.max_concurrency if traits(model).remote else 1
         time_s = latency[0] * len(calls) / parallel
-        what = "calls" if traits(model).remote else "calls' machine time"
-        basis = f"mean of {latency[1]} earlier {what}" + (f", {parallel} in flight" if parallel > 1 else "")
+        what = "call" if latency[1] == 1 else "calls"
+        if not traits(model).remote:
+            what = ("call's" if latency[1] == 1 else "calls'") + " machine time"
+        basis = f"mean of {latency[1]:,} earlier {what}" + (f", {parallel} in flight" if parallel > 1 else "")
     machine_s = None if traits(model).billed_by_tokens else time_s
 
     def cost(out_tokens: int) -> float | None:

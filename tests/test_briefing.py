@@ -8,11 +8,30 @@ import re
 from pathlib import Path
 
 from roi.briefing import Briefing
+from roi.console import latency_notes
+from roi.decision import Status
 from roi.report import write_report
 from roi.report.brief import brief_page, change_words, range_words
-from roi.runner import rebuild_report
+from roi.runner import RunOptions, rebuild_report, run_pilot
 
-from .test_decision import gamma_takes_alphas_answer, make_pilot, run_fake, wrong_in_mixed
+from .fakes import gold
+from .test_decision import TimedFake, gamma_takes_alphas_answer, make_pilot, run_fake, wrong_in_mixed
+
+
+def test_every_mixed_call_failing_says_so_not_collect_more(tmp_path: Path) -> None:
+    pilot = make_pilot(tmp_path, items=10)
+    failing = {f"fake/mixed:g0:{i}" for i in range(10)}
+    backend = TimedFake(pilot.spec.models[0], pilot, gold, fail_keys=failing)
+    result = run_pilot(pilot, RunOptions(out_dir=tmp_path / "out", backends={"fake": backend}))
+    assert result.decision is not None and result.decision.outcome == "not_compared"
+    compared = [g for g in result.decision.chosen.gates if g.gate == "modes_compared"]
+    assert [g.status for g in compared] == [Status.FAIL]
+    b = briefing(result)
+    assert [p.key for p in b.reasons] == ["not_compared"] and [p.key for p in b.next_steps] == ["run_both_modes"]
+    page = brief_page(b, None, "en")
+    assert page is not None and "every one of its calls failed" in page["why"][0]
+    notes = " ".join(latency_notes(result.summary))
+    assert "every call of that row failed" in notes and "response cache" not in notes
 
 
 def briefing(result: object) -> Briefing:

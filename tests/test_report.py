@@ -23,9 +23,9 @@ from roi.pilot import LoadedPilot
 from roi.prompts import PromptCall, Query
 from roi.report import money, sections
 from roi.report.build import build_report
-from roi.report.i18n import MESSAGES
+from roi.report.i18n import MESSAGES, text
 from roi.report.inputs import ReportInputs
-from roi.report.wording import gate_n
+from roi.report.wording import gate_n, pct
 from roi.runner import RunResult
 
 from .test_decision import make_pilot, run_fake
@@ -136,8 +136,10 @@ def test_japanese_report_is_complete(tmp_path: Path) -> None:
         assert heading in html
     assert "混合プロンプト導入はまだ行わないでください" in html
     assert ">単一</text>" in html and ">混合</text>" in html  # chart legends in Japanese
-    english_only = [k for k in ("Return on investment", "Escalation path", "Sample failures") if k in html]
+    leftovers = ("Return on investment", "Escalation path", "Sample failures", "folder holding", "all タスク")
+    english_only = [k for k in leftovers if k in html]
     assert english_only == []
+    assert "roi.db のあるフォルダ" in html and "1回の呼び出しに全タスク" in html
 
 
 def test_roi_report_rebuilds_the_same_page(hostile_run: RunResult) -> None:
@@ -214,3 +216,17 @@ def test_a_condition_gate_counts_nothing() -> None:
     assert gate_n(owners, "en") == "n/a" and gate_n(owners, "ja") == "該当なし"
     sharing = flag_gate("group_exists", True, value=2.0, limit=2.0, n=4)
     assert gate_n(sharing, "en") == "4"  # a count of tasks is an n
+
+
+def test_large_figures_read_with_thousands_separators() -> None:
+    collect = text("en", "brief.next.collect", more=3185, needed=3221)
+    assert "about 3,185 more" in collect and "about 3,221 per task" in collect
+    assert "3,185" in text("ja", "brief.next.collect", more=3185, needed=3221)
+    assert "seed 12345" in text("en", "method.stats_text", resamples=2000, seed=12345)  # an identifier
+    assert pct(7285407.333) == "728,540,733.3%" and pct(-12.5, signed=True) == "−1,250%"
+
+
+def test_a_count_of_one_takes_the_singular() -> None:
+    assert text("en", "gates.calls", n=1) == "1 call" and text("en", "gates.calls", n=21) == "21 calls"
+    assert text("en", "reason.items.pass", n=1, limit=30).startswith("1 paired item, ")
+    assert text("en", "reason.items.pass", n=11, limit=30).startswith("11 paired items, ")

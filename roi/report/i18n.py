@@ -8,6 +8,7 @@ into them (task names, model output) stay plain strings and are escaped by the t
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 LANGUAGES = ("en", "ja")
@@ -45,7 +46,7 @@ EN: dict[str, str] = {
     "about {needed} items per task are needed (now {n}).",
     "headline.hold": "Do not roll out mixed prompting with {model} yet: stay at stage 0 (Pilot).",
     "headline.unknown": "Mixed prompting with {model} cannot be judged yet: stay at stage 0 (Pilot).",
-    "headline.not_compared": "Nothing to decide for {model}: single and mixed mode must both run on the same items.",
+    "headline.not_compared": "Nothing to decide for {model}: single and mixed mode must both answer the same items, and one of them answered none (not run, or every call failed).",
     "next.more_data": "Stage {next} ({next_name}) needs more data: about {needed} items per task.",
     "next.hold": "Stage {next} ({next_name}) is not justified: {reasons}.",
     "next.unknown": "Stage {next} ({next_name}) cannot be judged.",
@@ -179,7 +180,7 @@ EN: dict[str, str] = {
     "reason.cost_saving.zero_cost": "cannot be judged: the calls cost $0 (a price of 0), so there is nothing to save",
     "reason.unknown": "cannot be judged: the figure could not be computed",
     "reason.modes_compared.pass": "single and mixed answered the same items",
-    "reason.modes_compared.fail": "single and mixed must both be enabled and answer the same items",
+    "reason.modes_compared.fail": "single and mixed must both be enabled and answer the same items; a mode whose every call failed answered none",
     "reason.group_exists.pass": "{count} tasks may share a call",
     "reason.group_exists.fail": "fewer than two; kept single: {single}",
     "reason.operations.pass": "escalation contact and reviewers are named",
@@ -195,7 +196,7 @@ EN: dict[str, str] = {
     "accuracy.diff": "Accuracy drop, single − mixed [95%]",
     "accuracy.mcnemar": "McNemar p",
     "accuracy.discordant": "only single right / only mixed right",
-    "interference.swaps": "Answer swaps: a {row} query answered with the {col} query's gold answer (count / mixed items)",
+    "interference.swaps": "Answer swaps: a query of the {row} answered with the gold answer of the {col}'s query (count / mixed items)",
     "interference.space": "Answers in another task's answer space (count / mixed items)",
     "interference.rows": "answered task",
     "interference.cols": "other task",
@@ -318,6 +319,9 @@ EN: dict[str, str] = {
     "method.rebuild": "Rebuild this report",
     "method.cost": "Cost",
     "method.no_limit": "none (every item)",
+    "method.all_tasks": "all",
+    "method.price_per_1m": "{input} / {output} per 1M tokens",
+    "method.rebuild_command": "roi report {run_id} --out <folder holding roi.db>",
     "section.trend": "Trend against the baseline",
     "section.probe": "Superposition probe",
     "trend.chart": "Accuracy per run, all tasks pooled (95% interval); ★ marks the accepted baseline",
@@ -412,7 +416,7 @@ EN: dict[str, str] = {
     "brief.reason.too_few_items": "Only {n} {items} per task {were} compared; the pilot asks for {limit} before deciding.",
     "brief.reason.no_reviewers": "No reviewers or escalation contact are named for the rollout.",
     "brief.reason.no_group": "No two tasks can share a call without losing accuracy.",
-    "brief.reason.not_compared": "Single and mixed prompts were not both run on the same items.",
+    "brief.reason.not_compared": "Single and mixed prompts did not both answer the same items: a mode was not run, or every one of its calls failed.",
     "brief.reason.accuracy_holds": "Accuracy holds on {tasks}: even at the worst end of the 95% interval, mixed is {change}.",
     "brief.reason.saves": "Mixed calls save {saving} of the compute cost.",
     "brief.next.start_stage": "Start stage {stage} ({name}): {what}. Review {share} of mixed outputs.",
@@ -423,6 +427,7 @@ EN: dict[str, str] = {
     "brief.next.set_price": "Set a price for {model} (cost.usd_per_hour, or price for an API model) so the saving can be judged.",
     "brief.next.name_reviewers": "Name reviewers and an escalation contact in the pilot (operations) before stage 2.",
     "brief.next.nothing": "Nothing to change: re-run the pilot on schedule to catch a model that drifts.",
+    "brief.next.run_both_modes": "Enable both modes (modes.single and modes.mixed); where every call of a mode failed, fix what failed (the error column of calls.csv names it) and run the pilot again: finished calls are kept.",
 }
 
 JA: dict[str, str] = {
@@ -458,7 +463,7 @@ JA: dict[str, str] = {
     "タスクごとに約 {needed} 件必要です(現在 {n} 件)。",
     "headline.hold": "{model} での混合プロンプト導入はまだ行わないでください: 段階0(パイロット)に留まります。",
     "headline.unknown": "{model} での混合プロンプトはまだ判定できません: 段階0(パイロット)に留まります。",
-    "headline.not_compared": "{model} については判断できません: 単一と混合の両モードを同じ項目で実行する必要があります。",
+    "headline.not_compared": "{model} については判断できません: 単一と混合の両モードが同じ項目に回答する必要がありますが、一方が1件も回答していません(未実行、またはすべての呼び出しが失敗)。",
     "next.more_data": "段階{next}({next_name})にはデータが不足しています: タスクごとに約 {needed} 件必要です。",
     "next.hold": "段階{next}({next_name})に進む根拠はありません: {reasons}。",
     "next.unknown": "段階{next}({next_name})は判定できません。",
@@ -593,7 +598,7 @@ JA: dict[str, str] = {
     "reason.cost_saving.zero_cost": "判定不能: 呼び出しのコストが $0(価格が 0)のため、削減するものがありません",
     "reason.unknown": "判定不能: 値を計算できませんでした",
     "reason.modes_compared.pass": "単一と混合が同じ項目に回答しました",
-    "reason.modes_compared.fail": "単一と混合の両方を有効にし、同じ項目に回答させる必要があります",
+    "reason.modes_compared.fail": "単一と混合の両方を有効にし、同じ項目に回答させる必要があります。すべての呼び出しが失敗したモードは回答していません",
     "reason.group_exists.pass": "{count} 個のタスクを1回の呼び出しにまとめられます",
     "reason.group_exists.fail": "2つ未満です。単一のまま: {single}",
     "reason.operations.pass": "エスカレーション先と確認者が指名されています",
@@ -722,12 +727,15 @@ JA: dict[str, str] = {
     "method.where": "実行環境",
     "method.limit": "項目数の上限",
     "method.modes": "モード",
-    "method.modes_text": "単一: 例 {shots} 件。混合: タスクごとに例 {shots_per_task} 件、1回の呼び出しに {tasks_per_call} タスク",
+    "method.modes_text": "単一: 例 {shots} 件。混合: タスクごとに例 {shots_per_task} 件、1回の呼び出しに{tasks_per_call}タスク",
     "method.stats": "統計",
     "method.stats_text": "率: Wilson区間。混合と単一の比較: 同じ項目で対応付け、Newcombeのハイブリッドスコア区間(1998年、方法10)と正確McNemar検定。失敗した呼び出しの項目は不正解として数えます。基準は区間の最も不利な端で判定し、タスクごとの基準はタスク全体で同時に成り立つ区間(Bonferroni)を使います。p95レイテンシ: 呼び出し単位の順序統計量区間。金額: 呼び出し単位のブートストラップ({resamples}回、シード {seed})。判定に必要な件数: 測定値どおりなら80%の確率で合格する n。",
     "method.rebuild": "このレポートの再作成",
     "method.cost": "コスト",
     "method.no_limit": "なし(全項目)",
+    "method.all_tasks": "全",
+    "method.price_per_1m": "{input} / {output}(100万トークンあたり)",
+    "method.rebuild_command": "roi report {run_id} --out <roi.db のあるフォルダ>",
     "section.trend": "ベースラインとの推移",
     "section.probe": "重ね合わせプローブ",
     "trend.chart": "実行ごとの正答率（全タスク合算、95%区間）。★は承認済みベースライン",
@@ -821,7 +829,7 @@ JA: dict[str, str] = {
     "brief.reason.too_few_items": "比較できたのはタスクごとに {n} 件のみです。判断には {limit} 件が必要です。",
     "brief.reason.no_reviewers": "導入のためのレビュー担当者とエスカレーション先が指定されていません。",
     "brief.reason.no_group": "正答率を落とさずに1回の呼び出しにまとめられるタスクの組がありません。",
-    "brief.reason.not_compared": "単一と混合のプロンプトが同じ項目で実行されていません。",
+    "brief.reason.not_compared": "単一と混合のプロンプトの両方が同じ項目に回答していません: 一方のモードが未実行か、その呼び出しがすべて失敗しました。",
     "brief.reason.accuracy_holds": "{tasks} では正答率が保たれています: 95%区間の最も不利な端でも混合は{change}です。",
     "brief.reason.saves": "混合呼び出しで計算コストが {saving} 削減されます。",
     "brief.next.start_stage": "段階{stage}({name})を開始してください: {what}。混合出力の {share} をレビューします。",
@@ -832,15 +840,33 @@ JA: dict[str, str] = {
     "brief.next.set_price": "{model} の価格(cost.usd_per_hour、APIモデルは price)を設定すると削減効果を判定できます。",
     "brief.next.name_reviewers": "段階2の前に、パイロットの operations でレビュー担当者とエスカレーション先を指定してください。",
     "brief.next.nothing": "変更は不要です。モデルの変化を捉えるため、定期的にパイロットを再実行してください。",
+    "brief.next.run_both_modes": "両モード(modes.single と modes.mixed)を有効にしてください。あるモードの呼び出しがすべて失敗した場合は、失敗の原因(calls.csv の error 列に記載)を直してからパイロットを再実行してください。完了した呼び出しは保持されます。",
 }
 
 MESSAGES: dict[str, dict[str, str]] = {"en": EN, "ja": JA}
 
 
 def text(lang: str, key: str, **params: Any) -> str:
-    """The message `key` in `lang`, filled in with `params`."""
+    """The message `key` in `lang`, filled in with `params`; whole numbers with thousands separators
+    (about 3,185 items), but not identifiers such as the seed."""
     template = MESSAGES[lang][key]
-    return template.format(**params) if params else template
+    if not params:
+        return template
+    filled = template.format(**{k: _shown(k, v) for k, v in params.items()})
+    return _ONE.sub(r"1 \1\2", filled) if lang == "en" else filled
+
+
+# English nouns after a count of one: "1 calls", "1 paired items" read "1 call", "1 paired item".
+_ONE = re.compile(r"(?<![\d.,])1 ((?:paired |mixed |earlier |live )?)(call|item|answer|task)s\b")
+
+
+IDENTIFIERS = frozenset({"seed"})
+
+
+def _shown(key: str, value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and key not in IDENTIFIERS:
+        return f"{value:,}"
+    return value
 
 
 def words(lang: str, prefix: str) -> dict[str, str]:

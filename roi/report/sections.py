@@ -87,7 +87,7 @@ def build_method(inputs: ReportInputs) -> dict[str, Any]:
         cost = (  # formats.usd: never in scientific notation, however small a price
             f"{usd(m.cost.usd_per_hour)}/h"
             if m.cost
-            else f"{usd(m.price.input_per_1m)} / {usd(m.price.output_per_1m)} per 1M tokens"
+            else text(lang, "method.price_per_1m", input=usd(m.price.input_per_1m), output=usd(m.price.output_per_1m))
             if m.price
             else text(lang, "unknown")
         )
@@ -118,10 +118,12 @@ def build_method(inputs: ReportInputs) -> dict[str, Any]:
             "method.modes_text",
             shots=modes.single.shots,
             shots_per_task=modes.mixed.shots_per_task,
-            tasks_per_call=modes.mixed.tasks_per_call,
+            tasks_per_call=text(lang, "method.all_tasks")
+            if modes.mixed.tasks_per_call == "all"
+            else modes.mixed.tasks_per_call,
         ),
         "stats": text(lang, "method.stats_text", resamples=RESAMPLES, seed=pilot.seed),
-        "rebuild": f"roi report {inputs.run_id} --out <folder holding roi.db>",
+        "rebuild": text(lang, "method.rebuild_command", run_id=inputs.run_id),
         "environment": json.loads(json.dumps(env, default=str)),
     }
 

@@ -18,7 +18,7 @@ def pct(value: float | None, lang: str = "en", signed: bool = False) -> str:
     if value is None or not math.isfinite(value):
         return text(lang, "unknown")
     rounded = round(value * 100, 1) + 0.0  # + 0.0 turns -0.0 into 0.0
-    shown = f"{rounded:+.1f}%" if signed and rounded else f"{rounded:.1f}%"
+    shown = f"{rounded:+,.1f}%" if signed and rounded else f"{rounded:,.1f}%"
     return shown.replace(".0%", "%").replace("-", "−")
 
 
