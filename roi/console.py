@@ -475,7 +475,7 @@ def history_table(rows: list[HistoryRow], wide: bool = False) -> Table:
     pilots = {r.pilot for r in rows}
     modes = in_order([m for r in rows for m in r.accuracy], ["single", "mixed"])
     title = "runs, newest first (★ accepted baseline), accuracy per mode [95% CI]"
-    title += "" if len(pilots) != 1 else f" · {next(iter(pilots))}"
+    title = title if len(pilots) != 1 else f"{next(iter(pilots))} · {title}"
     columns = [("run", NAME)] + ([("pilot", NAME)] if wide or len(pilots) > 1 else [])
     columns += [("started", NAME), ("limit", NUMBER), ("models", FIGURE), ("status", FIGURE)] if wide else []
     columns += [("decision", FIGURE)] + [(m, FIGURE) for m in modes] + [("spent", NUMBER), ("calls", FIGURE)]
@@ -508,7 +508,15 @@ def _decision_cell(r: HistoryRow, status: str, wide: bool) -> str:
 
 
 def show_history(rows: list[HistoryRow], wide: bool = False) -> None:
-    show(history_table(rows, wide), wide)
+    """One table; runs of several pilots that do not fit the terminal together, a table per pilot (its
+    name in the title instead of a column), pilots in the order of their newest run."""
+    pilots = list(dict.fromkeys(r.pilot for r in rows))
+    grid = history_table(rows, wide)
+    if wide or len(pilots) < 2 or fit(grid, out.width):
+        show(grid, wide)
+    else:
+        for pilot in pilots:
+            show(history_table([r for r in rows if r.pilot == pilot]))
     if any(r.reused_calls for r in rows):
         note("spent: what the run's own calls cost; calls answered from the response cache cost nothing again.")
 

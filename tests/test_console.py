@@ -5,6 +5,7 @@ one test runs the installed `roi history` as users do."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import re
@@ -202,6 +203,22 @@ def test_history_fits_with_whole_run_ids(runs: Any, screen: Console) -> None:
     assert_fits(printed(screen), screen.width, cell_words(console.history_table(rows)))
     assert [r.run_id for r in rows] == [second.run_id, first.run_id]
     assert rows[0].cost_usd == 0 and rows[1].cost_usd is not None and rows[1].cost_usd > 0  # cache: no new spend
+
+
+def test_history_of_two_pilots_fits_as_a_table_each(runs: Any, screen: Console) -> None:
+    pilot, first, _ = runs
+    db = store.connect(first.db_path)
+    try:
+        rows = history.history(db, pilot.name)
+    finally:
+        db.close()
+    other = [dataclasses.replace(r, pilot="superposition-demo-long", run_id=r.run_id[:-1] + "x") for r in rows]
+    console.show_history(rows + other)
+    output = printed(screen)
+    words = cell_words(console.history_table(rows)) + cell_words(console.history_table(other))
+    assert_fits(output, screen.width, words)
+    if screen.width < 100:  # together they need about 90 columns
+        assert output.count("runs, newest first") == 2 and "superposition-demo-long · runs" in output
 
 
 def test_compare_fits_in_pilot_order(runs: Any, screen: Console) -> None:
