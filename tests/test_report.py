@@ -25,7 +25,7 @@ from roi.report import money, sections
 from roi.report.build import build_report
 from roi.report.i18n import MESSAGES, text
 from roi.report.inputs import ReportInputs
-from roi.report.wording import gate_n, pct
+from roi.report.wording import gate_n, pct, seconds
 from roi.runner import RunResult
 
 from .test_decision import make_pilot, run_fake
@@ -224,6 +224,10 @@ def test_large_figures_read_with_thousands_separators() -> None:
     assert "3,185" in text("ja", "brief.next.collect", more=3185, needed=3221)
     assert "seed 12345" in text("en", "method.stats_text", resamples=2000, seed=12345)  # an identifier
     assert pct(7285407.333) == "728,540,733.3%" and pct(-12.5, signed=True) == "−1,250%"
+
+
+def test_a_latency_under_a_hundredth_keeps_its_digit() -> None:
+    assert (seconds(0.001), seconds(0.004), seconds(0.0), seconds(1.234)) == ("0.001 s", "0.004 s", "0.00 s", "1.23 s")
 
 
 def test_a_count_of_one_takes_the_singular() -> None:

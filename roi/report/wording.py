@@ -28,7 +28,10 @@ def usd(value: float | None, lang: str = "en") -> str:
 
 
 def seconds(value: float | None, lang: str = "en") -> str:
-    return text(lang, "unknown") if value is None else f"{value:.2f} s"
+    """Two decimals; a figure under 0.01 s with its first digit, so a limit of 0.001 s is not "0.00 s"."""
+    if value is None:
+        return text(lang, "unknown")
+    return f"{value:.2f} s" if value == 0 or abs(value) >= 0.01 else f"{value:.1g} s"
 
 
 def number(value: float | None, lang: str = "en", digits: int = 1) -> str:
