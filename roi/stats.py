@@ -334,12 +334,14 @@ def ratio_bounds(
     the lower end more often; that error is of order 1/n, not zero at a pilot's size, and it grows with
     the costs' right tail, which a sample of calls under-represents (BENCHMARKS.md, "Calibration").
     Both totals must be positive; no spread gives [r, r]; fewer than `RATIO_MIN_CLUSTERS` clusters give
-    no interval (NaN ends). Each end stays within the range of the
-    clusters' own ratios, which bounds the ratio of totals of every resample: with a handful of clusters
-    a near-flat resample's t runs off to ends no resample of these clusters shows; with a pilot's number
-    of calls the range does not bind."""
+    no interval (NaN ends: every resample of two clusters that has a t has t = 0). Each end stays within
+    the range of the clusters' own ratios, which bounds the ratio of totals of every resample: with a
+    handful of clusters a near-flat resample's t runs off to ends no resample of these clusters shows;
+    with a pilot's number of calls the range does not bind."""
     a, b = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
     n = a.shape[-1]
+    if n < RATIO_MIN_CLUSTERS:
+        return np.full(a.shape[:-1], np.nan), np.full(a.shape[:-1], np.nan)
     total_a, total_b = a @ counts.T, b @ counts.T
     with np.errstate(divide="ignore", invalid="ignore"):
         log_r = np.log(total_a / total_b)
@@ -363,12 +365,9 @@ def ratio_bounds(
     high = np.where(flat, log_r[..., 0], log_r[..., 0] - t_low * se[..., 0])
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a degenerate resample may run off
         ratios = a / b  # 0/0 (a cluster with no cost either way) is NaN, which fmin and fmax skip
-        lowest = np.fmin.reduce(ratios, axis=-1, initial=np.nan)  # no cluster: no range
-        highest = np.fmax.reduce(ratios, axis=-1, initial=np.nan)
-        low, high = np.fmax(np.exp(low), lowest), np.fmin(np.exp(high), highest)
-    if n < RATIO_MIN_CLUSTERS:  # every resample of two clusters with a t has t = 0: no interval, not [r, r]
-        return np.full_like(low, np.nan), np.full_like(high, np.nan)
-    return low, high
+        lowest = np.fmin.reduce(ratios, axis=-1)
+        highest = np.fmax.reduce(ratios, axis=-1)
+        return np.fmax(np.exp(low), lowest), np.fmin(np.exp(high), highest)
 
 
 def percentile(values: list[float] | np.ndarray, q: float) -> float | None:

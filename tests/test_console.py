@@ -136,6 +136,15 @@ def assert_fits(output: str, width: int, words: list[str]) -> None:
         assert re.search(rf"(?<!\S){re.escape(word)}(?!\S)", output), f"{word!r} broken at {width} columns"
 
 
+def history_rows(runs: tuple[LoadedPilot, RunResult, RunResult]) -> list[history.HistoryRow]:
+    pilot, first, _ = runs
+    db = store.connect(first.db_path)
+    try:
+        return history.history(db, pilot.name)
+    finally:
+        db.close()
+
+
 def comparison(runs: tuple[LoadedPilot, RunResult, RunResult]) -> compare.Comparison:
     _, first, second = runs
     db = store.connect(first.db_path)
@@ -193,12 +202,8 @@ def test_cached_run_explains_its_missing_latency(runs: Any, screen: Console) -> 
 
 
 def test_history_fits_with_whole_run_ids(runs: Any, screen: Console) -> None:
-    pilot, first, second = runs
-    db = store.connect(first.db_path)
-    try:
-        rows = history.history(db, pilot.name)
-    finally:
-        db.close()
+    _, first, second = runs
+    rows = history_rows(runs)
     console.show_history(rows)
     assert_fits(printed(screen), screen.width, cell_words(console.history_table(rows)))
     assert [r.run_id for r in rows] == [second.run_id, first.run_id]
@@ -206,12 +211,7 @@ def test_history_fits_with_whole_run_ids(runs: Any, screen: Console) -> None:
 
 
 def test_history_of_two_pilots_fits_as_a_table_each(runs: Any, screen: Console) -> None:
-    pilot, first, _ = runs
-    db = store.connect(first.db_path)
-    try:
-        rows = history.history(db, pilot.name)
-    finally:
-        db.close()
+    rows = history_rows(runs)
     other = [dataclasses.replace(r, pilot="superposition-demo-long", run_id=r.run_id[:-1] + "x") for r in rows]
     console.show_history(rows + other)
     output = printed(screen)
@@ -238,12 +238,7 @@ def test_plan_fits(runs: Any, screen: Console) -> None:
 
 
 def test_wide_tables_print_whole_at_any_width(runs: Any, screen: Console) -> None:
-    pilot, first, _ = runs
-    db = store.connect(first.db_path)
-    try:
-        rows = history.history(db, pilot.name)
-    finally:
-        db.close()
+    rows = history_rows(runs)
     console.show_history(rows, wide=True)
     output = printed(screen)
     assert "…" not in output
